@@ -1,0 +1,31 @@
+"""Give a silent video a soundtrack:  python generate.py video=IN.mp4 ckpt=CKPT out=OUT.mp4"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from v2a.generation.job import generate
+from v2a.generation.video_input import VideoInputError
+from v2a.inference.loading import CheckpointError
+
+log = logging.getLogger("generate")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="generate")
+def main(cfg: DictConfig) -> None:
+    options = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        results = generate(**options)
+    except (VideoInputError, CheckpointError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    for result in results:
+        print(f"wrote {result['video']} and {result['audio']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny synthetic shard set and composed tiny configs (seconds on CPU)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from v2a.data.synthetic.build import build_split
+from v2a.shapes import ClipSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+
+torch.set_num_threads(2)
+os.environ.setdefault("WANDB_MODE", "offline")
+
+# Overrides that make v2a_tiny run in seconds in tests.
+TINY = [
+    "experiment=v2a_tiny",
+    "data.batch_size=8",
+    "data.eval_batch_size=8",
+    "data.num_workers=0",
+    "data.shuffle_buffer=16",
+    "data.samples_per_epoch=32",
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=2",
+    "trainer.limit_val_batches=1",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "callbacks.model_checkpoint.every_n_train_steps=2",
+    "callbacks.demo_samples.num_clips=1",
+    "model.scheduler.warmup_steps=1",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_spec() -> ClipSpec:
+    return ClipSpec()
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory, tiny_spec) -> Path:
+    """train 48 / val 16 / test 16 clips in shards of 16, built once per session."""
+    root = tmp_path_factory.mktemp("shards")
+    for offset, (split, clips) in enumerate((("train", 48), ("val", 16), ("test", 16))):
+        build_split(root, split, clips, 100 + offset, tiny_spec, shard_size=16, max_objects=2, workers=1)
+    return root
+
+
+def compose_config(overrides: list[str], config_name: str = "config"):
+    """Compose a config outside a Hydra app (``hydra:`` interpolations replaced by explicit paths)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+@pytest.fixture()
+def tiny_cfg(tiny_shards, tmp_path):
+    return compose_config(TINY + [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}",
+                                  f"data.root={tiny_shards}"])

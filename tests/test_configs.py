@@ -1,0 +1,67 @@
+"""Every config composes and instantiates."""
+
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+
+from tests.conftest import CONF, compose_config
+from v2a.training.run import instantiate_dict
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+BASE = lambda tmp: [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/run"]  # noqa: E731
+
+
+def test_there_are_experiments():
+    assert {"v2a_tiny", "v2a_base"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_builds(experiment, tmp_path):
+    cfg = compose_config(BASE(tmp_path) + [f"experiment={experiment}"])
+    datamodule = instantiate(cfg.data)
+    assert isinstance(datamodule, pl.LightningDataModule)
+    model = instantiate(cfg.model)
+    params = sum(p.numel() for p in model.net.parameters())
+    if experiment == "v2a_base":
+        assert 100e6 <= params <= 200e6, params
+        assert cfg.trainer.precision == "bf16-mixed"
+    if experiment == "v2a_tiny":
+        assert params < 5e6 and cfg.trainer.accelerator == "cpu"
+    assert len(instantiate_dict(cfg.callbacks)) >= 2
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "model" / "denoiser").glob("*.yaml")))
+def test_denoiser_presets_build(option, tmp_path):
+    cfg = compose_config(BASE(tmp_path) + [f"model/denoiser={option}"])
+    assert instantiate(cfg.model.denoiser).width == cfg.model.denoiser.width
+
+
+@pytest.mark.parametrize("logger", sorted(p.stem for p in (CONF / "logger").glob("*.yaml")))
+def test_loggers_build(logger, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = compose_config(BASE(tmp_path) + [f"logger={logger}"])
+    assert len(instantiate_dict(cfg.logger)) == 1
+
+
+@pytest.mark.parametrize("trainer", sorted(p.stem for p in (CONF / "trainer").glob("*.yaml") if p.stem != "default"))
+def test_trainer_configs_compose(trainer, tmp_path):
+    cfg = compose_config(BASE(tmp_path) + [f"trainer={trainer}"])
+    assert cfg.trainer._target_ == "pytorch_lightning.Trainer" and cfg.trainer.max_steps > 0
+    if trainer == "cpu":
+        assert isinstance(instantiate(cfg.trainer, logger=False, enable_checkpointing=False), pl.Trainer)
+
+
+@pytest.mark.parametrize("name", ["evaluate", "generate"])
+def test_entry_point_configs_compose(name):
+    cfg = compose_config(["ckpt=x", "out=y"] + (["video=z"] if name == "generate" else []), config_name=name)
+    assert cfg.ckpt == "x"
+
+
+def test_data_prep_config_composes():
+    cfg = compose_config([], config_name="data_prep/synthetic")
+    cfg = cfg.get("data_prep", cfg)  # composed by path, the file lands under its folder's package
+    assert instantiate(cfg.spec).n_video_frames == 50
+    assert Path(CONF / "data_prep" / "synthetic.yaml").exists()

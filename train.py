@@ -1,0 +1,24 @@
+"""Train a v2a model:  python train.py experiment=v2a_tiny   (see conf/ for every option)."""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from omegaconf import DictConfig
+
+from v2a.training.run import train
+
+log = logging.getLogger("train")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    result = train(cfg)
+    print(f"checkpoint: {result['checkpoint']}", flush=True)
+    metric = result["metrics"].get(cfg.get("optimized_metric", ""))
+    return metric
+
+
+if __name__ == "__main__":
+    main()

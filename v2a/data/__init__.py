@@ -1,0 +1,1 @@
+"""Shards, decoding and the data module."""

@@ -1,0 +1,42 @@
+"""Reading evaluation clips and their ground-truth onsets from shard folders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from v2a.data.datamodule import ShardDataModule
+from v2a.shapes import ClipSpec
+
+
+def resolve_split(data: str | Path, split: str) -> tuple[Path, str]:
+    """``data`` is a shard root with split folders, or one split folder itself."""
+    data = Path(data)
+    if (data / split).is_dir():
+        return data, split
+    if any(data.glob("*.tar")):
+        return data.parent, data.name
+    raise FileNotFoundError(f"no shards for split '{split}' under {data} (expected {data / split}/*.tar)")
+
+
+def iterate_batches(data: str | Path, split: str, spec: ClipSpec, batch_size: int,
+                    max_clips: int | None = None) -> Iterator[dict]:
+    """Batches of a split, in shard order, stopping after ``max_clips`` clips."""
+    root, split_name = resolve_split(data, split)
+    module = ShardDataModule(root=str(root), spec=spec, eval_batch_size=batch_size, num_workers=0, test_split=split_name)
+    seen = 0
+    for batch in module.test_dataloader():
+        if max_clips is not None and seen >= max_clips:
+            return
+        if max_clips is not None and seen + len(batch["key"]) > max_clips:
+            keep = max_clips - seen
+            batch = {k: v[:keep] for k, v in batch.items()}
+        seen += len(batch["key"])
+        yield batch
+
+
+def event_times(meta: dict) -> np.ndarray:
+    """Ground-truth onset times of a clip (seconds)."""
+    return np.array(sorted(e["time"] for e in meta.get("events", [])), dtype=np.float64)

@@ -1,0 +1,104 @@
+"""Generate audio for one video (or a folder of videos) and write wav, muxed video and sidecar json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from v2a.generation.mux import mux_audio
+from v2a.generation.video_input import VideoInputError, open_video, read_window
+from v2a.generation.windowed import generate_long
+from v2a.inference.loading import load_module
+from v2a.utils.audio_files import write_audio
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def list_videos(video: str | Path) -> list[Path]:
+    """One file, or the video files of a folder (sorted)."""
+    video = Path(video)
+    if video.is_dir():
+        files = sorted(p for p in video.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        if not files:
+            raise VideoInputError(f"{video}: folder holds no video files ({', '.join(VIDEO_SUFFIXES)})")
+        return files
+    return [video]
+
+
+def output_paths(video: Path, out: str | Path, many: bool) -> tuple[Path, Path]:
+    """(muxed video path, wav path) for one input; ``out`` is a file for one input, a folder for many."""
+    out = Path(out)
+    target = out / f"{video.stem}_v2a{video.suffix if video.suffix.lower() in ('.mp4', '.mkv', '.mov') else '.mp4'}" if many else out
+    return target, target.with_suffix(".wav")
+
+
+@torch.no_grad()
+def generate_for_video(module, video_path: Path, out_video: Path, *, steps: int | None, cfg_scale: float | None,
+                       seed: int, overlap_s: float, original_audio: str, duration: float | None,
+                       watermarker=None, settings: dict | None = None) -> dict:
+    """Generate, watermark, write wav + muxed video + sidecar json; returns the sidecar."""
+    spec = module.features.spec
+    video = open_video(video_path, spec)
+    seconds = min(duration, video.duration) if duration else video.duration
+    n_frames = max(1, int(round(seconds * spec.fps)))
+    generator = torch.Generator(device=module.device).manual_seed(seed)
+    bar = tqdm(total=None, desc=video_path.name, unit="window", leave=False)
+
+    def mel_for(frames: torch.Tensor) -> torch.Tensor:
+        return module.generate_mel(frames, steps=steps, cfg_scale=cfg_scale, generator=generator)
+
+    mel = generate_long(lambda start, count: read_window(video, start / spec.fps, spec, count), n_frames, spec,
+                        mel_for, overlap_s=overlap_s, progress=bar.update)
+    bar.close()
+    audio = module.vocoder(mel[None].to(module.device))[0].cpu().numpy()
+    if watermarker is not None:
+        audio = watermarker.embed(audio, spec.sample_rate)
+    out_video.parent.mkdir(parents=True, exist_ok=True)
+    wav_path = write_audio(out_video.with_suffix(".wav"), audio, spec.sample_rate)
+    mux_audio(video_path, audio, spec.sample_rate, out_video, original_audio=original_audio)
+    sidecar = {"input": str(video_path), "video": str(out_video), "audio": str(wav_path),
+               "duration_s": len(audio) / spec.sample_rate, "sample_rate": spec.sample_rate,
+               "watermarked": watermarker is not None, **(settings or {})}
+    tmp = out_video.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(sidecar, indent=2))
+    os.replace(tmp, out_video.with_suffix(".json"))
+    return sidecar
+
+
+def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_scale: float | None = None,
+             seed: int = 0, overlap_s: float = 0.5, original_audio: str = "drop", duration: float | None = None,
+             device: str = "cpu", watermarker=None) -> list[dict]:
+    """Generate for a file or a folder; a bad file in a folder is logged and skipped."""
+    videos = list_videos(video)
+    module = load_module(ckpt, device=device)
+    settings = {"ckpt": str(ckpt), "model_sha256": file_sha256(ckpt), "steps": steps or module.sampler.steps,
+                "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale, "seed": seed,
+                "overlap_s": overlap_s, "original_audio": original_audio}
+    results, many = [], Path(video).is_dir()
+    for path in tqdm(videos, desc="videos", unit="video", disable=len(videos) == 1):
+        out_video, _ = output_paths(path, out, many)
+        try:
+            results.append(generate_for_video(module, path, out_video, steps=steps, cfg_scale=cfg_scale, seed=seed,
+                                              overlap_s=overlap_s, original_audio=original_audio,
+                                              duration=duration, watermarker=watermarker, settings=settings))
+        except VideoInputError as error:
+            if not many:
+                raise
+            log.warning("skipping %s: %s", path, error)
+    return results

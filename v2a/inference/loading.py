@@ -1,0 +1,51 @@
+"""Rebuild a V2A module from a checkpoint without executing anything stored in it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable or not a v2a checkpoint."""
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """``torch.load`` with ``weights_only=True``: tensors and plain containers only, never code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # corrupt file, pickle with code, wrong format
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or not checkpoint.get("v2a_config"):
+        raise CheckpointError(f"{path} is not a v2a training checkpoint (no state_dict / v2a_config)")
+    return checkpoint
+
+
+def load_module(path: str | Path, *, device: str | torch.device = "cpu", overrides: dict | None = None):
+    """The V2A LightningModule of a checkpoint, in eval mode, on ``device``.
+
+    ``overrides`` (dotted keys -> values, e.g. ``{"model.vocoder.n_iter": 64}``) change the model
+    config before it is built; the trained weights are loaded afterwards.
+    """
+    checkpoint = load_checkpoint(path)
+    config = OmegaConf.create(checkpoint["v2a_config"])
+    for key, value in (overrides or {}).items():
+        OmegaConf.update(config, key, value, force_add=True)
+    module = instantiate(config.model)
+    missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
+    # A vocoder swapped at load time brings its own weights; anything else missing is an error.
+    missing = [k for k in missing if not k.startswith("vocoder.")]
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not match the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    module.run_config = OmegaConf.to_container(config, resolve=True)
+    module.global_step_loaded = int(checkpoint.get("global_step", 0))
+    return module.to(device).eval()

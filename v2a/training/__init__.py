@@ -1,0 +1,1 @@
+"""Lightning wiring: the V2A module, EMA and callbacks."""

@@ -1,0 +1,63 @@
+"""Callbacks: render a fixed demo set with EMA weights; print where the checkpoint is."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from v2a.utils.audio_files import write_audio
+from v2a.utils.plots import plot_mels
+
+log = logging.getLogger(__name__)
+
+
+class DemoSamples(pl.Callback):
+    """Every ``every_n_steps`` and at the end of training, generate audio for the first
+    ``num_clips`` validation clips (fixed seed) and write wav + spectrogram png under ``out_dir``."""
+
+    def __init__(self, *, out_dir: str, num_clips: int = 4, every_n_steps: int = 0, seed: int = 0) -> None:
+        self.out_dir = Path(out_dir)
+        self.num_clips = num_clips
+        self.every_n_steps = every_n_steps
+        self.seed = seed
+        self._batch: dict | None = None
+
+    def _demo_batch(self, trainer: pl.Trainer) -> dict | None:
+        if self._batch is None:
+            datamodule = trainer.datamodule
+            if datamodule is None:
+                return None
+            self._batch = next(iter(datamodule.val_dataloader()))
+        return self._batch
+
+    @torch.no_grad()
+    def render(self, trainer: pl.Trainer, module: pl.LightningModule) -> Path | None:
+        batch = self._demo_batch(trainer)
+        if batch is None or not trainer.is_global_zero:
+            return None
+        step_dir = self.out_dir / f"step_{trainer.global_step:07d}"
+        frames = batch["frames"][: self.num_clips]
+        generator = torch.Generator(device=module.device).manual_seed(self.seed)
+        was_training = module.training
+        module.eval()
+        mel = module.generate_mel(frames, generator=generator)
+        audio = module.vocoder(mel).cpu().numpy()
+        reference = module.features(batch["audio"][: self.num_clips].to(module.device)).cpu().numpy()
+        module.train(was_training)
+        rate = module.features.spec.mel_rate
+        for i, key in enumerate(batch["key"][: self.num_clips]):
+            write_audio(step_dir / f"{key}.wav", audio[i], module.features.spec.sample_rate)
+            events = [e["time"] for e in batch["meta"][i].get("events", [])]
+            plot_mels(step_dir / f"{key}.png", [("reference", reference[i]), ("generated", mel[i].cpu().numpy())], rate, events)
+        log.info("demo samples written to %s", step_dir)
+        return step_dir
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0 and trainer.global_step > 0:
+            self.render(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.render(trainer, pl_module)

@@ -1,0 +1,112 @@
+"""The LightningModule that wires network, objective, sampler, features and vocoder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from v2a.audio.mel import LogMel
+from v2a.diffusion import ODESampler, RectifiedFlow, guided_velocity
+from v2a.models.v2a_net import V2ANet
+from v2a.models.vocoder.base import Vocoder
+from v2a.training.ema import make_ema
+
+
+class V2AModule(pl.LightningModule):
+    """Trains ``net`` with flow matching on log-mels; samples with the EMA weights.
+
+    Randomness of noise, flow times and condition dropout comes from a dedicated generator seeded
+    per rank, whose state is checkpointed; validation uses a fixed seed so its loss is comparable
+    across steps.
+    """
+
+    def __init__(self, *, visual_encoder: torch.nn.Module, denoiser: torch.nn.Module, objective: RectifiedFlow, sampler: ODESampler, features: LogMel,
+                 vocoder: Vocoder, optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: Callable[..., Any] | None = None, ema_decay: float = 0.998, cfg_scale: float = 3.0,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.net = V2ANet(visual_encoder=visual_encoder, denoiser=denoiser)
+        self.ema = make_ema(self.net, ema_decay)
+        self.objective = objective
+        self.sampler = sampler
+        self.features = features
+        self.vocoder = vocoder
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.cfg_scale = cfg_scale
+        self.seed = seed
+        self.run_config: dict | None = None  # resolved Hydra config, stored in checkpoints by train.py
+        self._generator: torch.Generator | None = None
+
+    # --- randomness -------------------------------------------------------------------------
+    @property
+    def generator(self) -> torch.Generator:
+        if self._generator is None or self._generator.device != self.device:
+            self._generator = torch.Generator(device=self.device)
+            self._generator.manual_seed(self.seed + 1000 * self.global_rank)
+        return self._generator
+
+    # --- training ---------------------------------------------------------------------------
+    def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        mel = self.features(batch["audio"])
+        cond = net.encode(batch["frames"])
+        return self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(self.net, batch, self.generator)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.global_step}")
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["audio"].shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.ema.update_parameters(self.net)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        generator = torch.Generator(device=self.device).manual_seed(12345 + batch_idx)
+        loss = self._loss(self.ema.module, batch, generator)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["audio"].shape[0])
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.net.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "step"}}
+
+    # --- sampling ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate_mel(self, frames: torch.Tensor, *, steps: int | None = None, cfg_scale: float | None = None,
+                     generator: torch.Generator | None = None, n_mel_frames: int | None = None,
+                     use_ema: bool = True) -> torch.Tensor:
+        """Video frames [B, T, 3, H, W] -> normalised log-mel [B, n_mels, F] (EMA weights, CFG)."""
+        net = self.ema.module if use_ema else self.net
+        spec = self.features.spec
+        frames = frames.to(self.device)
+        batch = frames.shape[0]
+        n_mel_frames = n_mel_frames or frames.shape[1] * spec.tokens_per_video_frame * spec.mel_frames_per_token
+        cond = net.encode(frames)
+        scale = self.cfg_scale if cfg_scale is None else cfg_scale
+        keep = torch.ones(batch, dtype=torch.bool, device=self.device)
+        velocity = guided_velocity(
+            lambda x, t: net(x, t, cond, keep), lambda x, t: net(x, t, cond, ~keep), scale
+        )
+        noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=self.device)
+        return self.sampler(velocity, noise, steps=steps)
+
+    @torch.no_grad()
+    def generate_audio(self, frames: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """Video frames -> waveform [B, samples] through the configured vocoder."""
+        return self.vocoder(self.generate_mel(frames, **kwargs))
+
+    # --- checkpoint state -------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["v2a_config"] = self.run_config
+        checkpoint["v2a_generator_state"] = self.generator.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("v2a_generator_state")
+        if state is not None:
+            self.generator.set_state(state)
