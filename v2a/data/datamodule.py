@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from functools import partial
 from pathlib import Path
 
@@ -13,30 +12,10 @@ from torch.utils.data import DataLoader
 
 from v2a.data.decode import collate, decode_sample
 from v2a.data.shard_writer import read_index, shard_urls
+from v2a.data.train_stream import EpochLoader, TrainStream
 from v2a.shapes import ClipSpec
 
 log = logging.getLogger(__name__)
-
-
-class SeededShuffle:
-    """A shuffle buffer whose order depends only on (seed, rank, worker, epoch).
-
-    webdataset's own shuffle seeds from pid and time, which makes runs unrepeatable.
-    """
-
-    def __init__(self, bufsize: int, seed: int) -> None:
-        self.bufsize, self.seed, self.epoch = bufsize, seed, -1
-
-    def __call__(self, samples):
-        self.epoch += 1
-        rng = random.Random(wds.utils.make_seed(self.seed, wds.utils.pytorch_worker_seed(), self.epoch))
-        buffer: list = []
-        for sample in samples:
-            buffer.append(sample)
-            if len(buffer) >= self.bufsize:
-                yield buffer.pop(rng.randrange(len(buffer)))
-        rng.shuffle(buffer)
-        yield from buffer
 
 
 def _decode_or_skip(sample: dict, spec: ClipSpec) -> dict | None:
@@ -50,9 +29,10 @@ def _decode_or_skip(sample: dict, spec: ClipSpec) -> dict | None:
 class ShardDataModule(pl.LightningDataModule):
     """Streams ``root/{train,val,test}`` shard folders.
 
-    Training is resampled (infinite, shards drawn per worker and rank) with an explicit epoch length,
-    which keeps batch counts equal across DDP ranks; evaluation splits are read once, in order,
-    split by rank and worker so that no clip is seen twice.
+    Training is resampled (shards drawn per worker and rank, see :mod:`v2a.data.train_stream`) with an
+    explicit epoch length, which keeps batch counts equal across DDP ranks, and its position is part of
+    every checkpoint; evaluation splits are read once, in order, split by rank and worker so that no
+    clip is seen twice.
     """
 
     def __init__(
@@ -80,6 +60,7 @@ class ShardDataModule(pl.LightningDataModule):
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.samples_per_epoch = samples_per_epoch
         self.seed = seed
+        self._resume_state: dict | None = None
 
     def split_dir(self, stage: str) -> Path:
         return self.root / self.splits[stage]
@@ -88,41 +69,44 @@ class ShardDataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return trainer.world_size if trainer is not None else 1
 
-    def _pipeline(self, stage: str) -> wds.WebDataset:
+    def _eval_pipeline(self, stage: str) -> wds.WebDataset:
         urls = shard_urls(self.split_dir(stage))
         decode = partial(_decode_or_skip, spec=self.spec)
-        if stage == "train":
-            # Each rank and worker draws shards with its own deterministic stream (seed, rank, worker, epoch).
-            dataset = wds.DataPipeline(
-                wds.ResampledShards(urls, seed=self.seed, deterministic=True),
-                wds.tarfile_to_samples(handler=wds.warn_and_continue),
-                SeededShuffle(self.shuffle_buffer, self.seed),
-                wds.map(decode),
-                wds.select(lambda s: s is not None),
-            )
-            epoch = self.samples_per_epoch or read_index(self.split_dir(stage)).get("samples", 1000)
-            # with_epoch counts per worker: divide the global epoch over ranks and workers.
-            per_worker = max(1, epoch // (self._world() * max(1, self.num_workers)))
-            return dataset.with_epoch(per_worker)
         dataset = wds.WebDataset(urls, shardshuffle=False, nodesplitter=wds.split_by_node, empty_check=False)
         return dataset.map(decode).select(lambda s: s is not None)
 
-    def _loader(self, stage: str) -> DataLoader:
-        batch = self.batch_size if stage == "train" else self.eval_batch_size
-        return DataLoader(
-            self._pipeline(stage),
-            batch_size=batch,
-            num_workers=self.num_workers,
-            collate_fn=collate,
-            persistent_workers=self.num_workers > 0 and stage == "train",
-            drop_last=stage == "train",
-        )
+    def _eval_loader(self, stage: str) -> DataLoader:
+        return DataLoader(self._eval_pipeline(stage), batch_size=self.eval_batch_size, num_workers=self.num_workers,
+                          collate_fn=collate)
+
+    # --- resumable position in the training stream ---------------------------------------------
+    def state_dict(self) -> dict:
+        """Epoch and batches consumed in it, read from the trainer's loop progress at checkpoint time."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return {}
+        loop = trainer.fit_loop
+        return {"epoch": loop.epoch_progress.current.processed,
+                "batches": loop.epoch_loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume_state = dict(state)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
+        urls = shard_urls(self.split_dir("train"))
+        epoch = self.samples_per_epoch or read_index(self.split_dir("train")).get("samples", 1000)
+        # the epoch is global: divide it over ranks and workers
+        per_worker = max(self.batch_size, epoch // (self._world() * max(1, self.num_workers)))
+        stream = TrainStream(urls, decode=partial(_decode_or_skip, spec=self.spec), seed=self.seed,
+                             shuffle_buffer=self.shuffle_buffer, samples_per_worker=per_worker,
+                             batch_size=self.batch_size)
+        resume = self._resume_state or {}
+        return EpochLoader(stream, start_epoch=resume.get("epoch", 0), skip_batches=resume.get("batches", 0),
+                           batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate,
+                           drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._eval_loader("test")

@@ -43,9 +43,11 @@ class RectifiedFlow:
 
     def loss(self, velocity: Callable[..., torch.Tensor], x1: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """MSE between ``velocity(x_t, t, keep)`` and the straight-line target."""
-        batch, device = x1.shape[0], x1.device
-        x0 = torch.randn(x1.shape, generator=generator, device=device, dtype=x1.dtype)
-        t = self.sample_time(batch, generator, device)
-        keep = self.keep_mask(batch, generator, device)
+        # Draw on the generator's device (a CPU generator's state is portable and checkpointable),
+        # then move: the random stream does not depend on where the model runs.
+        batch, source = x1.shape[0], generator.device
+        x0 = torch.randn(x1.shape, generator=generator, device=source).to(x1)
+        t = self.sample_time(batch, generator, source).to(x1.device)
+        keep = self.keep_mask(batch, generator, source).to(x1.device)
         prediction = velocity(self.interpolate(x0, x1, t), t, keep)
         return F.mse_loss(prediction.float(), self.target(x0, x1).float())

@@ -58,7 +58,7 @@ def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test
     # 2. Generate for the test split (matched and mismatched video) and score.
     scores = {"sync": OnsetScores(), "ref_gt": OnsetScores(), "ref_mismatched": OnsetScores()}
     mel_l1, n_clips, gen_seconds, previous = [], 0, 0.0, None
-    generator = torch.Generator(device=module.device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     audio_dir = out_dir / "audio"
     for batch in tqdm(list(iterate_batches(data, split, spec, batch_size, max_clips)), desc="evaluate", unit="batch"):
         frames, references = batch["frames"], [event_times(m) for m in batch["meta"]]

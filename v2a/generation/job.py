@@ -57,7 +57,7 @@ def generate_for_video(module, video_path: Path, out_video: Path, *, steps: int 
     video = open_video(video_path, spec)
     seconds = min(duration, video.duration) if duration else video.duration
     n_frames = max(1, int(round(seconds * spec.fps)))
-    generator = torch.Generator(device=module.device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     bar = tqdm(total=None, desc=video_path.name, unit="window", leave=False)
 
     def mel_for(frames: torch.Tensor) -> torch.Tensor:

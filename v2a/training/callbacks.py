@@ -40,7 +40,7 @@ class DemoSamples(pl.Callback):
             return None
         step_dir = self.out_dir / f"step_{trainer.global_step:07d}"
         frames = batch["frames"][: self.num_clips]
-        generator = torch.Generator(device=module.device).manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
         was_training = module.training
         module.eval()
         mel = module.generate_mel(frames, generator=generator)

@@ -44,9 +44,9 @@ class V2AModule(pl.LightningModule):
     # --- randomness -------------------------------------------------------------------------
     @property
     def generator(self) -> torch.Generator:
-        if self._generator is None or self._generator.device != self.device:
-            self._generator = torch.Generator(device=self.device)
-            self._generator.manual_seed(self.seed + 1000 * self.global_rank)
+        """The training noise generator: on the CPU, seeded per rank, saved in checkpoints."""
+        if self._generator is None:
+            self._generator = torch.Generator().manual_seed(self.seed + 1000 * self.global_rank)
         return self._generator
 
     # --- training ---------------------------------------------------------------------------
@@ -62,11 +62,14 @@ class V2AModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["audio"].shape[0])
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Here, not in on_train_batch_end: once per optimizer step (gradient accumulation), and
+        # before checkpoint callbacks run, so a checkpoint never misses the step's EMA update.
         self.ema.update_parameters(self.net)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        generator = torch.Generator(device=self.device).manual_seed(12345 + batch_idx)
+        generator = torch.Generator().manual_seed(12345 + batch_idx)  # same noise at every validation
         loss = self._loss(self.ema.module, batch, generator)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["audio"].shape[0])
 
@@ -93,7 +96,8 @@ class V2AModule(pl.LightningModule):
         velocity = guided_velocity(
             lambda x, t: net(x, t, cond, keep), lambda x, t: net(x, t, cond, ~keep), scale
         )
-        noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=self.device)
+        source = generator.device if generator is not None else self.device
+        noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(self.device)
         return self.sampler(velocity, noise, steps=steps)
 
     @torch.no_grad()

@@ -1,0 +1,101 @@
+"""Probe a video with PyAV (headers plus one decoded frame): cheap, and it rejects bad input early.
+
+Rejections raise :class:`BadVideo` with a ``kind`` for ``index.json``; nothing here decodes more than a
+frame, so the plan for thousands of files is made in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import av
+
+MAX_FPS = 1000.0  # anything faster is a broken header, not a video
+
+
+class BadVideo(Exception):
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind, self.reason = kind, reason
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    duration: float  # seconds of video, from the first frame
+    fps: float
+    width: int
+    height: int
+    origin: float  # presentation time of the first video frame (audio is read on the same clock)
+    has_audio: bool
+    audio_rate: int
+
+
+def _seconds(value: int | None, time_base) -> float | None:
+    return None if value is None or time_base is None else float(value * time_base)
+
+
+def _duration(container, stream, origin: float) -> float | None:
+    """Video duration from the stream, else the container, else by demuxing packet timestamps."""
+    duration = _seconds(stream.duration, stream.time_base)
+    if duration:
+        return duration
+    if container.duration:
+        start = container.start_time / av.time_base if container.start_time is not None else origin
+        return container.duration / av.time_base - max(0.0, origin - start)
+    end = None
+    for packet in container.demux(stream):  # headers without a duration (some avi/ts): read packet times
+        if packet.pts is not None:
+            stop = float((packet.pts + (packet.duration or 0)) * stream.time_base)
+            end = stop if end is None else max(end, stop)
+    return None if end is None else end - origin
+
+
+def probe(path: str, *, max_resolution: int, max_duration_s: float) -> VideoInfo:
+    """Stream facts of a video file, or :class:`BadVideo` saying why it cannot be used."""
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except av.FFmpegError as error:
+        raise BadVideo("unreadable", f"not a readable media file ({error.strerror or error})") from None
+    except (OSError, UnicodeError, ValueError) as error:
+        raise BadVideo("unreadable", f"cannot open: {error}") from None
+    with container:
+        try:
+            return _probe_open(container, max_resolution=max_resolution, max_duration_s=max_duration_s)
+        except BadVideo:
+            raise
+        except (av.FFmpegError, OSError, ValueError, ZeroDivisionError, OverflowError) as error:
+            raise BadVideo("unreadable", f"cannot read the video stream ({error})") from None
+
+
+def _probe_open(container, *, max_resolution: int, max_duration_s: float) -> VideoInfo:
+    if not container.streams.video:
+        kind = "audio-only file" if container.streams.audio else "no streams"
+        raise BadVideo("no_video", f"no video stream ({kind})")
+    stream = container.streams.video[0]
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width <= 0 or height <= 0:
+        raise BadVideo("unreadable", f"video stream has no frame size ({width}x{height})")
+    if max(width, height) > max_resolution:
+        raise BadVideo("too_large", f"resolution {width}x{height} above max_resolution={max_resolution}")
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    if not 0 < fps <= MAX_FPS:
+        raise BadVideo("bad_fps", f"frame rate {fps:g} fps is not usable")
+    try:
+        first = next(container.decode(stream), None)
+    except av.FFmpegError as error:
+        first, why = None, f" ({error.strerror or error})"
+    else:
+        why = ""
+    if first is None:
+        raise BadVideo("undecodable", f"no decodable frame in the {stream.codec_context.name} stream{why}")
+    origin = _seconds(stream.start_time, stream.time_base)
+    origin = first.time if origin is None and first.time is not None else origin or 0.0
+    duration = _duration(container, stream, origin)  # after the first frame: demuxing goes on from there
+    if duration is None or duration <= 0:
+        raise BadVideo("empty", "zero-length video")
+    if duration > max_duration_s:
+        raise BadVideo("too_long", f"duration {duration:.1f} s above max_duration_s={max_duration_s:g}")
+    audio = container.streams.audio[0] if container.streams.audio else None
+    audio_rate = int(audio.codec_context.sample_rate or 0) if audio is not None else 0
+    return VideoInfo(duration, fps, width, height, origin, audio_rate > 0, audio_rate)

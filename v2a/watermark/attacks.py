@@ -1,0 +1,124 @@
+"""Removal attacks the mark must survive; each is ``attack(audio, sr, rng) -> (audio, sr)``.
+
+Audio is mono ``[samples]`` float32. Randomness (crop position, echo delay, the interfering
+sound...) comes only from ``rng`` so a benchmark run is reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+
+import numpy as np
+from scipy import signal
+
+from v2a.watermark import synth
+from v2a.watermark.audio_io import codec_roundtrip, resample
+
+Attack = Callable[[np.ndarray, int, np.random.Generator], tuple[np.ndarray, int]]
+
+
+def _f32(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32)
+
+
+def aac_64k(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """AAC (FFmpeg native encoder) at 64 kbit/s in ADTS, decoded back."""
+    return codec_roundtrip(audio, sr, "aac", 64_000, "adts")
+
+
+def mp3_64k(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """MP3 (LAME) at 64 kbit/s, decoded back."""
+    return codec_roundtrip(audio, sr, "libmp3lame", 64_000, "mp3")
+
+
+def opus_64k(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Opus at 64 kbit/s in Ogg, decoded back (at 48 kHz)."""
+    return codec_roundtrip(audio, sr, "libopus", 64_000, "ogg")
+
+
+def resample_8k(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Down to 8 kHz and back up to the original rate (loses everything above 4 kHz)."""
+    return _f32(resample(resample(audio, sr, 8000), 8000, sr)), sr
+
+
+def white_noise_20db(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Additive white Gaussian noise at 20 dB SNR (relative to the clip's mean power)."""
+    power = float(np.mean(np.asarray(audio, dtype=np.float64) ** 2))
+    noise = rng.standard_normal(len(audio)) * np.sqrt(power / 100.0)
+    return _f32(audio + noise), sr
+
+
+def gain_up_10db(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """+10 dB, clipped to [-1, 1] as a file would be (loud clips distort)."""
+    return _f32(np.clip(audio * 10 ** 0.5, -1, 1)), sr
+
+
+def gain_down_10db(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """-10 dB."""
+    return _f32(audio * 10 ** -0.5), sr
+
+
+def lowpass_4k(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """8th-order Butterworth low-pass at 4 kHz (zero phase)."""
+    if sr <= 8000:
+        return _f32(audio), sr
+    sos = signal.butter(8, 4000, btype="low", fs=sr, output="sos")
+    return _f32(signal.sosfiltfilt(sos, audio)), sr
+
+
+def crop_2s(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A 2 s excerpt starting anywhere (sample-accurate, so not aligned to any frame grid)."""
+    n = 2 * sr
+    start = int(rng.integers(0, max(1, len(audio) - n + 1)))
+    return _f32(audio[start: start + n]), sr
+
+
+def _speed(audio: np.ndarray, sr: int, factor: Fraction) -> tuple[np.ndarray, int]:
+    # Resample to sr/factor and play at sr: tempo and pitch both scale by ``factor``.
+    return _f32(resample(audio, sr * factor, sr)), sr
+
+
+def speed_up_5(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Play 5 % faster (pitch +5 %, length -5 %)."""
+    return _speed(audio, sr, Fraction(21, 20))
+
+
+def speed_down_5(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Play 5 % slower (pitch -5 %, length +5 %)."""
+    return _speed(audio, sr, Fraction(19, 20))
+
+
+def echo(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """One echo with a random 100-300 ms delay and 0.3-0.5 gain."""
+    delay = int(sr * rng.uniform(0.1, 0.3))
+    gain = rng.uniform(0.3, 0.5)
+    out = np.asarray(audio, dtype=np.float64).copy()
+    out[delay:] += gain * audio[: len(audio) - delay]
+    return _f32(np.clip(out / (1 + gain), -1, 1)), sr
+
+
+def mix_equal(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Mix with another (unmarked) procedural sound at the same RMS level."""
+    other = synth.random_clip(rng, sr, len(audio) / sr)[: len(audio)]
+    other = np.pad(other, (0, len(audio) - len(other)))
+    rms_a = np.sqrt(np.mean(np.asarray(audio, dtype=np.float64) ** 2)) + 1e-12
+    rms_o = np.sqrt(np.mean(other.astype(np.float64) ** 2)) + 1e-12
+    return _f32(np.clip(0.5 * (audio + other * (rms_a / rms_o)), -1, 1)), sr
+
+
+ATTACKS: dict[str, Attack] = {
+    "aac_64k": aac_64k,
+    "mp3_64k": mp3_64k,
+    "opus_64k": opus_64k,
+    "resample_8k": resample_8k,
+    "noise_20db": white_noise_20db,
+    "gain_+10db": gain_up_10db,
+    "gain_-10db": gain_down_10db,
+    "lowpass_4k": lowpass_4k,
+    "crop_2s": crop_2s,
+    "speed_+5%": speed_up_5,
+    "speed_-5%": speed_down_5,
+    "echo": echo,
+    "mix_equal": mix_equal,
+}

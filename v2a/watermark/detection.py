@@ -1,0 +1,113 @@
+"""Detection: fold the log-spectrogram on the pattern period, correlate, search speed and shift.
+
+For each candidate speed factor ``s`` the log-magnitude band is (1) read at frequencies
+``f * s`` (a speed change scales pitch) and (2) folded on the pattern period with the frame
+clock scaled by ``s``, so every repetition of the short pattern adds up wherever a crop
+starts. The folded map is centred (which removes stationary tones and broadband onsets), cut
+into the pattern's tiles at every circular shift, and correlated with the keyed pattern.
+
+Why the p-value is exact-ish: for one hypothesis (s, shift) the score is
+``c = sum_j p_j T_j`` with tile sums ``T_j`` computed from the audio alone and key bits
+``p_j``. Without this key's mark the bits are independent fair +-1 given the audio, so ``c``
+is a Rademacher sum with known variance ``V = sum_j T_j^2``; ``z = c / sqrt(V)`` is ~N(0,1)
+for any audio (see ``stats``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import uniform_filter, uniform_filter1d
+
+from v2a.watermark import spectral
+from v2a.watermark.params import WatermarkParams
+
+
+# Detector-only constants (the embedder does not need them). Chosen on procedural clips:
+HP_FRAMES = 9          # per-bin temporal high-pass (removes steady partials within a note)
+HP_BINS = 13           # per-frame spectral high-pass (removes onsets and the spectral envelope)
+LOCAL_FLOOR = 0.1      # floor at 10 % of the local mean power: compresses wild valley levels
+LOCAL_SIZE = (3, 9)
+NF_K = 3.0             # floor at 3x each bin's 10th-percentile power over time: cells that only
+NF_PCT = 10            # hold stationary background noise (e.g. added hiss) carry no mark
+CLIP = 2.0             # clip high-passed cells at CLIP x their median magnitude
+
+
+def log_band_spectrogram(x16: np.ndarray, p: WatermarkParams) -> np.ndarray:
+    """High-passed, clipped log power ``[frames, bins]`` for bins 0..band_hi*(1+max_speed)+1.
+
+    The mark shifts log power by a few hundredths of a neper per cell; everything here strips
+    host structure that would otherwise swamp it, and is key-independent so the p-value
+    argument (see ``stats``) still holds.
+    """
+    n_bins = min(p.n_fft // 2 + 1, int(np.ceil(p.band_hi * (1 + p.max_speed))) + 2)
+    power = np.abs(spectral.stft(x16, p)[:, :n_bins]) ** 2
+    band_mean = float(power[:, p.band_lo: p.band_hi].mean()) if power.size else 0.0
+    # A floor relative to the clip's level makes silence (and near-silence) a constant, which
+    # the high-pass turns into zeros instead of amplified rounding noise; a floor relative to
+    # the local level compresses deep valleys (between partials, in decays) whose log-level
+    # swings wildly but carries little of the mark.
+    floor = p.floor_rel * band_mean + 1e-20 + LOCAL_FLOOR * uniform_filter(power, size=LOCAL_SIZE, mode="nearest")
+    if NF_K > 0 and power.shape[0] > 0:
+        floor = floor + NF_K * np.percentile(power, NF_PCT, axis=0, keepdims=True)
+    logp = np.log(power + floor)
+    hp = logp - uniform_filter1d(logp, HP_FRAMES, axis=0, mode="nearest")
+    hp = hp - uniform_filter1d(hp, HP_BINS, axis=1, mode="nearest")
+    # Clip outliers (onsets, note changes, edges of silence): they dominate the variance of
+    # the score while carrying none of the mark.
+    active = np.abs(hp) > 1e-6
+    scale = float(np.median(np.abs(hp[active]))) if active.any() else 1.0
+    return np.clip(hp, -CLIP * scale, CLIP * scale)
+
+
+def speed_grid(n_frames: int, p: WatermarkParams) -> np.ndarray:
+    """Speed factors to try: fine enough that the residual drift over the clip is < ~1 frame."""
+    step = min(p.max_speed_step, 1.5 / max(n_frames, 1))
+    n = int(np.ceil(p.max_speed / step))
+    return 1.0 + step * np.arange(-n, n + 1)
+
+
+def tile_sums(logspec: np.ndarray, speed: float, p: WatermarkParams) -> np.ndarray:
+    """Folded, centred, tiled map ``G[shift, freq tile]`` for one speed hypothesis.
+
+    ``G[k, n]`` is the sum over the ``tile_frames`` folded phases starting at ``k`` (circular)
+    and the ``tile_bins`` bins of frequency tile ``n``.
+    """
+    n_frames, n_bins = logspec.shape
+    period = p.period_frames
+    # (1) frequency axis: original bin b now sits at b * speed (linear interpolation).
+    pos = np.arange(p.band_lo, p.band_hi) * speed
+    i0 = np.clip(np.floor(pos).astype(int), 0, n_bins - 2)
+    w = (pos - i0)[None, :]
+    band = (1 - w) * logspec[:, i0] + w * logspec[:, i0 + 1]          # [frames, band bins]
+    # (2) time axis: test frame t shows original frame t * speed -> phase of the pattern clock.
+    phase = np.rint(np.arange(n_frames) * speed).astype(int) % period
+    folded = np.zeros((period, band.shape[1]))
+    np.add.at(folded, phase, band)
+    counts = np.bincount(phase, minlength=period)[:, None]
+    # Centre: per bin across phases (stationary tones), per phase across bins (onsets).
+    folded -= (folded.sum(axis=0, keepdims=True) / max(n_frames, 1)) * counts
+    folded -= folded.mean(axis=1, keepdims=True)
+    per_tile = folded.reshape(period, p.n_freq_tiles, p.tile_bins).sum(axis=2)  # [phase, freq tile]
+    boxed = sum(np.roll(per_tile, -j, axis=0) for j in range(p.tile_frames))
+    return boxed
+
+
+def correlate(logspec: np.ndarray, pattern: np.ndarray, p: WatermarkParams) -> tuple[np.ndarray, np.ndarray]:
+    """z-scores ``[speeds, shifts]`` of the pattern against ``logspec`` and the speed grid."""
+    speeds = speed_grid(logspec.shape[0], p)
+    boxed = np.stack([tile_sums(logspec, s, p) for s in speeds])      # [S, P, Nf]
+    shifts = np.arange(p.period_frames)
+    idx = (shifts[:, None] + p.tile_frames * np.arange(p.period_tiles)[None, :]) % p.period_frames
+    tiles = boxed[:, idx, :]                                           # [S, P, M, Nf]
+    c = np.einsum("spmn,mn->sp", tiles, pattern)
+    v = np.einsum("spmn,spmn->sp", tiles, tiles)
+    z = np.where(v > 0, c / np.sqrt(np.maximum(v, 1e-30)), 0.0)
+    return z, speeds
+
+
+def windows(n_frames: int, p: WatermarkParams) -> list[slice]:
+    """Split long audio into near-equal windows of at most ``window_s`` (speed drift bound)."""
+    max_frames = int(p.window_s * p.analysis_sr / p.hop)
+    count = max(1, int(np.ceil(n_frames / max_frames)))
+    edges = np.linspace(0, n_frames, count + 1).astype(int)
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]

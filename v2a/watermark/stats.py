@@ -1,0 +1,63 @@
+"""Null distribution of the detector score and its p-value.
+
+Per hypothesis, ``z = sum_j p_j T_j / sqrt(sum_j T_j^2)`` with key bits ``p_j`` that are fair
+and independent of the audio under H0 (no mark of this key). Given the audio, ``z`` is then a
+normalised Rademacher sum: mean 0, variance 1, and by the CLT over the few hundred tiles close
+to N(0, 1). (Rigorous bounds also exist: Hoeffding gives ``P(z >= t) <= exp(-t^2/2)`` and
+Pinelis ``<= 4.46 * Q(t)``; we use the Gaussian tail and check it empirically in the bench.)
+
+The detector looks at three nested families of hypotheses and combines them with a weighted
+Bonferroni bound, so the common cases pay for fewer hypotheses:
+
+* ``aligned``: speed 1 and the shift an untouched file has (1 hypothesis);
+* ``shifted``: speed 1, any circular shift (crops, codec delays; ``P`` hypotheses);
+* ``any``: every speed x shift (``S * P``).
+
+Within a family the max over ``H`` scores gets a Sidak bound ``1 - (1 - q)^H``; the family
+p-values are divided by their weights and the smallest is kept. For long audio the same is
+done per window and Sidak-combined over windows. All bounds are conservative even though
+neighbouring hypotheses are strongly correlated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from scipy.special import log_ndtr
+
+
+def log_gaussian_tail(z: float) -> float:
+    """``log P(N(0,1) >= z)``, accurate far into the tail."""
+    return float(log_ndtr(-z))
+
+
+def max_p_value(z_max: float, n_hypotheses: int) -> float:
+    """P-value of the largest of ``n_hypotheses`` N(0,1) scores being >= ``z_max`` (Sidak)."""
+    log_q = log_gaussian_tail(z_max)
+    if log_q < -30:  # 1-(1-q)^H ~= H*q, computed in logs to stay finite deep in the tail
+        return math.exp(min(0.0, math.log(n_hypotheses) + log_q))
+    return float(-math.expm1(n_hypotheses * math.log1p(-math.exp(log_q))))
+
+
+# Weights of the aligned / shifted / any-speed families (sum to 1).
+FAMILY_WEIGHTS = (0.4, 0.3, 0.3)
+
+
+def family_p_value(z: np.ndarray, speeds: np.ndarray, aligned_shift: int) -> tuple[float, float, float]:
+    """Combine the ``[speeds, shifts]`` z-scores of one window into ``(p_value, z, speed)``.
+
+    ``z`` and ``speed`` are those of the family that gave the smallest weighted p-value.
+    """
+    unit = int(np.argmin(np.abs(speeds - 1.0)))
+    w0, w1, w2 = FAMILY_WEIGHTS
+    flat = int(np.argmax(z))
+    z_all = float(z.flat[flat])
+    candidates = [
+        (max_p_value(float(z[unit, aligned_shift]), 1) / w0, float(z[unit, aligned_shift]), 1.0),
+        (max_p_value(float(z[unit].max()), z.shape[1]) / w1, float(z[unit].max()), 1.0),
+        (max_p_value(z_all, z.size) / w2, z_all, float(speeds[flat // z.shape[1]])),
+    ]
+    pv, zz, sp = min(candidates, key=lambda c: c[0])
+    return min(1.0, pv), zz, sp

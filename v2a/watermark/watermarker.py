@@ -1,0 +1,83 @@
+"""The public ``Watermarker``: keyed embed and p-value detection."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from v2a.watermark import detection, embedding, stats
+from v2a.watermark.audio_io import resample, to_mono
+from v2a.watermark.keying import key_pattern, resolve_key
+from v2a.watermark.params import WatermarkParams
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """Outcome of ``Watermarker.detect``.
+
+    ``score`` is the best z-score over all speed/shift hypotheses (and windows);
+    ``p_value`` is the probability, for audio without this key's mark, of a score at least
+    this high; ``watermarked`` is ``p_value < fpr``. ``speed`` is the best speed factor found
+    (1.0 = unchanged) and ``n_hypotheses`` the number of scores the maximum was taken over.
+    """
+
+    score: float
+    p_value: float
+    watermarked: bool
+    speed: float = 1.0
+    n_hypotheses: int = 0
+
+
+class Watermarker:
+    """Keyed, inaudible, robust audio watermark with a p-value detector.
+
+    Args:
+        key: secret key; ``None`` reads ``$V2A_WATERMARK_KEY`` and otherwise falls back to a
+            public default key (logged as a warning: that mark is not secret).
+        snr_db: target SNR of the marked audio vs the original, in dB (whole clip).
+        max_alpha: cap on the base relative modulation depth (limits the mark on clips whose
+            energy is mostly outside the 250-3600 Hz band).
+        fpr: false-positive rate; ``detect`` flags ``p_value < fpr``.
+        max_speed: speed changes up to +-this fraction are searched by the detector.
+        **params: any other ``WatermarkParams`` field (geometry); embedder and detector must
+            use the same geometry.
+    """
+
+    def __init__(self, key: str | None = None, *, snr_db: float = 30.5, max_alpha: float = 0.1,
+                 fpr: float = 1e-4, max_speed: float = 0.06, **params: float) -> None:
+        self.params = dataclasses.replace(WatermarkParams(), snr_db=snr_db, max_alpha=max_alpha,
+                                          fpr=fpr, max_speed=max_speed, **params)
+        self._pattern = key_pattern(resolve_key(key), self.params.pattern_shape)
+
+    @property
+    def fpr(self) -> float:
+        return self.params.fpr
+
+    def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Mark ``audio`` (``[samples]`` or ``[channels, samples]`` float32 in [-1, 1]).
+
+        Returns the same shape and dtype. Silent audio (or audio with nothing in the band)
+        comes back unchanged, since there is nothing to modulate.
+        """
+        return embedding.embed(audio, int(sample_rate), self._pattern, self.params)
+
+    def detect(self, audio: np.ndarray, sample_rate: int) -> DetectionResult:
+        """Look for this key's mark; multi-channel audio is mixed down to mono first."""
+        p = self.params
+        x16 = resample(to_mono(audio), int(sample_rate), p.analysis_sr)
+        logspec = detection.log_band_spectrogram(x16, p)
+        wins = [w for w in detection.windows(logspec.shape[0], p) if w.stop - w.start >= p.period_frames]
+        best = (1.0, 0.0, 1.0)  # (p-value, z, speed)
+        n_hyp = 0
+        for win in wins:
+            z, speeds = detection.correlate(logspec[win], self._pattern, p)
+            n_hyp += z.size
+            pv, zz, sp = stats.family_p_value(z, speeds, aligned_shift=(-win.start) % p.period_frames)
+            if pv < best[0] or best[1] == 0.0:
+                best = (pv, zz, sp)
+        # Sidak over windows: the smallest of k window p-values.
+        p_value = float(-np.expm1(len(wins) * np.log1p(-best[0]))) if wins and best[0] < 1.0 else 1.0
+        return DetectionResult(score=best[1], p_value=p_value, watermarked=p_value < p.fpr,
+                               speed=best[2], n_hypotheses=n_hyp)
