@@ -26,6 +26,14 @@ def _decode_or_skip(sample: dict, spec: ClipSpec) -> dict | None:
         return None
 
 
+def _every_nth_for_rank(samples):
+    """Keep samples i with i % world_size == rank (all ranks read the same shards in the same order)."""
+    rank, world, _, _ = wds.utils.pytorch_worker_info()
+    for index, sample in enumerate(samples):
+        if index % world == rank:
+            yield sample
+
+
 class ShardDataModule(pl.LightningDataModule):
     """Streams ``root/{train,val,test}`` shard folders.
 
@@ -72,8 +80,10 @@ class ShardDataModule(pl.LightningDataModule):
     def _eval_pipeline(self, stage: str) -> wds.WebDataset:
         urls = shard_urls(self.split_dir(stage))
         decode = partial(_decode_or_skip, spec=self.spec)
-        dataset = wds.WebDataset(urls, shardshuffle=False, nodesplitter=wds.split_by_node, empty_check=False)
-        return dataset.map(decode).select(lambda s: s is not None)
+        # Split by *sample* across ranks, not by shard: a small eval split with fewer shards than ranks
+        # would otherwise leave a rank with no batch and deadlock the epoch-end metric reduction.
+        dataset = wds.WebDataset(urls, shardshuffle=False, nodesplitter=lambda src: src, empty_check=False)
+        return dataset.compose(_every_nth_for_rank).map(decode).select(lambda s: s is not None)
 
     def _eval_loader(self, stage: str) -> DataLoader:
         return DataLoader(self._eval_pipeline(stage), batch_size=self.eval_batch_size, num_workers=self.num_workers,

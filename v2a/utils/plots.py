@@ -19,7 +19,7 @@ def plot_mels(path: str | Path, panels: list[tuple[str, np.ndarray]], frame_rate
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.2 * len(panels)), squeeze=False)
     for ax, (title, mel) in zip(axes[:, 0], panels, strict=True):
         extent = (0, mel.shape[-1] / frame_rate, 0, mel.shape[0])
-        ax.imshow(mel, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=-1, vmax=1)
+        ax.imshow(mel, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=-3, vmax=3)
         for t in true_times or []:
             ax.axvline(t, color="white", linestyle="--", linewidth=0.8)
         for t in (detected or {}).get(title, []):

@@ -21,7 +21,6 @@ from scipy.ndimage import uniform_filter, uniform_filter1d
 from v2a.watermark import spectral
 from v2a.watermark.params import WatermarkParams
 
-
 # Detector-only constants (the embedder does not need them). Chosen on procedural clips:
 HP_FRAMES = 9          # per-bin temporal high-pass (removes steady partials within a note)
 HP_BINS = 13           # per-frame spectral high-pass (removes onsets and the spectral envelope)

@@ -14,9 +14,14 @@ MAX_FPS = 1000.0  # anything faster is a broken header, not a video
 
 
 class BadVideo(Exception):
+    """Why a file cannot be used; ``kind`` is the short code counted in ``index.json``."""
+
     def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(kind, reason)  # both in args: the exception pickles back from a worker
         self.kind, self.reason = kind, reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,8 @@ class VideoInfo:
     origin: float  # presentation time of the first video frame (audio is read on the same clock)
     has_audio: bool
     audio_rate: int
+    rotation: int = 0  # display rotation, degrees counter-clockwise (phone videos: 90 or 270)
+    container: str = ""  # demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2" or "mpegts"
 
 
 def _seconds(value: int | None, time_base) -> float | None:
@@ -98,4 +105,5 @@ def _probe_open(container, *, max_resolution: int, max_duration_s: float) -> Vid
         raise BadVideo("too_long", f"duration {duration:.1f} s above max_duration_s={max_duration_s:g}")
     audio = container.streams.audio[0] if container.streams.audio else None
     audio_rate = int(audio.codec_context.sample_rate or 0) if audio is not None else 0
-    return VideoInfo(duration, fps, width, height, origin, audio_rate > 0, audio_rate)
+    rotation = int(round((first.rotation or 0) / 90.0)) * 90 % 360  # only quarter turns are meaningful
+    return VideoInfo(duration, fps, width, height, origin, audio_rate > 0, audio_rate, rotation, container.format.name)

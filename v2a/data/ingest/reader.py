@@ -38,19 +38,36 @@ def square_resize(frames: np.ndarray, size: int) -> np.ndarray:
     return video.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def read_frames(path: str, times: np.ndarray, *, origin: float, size: int, reader: str = "decord") -> np.ndarray:
-    """The frame on screen at each of ``times`` (ascending), resized: uint8 [len(times), size, size, 3]."""
-    if reader == "decord":
+# decord returned wrong frames for MPEG-TS, failed on portrait and rotated videos in our tests: it is used
+# only for the containers where it matched PyAV frame for frame, and its output shape is checked.
+DECORD_CONTAINERS = ("mp4", "matroska")
+
+
+def use_decord(container: str, rotation: int) -> bool:
+    """Whether decord may read this video (else PyAV reads it)."""
+    return rotation == 0 and any(name in container.split(",") for name in DECORD_CONTAINERS)
+
+
+def read_frames(
+    path: str, times: np.ndarray, *, origin: float, size: int, rotation: int = 0, shape: tuple[int, int] | None = None,
+    decord_ok: bool = False,
+) -> np.ndarray:
+    """The frame on screen at each of ``times`` (ascending), upright and resized: uint8 [len(times), size, size, 3].
+
+    ``shape`` is the probed (height, width); decord is tried first when ``decord_ok``, PyAV otherwise or
+    when decord fails or returns frames of another shape.
+    """
+    if decord_ok:
         import decord  # lazily: heavy, and only this path needs it
 
         try:
-            return _frames_decord(decord, path, times, size)
+            return _frames_decord(decord, path, times, size, shape)
         except (decord.DECORDError, RuntimeError, IndexError) as error:
             log.debug("decord failed on %s (%s): PyAV instead", path, error)
-    return _frames_pyav(path, times, origin=origin, size=size)
+    return _frames_pyav(path, times, origin=origin, size=size, rotation=rotation)
 
 
-def _frames_decord(decord, path: str, times: np.ndarray, size: int) -> np.ndarray:
+def _frames_decord(decord, path: str, times: np.ndarray, size: int, shape: tuple[int, int] | None) -> np.ndarray:
     video = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     count = len(video)
     if count == 0:
@@ -59,15 +76,24 @@ def _frames_decord(decord, path: str, times: np.ndarray, size: int) -> np.ndarra
     stamps = stamps - stamps[0]  # decord's stamps start at the first frame: the same clock as ``times``
     index = np.clip(np.searchsorted(stamps, times + EPS, side="right") - 1, 0, count - 1)
     wanted, inverse = np.unique(index, return_inverse=True)
-    chunks = [
-        square_resize(video.get_batch(wanted[i : i + CHUNK].tolist()).asnumpy(), size)
-        for i in range(0, len(wanted), CHUNK)
-    ]
+    chunks = []
+    for i in range(0, len(wanted), CHUNK):
+        batch = video.get_batch(wanted[i : i + CHUNK].tolist()).asnumpy()
+        if batch.ndim != 4 or batch.shape[-1] != 3 or (shape is not None and batch.shape[1:3] != tuple(shape)):
+            raise RuntimeError(f"decord returned frames of shape {batch.shape[1:]}, expected {shape}")
+        chunks.append(square_resize(batch, size))
     return np.concatenate(chunks)[inverse]
 
 
-def _frames_pyav(path: str, times: np.ndarray, *, origin: float, size: int) -> np.ndarray:
+def _frames_pyav(path: str, times: np.ndarray, *, origin: float, size: int, rotation: int) -> np.ndarray:
     out: list[np.ndarray | None] = [None] * len(times)
+
+    def array_of(frame: av.VideoFrame) -> np.ndarray:
+        image = frame.to_ndarray(format="rgb24")
+        if rotation:  # the display matrix turns the picture counter-clockwise; np.rot90 does the same
+            image = np.rot90(image, rotation // 90)
+        return square_resize(image[None], size)[0]
+
     with av.open(path) as container:
         stream = container.streams.video[0]
         first = origin + float(times[0])
@@ -77,10 +103,6 @@ def _frames_pyav(path: str, times: np.ndarray, *, origin: float, size: int) -> n
         held_array: np.ndarray | None = None
         wanted = 0
         last_time = origin
-
-        def array_of(frame: av.VideoFrame) -> np.ndarray:
-            return square_resize(frame.to_ndarray(format="rgb24")[None], size)[0]
-
         for frame in container.decode(stream):
             last_time = frame.time if frame.time is not None else last_time
             while wanted < len(times) and origin + times[wanted] + EPS < last_time:
