@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from v2a.training.run import train
+from v2a.inference.loading import CheckpointError
+from v2a.training.run import TrainingDiverged, train
 
 log = logging.getLogger("train")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except (TrainingDiverged, FileNotFoundError, CheckpointError) as error:
+        # user-facing failures: one clear line, no traceback
+        log.error("%s", error)
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
     print(f"checkpoint: {result['checkpoint']}", flush=True)
     metric = result["metrics"].get(cfg.get("optimized_metric", ""))
     return metric

@@ -70,3 +70,26 @@ def test_first_losses_match_recorded_values(tiny_cfg):
 
 
 RECORDED_LOSSES = [1.0340867042541504, 1.011871099472046, 1.0077553987503052]
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tiny_cfg, tmp_path, monkeypatch):
+    import pytest
+
+    from v2a.training.run import TrainingDiverged
+    from v2a.training.v2a_module import V2AModule
+
+    with open_dict(tiny_cfg):
+        tiny_cfg.trainer.max_steps = 4
+        tiny_cfg.callbacks.demo_samples = None
+    original = V2AModule._loss
+
+    def poisoned(self, net, batch, generator):
+        loss = original(self, net, batch, generator)
+        return loss * float("nan") if self.global_step >= 2 else loss
+
+    monkeypatch.setattr(V2AModule, "_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="non-finite training loss .* at step 2.*last good checkpoint"):
+        train(tiny_cfg)
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())

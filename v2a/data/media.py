@@ -13,7 +13,11 @@ import torchaudio.functional as AF
 
 
 def encode_mp4(frames: np.ndarray, fps: int, *, crf: int = 18) -> bytes:
-    """uint8 frames [T, H, W, 3] -> H.264 mp4 bytes (yuv444p keeps the colours of tiny frames)."""
+    """uint8 frames [T, H, W, 3] -> H.264 mp4 bytes (yuv444p keeps the colours of tiny frames).
+
+    Not byte-deterministic: the same frames occasionally encode to bitstreams a byte apart between
+    processes, so shard identity is checked on keys, audio and metadata, not on tar checksums.
+    """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames [T, H, W, 3], got {frames.dtype} {frames.shape}")
     height, width = frames.shape[1:3]

@@ -81,12 +81,35 @@ def generate_for_video(module, video_path: Path, out_video: Path, *, steps: int 
     return sidecar
 
 
+def check_conditioning(module, **texts: str | None) -> None:
+    """Refuse text inputs that the checkpoint cannot use, instead of silently ignoring them."""
+    given = [name for name, value in texts.items() if value]
+    supported = set(getattr(module, "text_inputs", ()))
+    unsupported = [name for name in given if name not in supported]
+    if unsupported:
+        raise ValueError(f"this checkpoint has no conditioning for {', '.join(unsupported)} "
+                         f"(it supports: {', '.join(sorted(supported)) or 'video only'})")
+
+
+def candidate_path(out_video: Path, index: int, count: int) -> Path:
+    return out_video if count == 1 else out_video.with_name(f"{out_video.stem}_cand{index}{out_video.suffix}")
+
+
 def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_scale: float | None = None,
              seed: int = 0, overlap_s: float = 0.5, original_audio: str = "drop", duration: float | None = None,
-             device: str = "cpu", watermarker=None) -> list[dict]:
-    """Generate for a file or a folder; a bad file in a folder is logged and skipped."""
+             device: str = "cpu", watermarker=None, prompt: str | None = None, negative_prompt: str | None = None,
+             transcript: str | None = None, num_candidates: int = 1) -> list[dict]:
+    """Generate for a file or a folder; a bad file in a folder is logged and skipped.
+
+    ``num_candidates`` > 1 writes ``OUT_cand{i}`` files generated with seeds ``seed + i``.
+    """
+    if num_candidates < 1:
+        raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
+    if duration is not None and duration <= 0:
+        raise ValueError(f"duration must be positive, got {duration}")
     videos = list_videos(video)
     module = load_module(ckpt, device=device)
+    check_conditioning(module, prompt=prompt, negative_prompt=negative_prompt, transcript=transcript)
     settings = {"ckpt": str(ckpt), "model_sha256": file_sha256(ckpt), "steps": steps or module.sampler.steps,
                 "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale, "seed": seed,
                 "overlap_s": overlap_s, "original_audio": original_audio}
@@ -94,9 +117,11 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
     for path in tqdm(videos, desc="videos", unit="video", disable=len(videos) == 1):
         out_video, _ = output_paths(path, out, many)
         try:
-            results.append(generate_for_video(module, path, out_video, steps=steps, cfg_scale=cfg_scale, seed=seed,
-                                              overlap_s=overlap_s, original_audio=original_audio,
-                                              duration=duration, watermarker=watermarker, settings=settings))
+            for index in range(num_candidates):
+                results.append(generate_for_video(
+                    module, path, candidate_path(out_video, index, num_candidates), steps=steps, cfg_scale=cfg_scale,
+                    seed=seed + index, overlap_s=overlap_s, original_audio=original_audio, duration=duration,
+                    watermarker=watermarker, settings={**settings, "seed": seed + index}))
         except VideoInputError as error:
             if not many:
                 raise

@@ -35,8 +35,10 @@ class DemoSamples(pl.Callback):
 
     @torch.no_grad()
     def render(self, trainer: pl.Trainer, module: pl.LightningModule) -> Path | None:
+        if self.num_clips < 1 or not trainer.is_global_zero:
+            return None
         batch = self._demo_batch(trainer)
-        if batch is None or not trainer.is_global_zero:
+        if batch is None:
             return None
         step_dir = self.out_dir / f"step_{trainer.global_step:07d}"
         frames = batch["frames"][: self.num_clips]

@@ -12,6 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/Inf; the run stopped without overwriting the last good checkpoint."""
+
+
 def instantiate_dict(cfg: DictConfig | None) -> list:
     """Instantiate every ``_target_`` entry of a config group that holds named objects."""
     if not cfg:
@@ -45,13 +49,20 @@ def train(cfg: DictConfig) -> dict:
         log.info("resuming from %s", ckpt_path)
     n_params = sum(p.numel() for p in model.net.parameters())
     log.info("network parameters: %.2f M", n_params / 1e6)
+    status = "failed"
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        status = "success"
+    except FloatingPointError as error:
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+        raise TrainingDiverged(f"{error}; training stopped, {kept} (lower model.optimizer.lr or check the data)") from error
     finally:
         for logger in loggers:
-            logger.finalize("success")
-    checkpoint = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
-    if trainer.checkpoint_callback and not checkpoint:
+            logger.finalize(status)
+    checkpoint = ""
+    if trainer.checkpoint_callback is not None:
+        # Periodic checkpoints need not fall on the final step: always leave the final state in last.ckpt.
         checkpoint = str(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
         trainer.save_checkpoint(checkpoint)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -23,6 +23,8 @@ class V2AModule(pl.LightningModule):
     across steps.
     """
 
+    text_inputs: tuple[str, ...] = ()  # text conditions this model accepts (none: video only)
+
     def __init__(self, *, visual_encoder: torch.nn.Module, denoiser: torch.nn.Module, objective: RectifiedFlow, sampler: ODESampler, features: LogMel,
                  vocoder: Vocoder, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, ema_decay: float = 0.998, cfg_scale: float = 3.0,

@@ -35,6 +35,8 @@ def log_gaussian_tail(z: float) -> float:
 def max_p_value(z_max: float, n_hypotheses: int) -> float:
     """P-value of the largest of ``n_hypotheses`` N(0,1) scores being >= ``z_max`` (Sidak)."""
     log_q = log_gaussian_tail(z_max)
+    if log_q > -1e-12:  # z far below 0: the tail probability is 1 to machine precision
+        return 1.0
     if log_q < -30:  # 1-(1-q)^H ~= H*q, computed in logs to stay finite deep in the tail
         return math.exp(min(0.0, math.log(n_hypotheses) + log_q))
     return float(-math.expm1(n_hypotheses * math.log1p(-math.exp(log_q))))

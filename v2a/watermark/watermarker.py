@@ -17,10 +17,11 @@ from v2a.watermark.params import WatermarkParams
 class DetectionResult:
     """Outcome of ``Watermarker.detect``.
 
-    ``score`` is the best z-score over all speed/shift hypotheses (and windows);
-    ``p_value`` is the probability, for audio without this key's mark, of a score at least
-    this high; ``watermarked`` is ``p_value < fpr``. ``speed`` is the best speed factor found
-    (1.0 = unchanged) and ``n_hypotheses`` the number of scores the maximum was taken over.
+    ``score`` is the z-score (~N(0, 1) without the mark) of the hypothesis family that gave
+    the smallest p-value (see ``stats``); ``p_value`` is the probability, for audio without
+    this key's mark, of a result at least this extreme; ``watermarked`` is ``p_value < fpr``.
+    ``speed`` is the speed factor found (1.0 = unchanged) and ``n_hypotheses`` the number of
+    (speed, shift, window) scores examined.
     """
 
     score: float
@@ -69,15 +70,17 @@ class Watermarker:
         x16 = resample(to_mono(audio), int(sample_rate), p.analysis_sr)
         logspec = detection.log_band_spectrogram(x16, p)
         wins = [w for w in detection.windows(logspec.shape[0], p) if w.stop - w.start >= p.period_frames]
-        best = (1.0, 0.0, 1.0)  # (p-value, z, speed)
+        best: tuple[float, float, float] | None = None  # (p-value, z, speed) of the best window
         n_hyp = 0
         for win in wins:
             z, speeds = detection.correlate(logspec[win], self._pattern, p)
             n_hyp += z.size
             pv, zz, sp = stats.family_p_value(z, speeds, aligned_shift=(-win.start) % p.period_frames)
-            if pv < best[0] or best[1] == 0.0:
+            if best is None or pv < best[0]:
                 best = (pv, zz, sp)
+        if best is None:  # shorter than one pattern period: nothing to score
+            return DetectionResult(score=0.0, p_value=1.0, watermarked=False, speed=1.0, n_hypotheses=0)
         # Sidak over windows: the smallest of k window p-values.
-        p_value = float(-np.expm1(len(wins) * np.log1p(-best[0]))) if wins and best[0] < 1.0 else 1.0
+        p_value = float(-np.expm1(len(wins) * np.log1p(-best[0]))) if best[0] < 1.0 else 1.0
         return DetectionResult(score=best[1], p_value=p_value, watermarked=p_value < p.fpr,
                                speed=best[2], n_hypotheses=n_hyp)

@@ -1,0 +1,177 @@
+"""Watermark: embed/detect, keying, inaudibility, null calibration, attacks and the CLI.
+
+Everything is seeded; clips are procedural (v2a.watermark.synth). Runs in well under a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pytest
+
+from v2a.watermark import Watermarker, synth
+from v2a.watermark.__main__ import main
+from v2a.watermark.attacks import ATTACKS
+from v2a.watermark.audio_io import write
+from v2a.watermark.keying import ENV_VAR, key_pattern
+from v2a.watermark.stats import max_p_value
+
+SR = 16_000
+KEY = "test-key"
+
+
+def impacts_and_bursts(rng: np.random.Generator, sr: int, seconds: float) -> np.ndarray:
+    """Impacts over noise bursts (a foley-like track)."""
+    return synth._normalise(synth.impacts(rng, sr, seconds) + 0.5 * synth.noise(rng, sr, seconds))
+
+
+KINDS = {
+    "impacts_bursts": impacts_and_bursts,
+    "tones": synth.tones,
+    "speech_like": synth.speech_like,
+    "mixture": synth.mixture,
+}
+
+
+def snr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    ref = ref.astype(np.float64)
+    return float(10 * np.log10(np.sum(ref**2) / np.sum((test.astype(np.float64) - ref) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def marker() -> Watermarker:
+    return Watermarker(KEY)
+
+
+@pytest.fixture(scope="module")
+def clips(marker: Watermarker) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """kind -> (original, watermarked), 8 s at 16 kHz."""
+    out = {}
+    for kind, gen in KINDS.items():
+        x = gen(np.random.default_rng(0), SR, 8.0)
+        out[kind] = (x, marker.embed(x, SR))
+    return out
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_embed_detect_each_kind(marker: Watermarker, clips, kind: str) -> None:
+    x, y = clips[kind]
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert snr_db(x, y) >= 30.0
+    result = marker.detect(y, SR)
+    assert result.watermarked and result.p_value < 1e-5, result
+    assert not marker.detect(x, SR).watermarked
+
+
+def test_wrong_key_not_detected(clips) -> None:
+    other = Watermarker("another-key")
+    for _, y in clips.values():
+        assert other.detect(y, SR).p_value > 1e-3
+
+
+def test_null_p_values_not_small(marker: Watermarker) -> None:
+    """Unmarked audio: no detection, and p-values look (super-)uniform, not small."""
+    rng = np.random.default_rng(123)
+    p_values = [marker.detect(synth.random_clip(rng, SR, 4.0), SR).p_value for _ in range(20)]
+    assert min(p_values) > 1e-3
+    assert np.median(p_values) > 0.2
+
+
+@pytest.mark.parametrize("attack", ["crop_2s", "speed_+5%", "speed_-5%", "mp3_64k", "aac_64k", "lowpass_4k",
+                                    "resample_8k", "gain_+10db", "echo"])
+def test_survives_attack(marker: Watermarker, clips, attack: str) -> None:
+    for kind in ("impacts_bursts", "speech_like"):
+        audio, sr = ATTACKS[attack](clips[kind][1], SR, np.random.default_rng(7))
+        result = marker.detect(audio, sr)
+        assert result.watermarked, (kind, attack, result)
+
+
+def test_speed_estimate(marker: Watermarker, clips) -> None:
+    audio, sr = ATTACKS["speed_+5%"](clips["speech_like"][1], SR, np.random.default_rng(0))
+    assert abs(marker.detect(audio, sr).speed - 1.05) < 0.01
+
+
+@pytest.mark.parametrize("sr", [8_000, 22_050, 44_100, 48_000])
+def test_other_sample_rates_and_stereo(marker: Watermarker, sr: int) -> None:
+    rng = np.random.default_rng(sr)
+    stereo = np.stack([synth.speech_like(rng, sr, 6.0), synth.noise(rng, sr, 6.0)])
+    y = marker.embed(stereo, sr)
+    assert y.shape == stereo.shape and y.dtype == np.float32
+    assert snr_db(stereo, y) >= 30.0
+    assert marker.detect(y, sr).watermarked
+    assert not marker.detect(stereo, sr).watermarked
+
+
+def test_long_audio_is_scored_in_windows(marker: Watermarker) -> None:
+    x = synth.mixture(np.random.default_rng(5), SR, 30.0)
+    y = marker.embed(x, SR)
+    assert marker.detect(y, SR).watermarked
+    assert marker.detect(y[7 * SR + 123:], SR).watermarked  # windows not aligned to the start
+    assert not marker.detect(x, SR).watermarked
+
+
+def test_silence_and_short_audio_do_not_crash(marker: Watermarker) -> None:
+    silence = np.zeros(SR * 3, dtype=np.float32)
+    assert np.array_equal(marker.embed(silence, SR), silence)
+    result = marker.detect(silence, SR)
+    assert not result.watermarked and result.p_value == 1.0
+    short = synth.noise(np.random.default_rng(0), SR, 0.3)
+    assert marker.embed(short, SR).shape == short.shape
+    assert not marker.detect(short, SR).watermarked
+
+
+def test_key_from_env_and_default_warning(monkeypatch, caplog, clips) -> None:
+    y = clips["speech_like"][1]
+    monkeypatch.setenv(ENV_VAR, KEY)
+    assert Watermarker().detect(y, SR).watermarked
+    monkeypatch.delenv(ENV_VAR)
+    import v2a.watermark.keying as keying
+    monkeypatch.setattr(keying, "_warned", False)
+    with caplog.at_level(logging.WARNING):
+        public = Watermarker()
+    assert "PUBLIC default key" in caplog.text
+    assert not public.detect(y, SR).watermarked
+
+
+def test_key_pattern_is_deterministic_and_balanced() -> None:
+    a = key_pattern("k", (16, 57))
+    assert np.array_equal(a, key_pattern("k", (16, 57)))
+    assert not np.array_equal(a, key_pattern("k2", (16, 57)))
+    assert set(np.unique(a)) == {-1.0, 1.0} and abs(a.mean()) < 0.1
+
+
+def test_p_value_bounds() -> None:
+    assert max_p_value(0.0, 1) == pytest.approx(0.5)
+    assert max_p_value(-3.0, 10) == pytest.approx(1.0, abs=1e-6)
+    assert max_p_value(-60.0, 1) == 1.0 and max_p_value(-60.0, 500) == 1.0
+    assert max_p_value(6.0, 1000) == pytest.approx(1000 * 9.87e-10, rel=0.01)
+    assert 0.0 <= max_p_value(40.0, 1000) < 1e-300  # deep tail: finite, may underflow to 0
+
+
+def test_cli_detect_and_embed(tmp_path, capsys, clips) -> None:
+    x, y = clips["speech_like"]
+    plain, marked, mp3 = tmp_path / "plain.wav", tmp_path / "marked.wav", tmp_path / "marked.mp3"
+    write(plain, x, SR)
+    write(marked, y, SR)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    assert main(["embed", str(plain), str(mp3), "--key", KEY]) == 0
+    capsys.readouterr()
+
+    code = main(["detect", "--key", KEY, str(plain), str(marked), str(mp3), str(bad)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    lines = out.strip().splitlines()
+    assert len(lines) == 3
+    assert re.fullmatch(rf"{re.escape(str(plain))}: not watermarked \(p=[0-9.e+-]+\)", lines[0])
+    assert re.fullmatch(rf"{re.escape(str(marked))}: watermarked \(p=[0-9.e+-]+\)", lines[1])
+    assert re.fullmatch(rf"{re.escape(str(mp3))}: watermarked \(p=[0-9.e+-]+\)", lines[2])
+    assert err.strip().startswith(f"{bad}: error:") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+    assert main(["detect", "--key", KEY, str(marked)]) == 0
+    assert capsys.readouterr().out.startswith(f"{marked}: watermarked (p=")
+    assert main(["detect", "--key", "wrong", str(marked)]) == 0
+    assert capsys.readouterr().out.startswith(f"{marked}: not watermarked")
