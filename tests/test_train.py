@@ -93,3 +93,30 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(ti
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())
+
+
+def test_inference_export_loads_without_pickle_and_matches_the_checkpoint(tiny_cfg, tmp_path):
+    result = train(tiny_cfg)
+    export = tmp_path / "run" / "export"
+    assert (export / "model.safetensors").exists() and (export / "config.json").exists()
+    from_ckpt, from_export = load_module(result["checkpoint"]), load_module(export)
+    frames = torch.randint(0, 255, (1, 50, 3, 32, 32), dtype=torch.uint8)
+    a = from_ckpt.generate_mel(frames, steps=2, generator=torch.Generator().manual_seed(3))
+    b = from_export.generate_mel(frames, steps=2, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(a, b)
+
+
+def test_resume_with_changed_config_warns_naming_the_keys(tiny_cfg, caplog):
+    import logging
+
+    with open_dict(tiny_cfg):
+        tiny_cfg.trainer.max_steps = 2
+        tiny_cfg.callbacks.demo_samples = None
+    train(tiny_cfg)
+    with open_dict(tiny_cfg):
+        tiny_cfg.trainer.max_steps = 3
+        tiny_cfg.model.optimizer.lr = 5e-4
+    with caplog.at_level(logging.WARNING):
+        train(tiny_cfg)
+    assert "model.optimizer.lr (checkpoint 0.001, now 0.0005)" in caplog.text
+    assert "trainer.max_steps" not in caplog.text

@@ -9,6 +9,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from v2a.inference.export import read_export
+
 log = logging.getLogger(__name__)
 
 
@@ -30,12 +32,35 @@ def load_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
-def load_module(path: str | Path, *, device: str | torch.device = "cpu", overrides: dict | None = None):
-    """The V2A LightningModule of a checkpoint, in eval mode, on ``device``.
+def _load_export(path: Path, overrides: dict | None):
+    try:
+        config, weights = read_export(path)
+    except Exception as error:
+        raise CheckpointError(f"cannot read export {path}: {error}") from error
+    config = OmegaConf.create(config)
+    for key, value in (overrides or {}).items():
+        OmegaConf.update(config, key, value, force_add=True)
+    module = instantiate(config.model)
+    try:
+        module.net.load_state_dict(weights)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not match the config ({str(error).splitlines()[0]})") from error
+    module.ema.module.load_state_dict(weights)
+    module.run_config = OmegaConf.to_container(config, resolve=True)
+    module.global_step_loaded = -1
+    return module
 
+
+def load_module(path: str | Path, *, device: str | torch.device = "cpu", overrides: dict | None = None):
+    """The V2A LightningModule of a training checkpoint or an inference export, in eval mode.
+
+    ``path``: a ``.ckpt`` (loaded with ``weights_only=True``) or an export folder / ``model.safetensors``.
     ``overrides`` (dotted keys -> values, e.g. ``{"model.vocoder.n_iter": 64}``) change the model
     config before it is built; the trained weights are loaded afterwards.
     """
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".safetensors":
+        return _load_export(path, overrides).to(device).eval()
     checkpoint = load_checkpoint(path)
     config = OmegaConf.create(checkpoint["v2a_config"])
     for key, value in (overrides or {}).items():

@@ -9,6 +9,8 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from v2a.inference.export import export_inference
+
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +37,41 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     return str(cfg.ckpt_path)
 
 
+def _flatten(tree: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(tree, dict):
+        items: dict[str, object] = {}
+        for key, value in tree.items():
+            items.update(_flatten(value, f"{prefix}{key}."))
+        return items
+    return {prefix[:-1]: tree}
+
+
+# Keys that legitimately change between a run and its resumption.
+RESUME_FREE_KEYS = ("trainer.max_steps", "ckpt_path", "paths.", "trainer.enable_progress_bar", "logger.")
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """Dotted keys whose values differ between a checkpoint's config and the current one."""
+    old, new = _flatten(saved or {}), _flatten(current)
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, "<absent>") != new.get(k, "<absent>"))
+    return [k for k in keys if not k.startswith(RESUME_FREE_KEYS)]
+
+
+def warn_on_config_mismatch(ckpt_path: str, current: dict) -> list[str]:
+    """Log a warning naming every key where the resumed checkpoint's config differs from this run's."""
+    from v2a.inference.loading import load_checkpoint
+
+    saved = load_checkpoint(ckpt_path).get("v2a_config") or {}
+    differences = config_differences(saved, current)
+    if differences:
+        old, new = _flatten(saved), _flatten(current)
+        details = ", ".join(f"{k} (checkpoint {old.get(k, '<absent>')!r}, now {new.get(k, '<absent>')!r})"
+                            for k in differences[:20])
+        log.warning("resuming with a config that differs from the checkpoint's at %d key(s): %s",
+                    len(differences), details)
+    return differences
+
+
 def train(cfg: DictConfig) -> dict:
     """Run one training job; returns the trainer's final metrics and the checkpoint path."""
     pl.seed_everything(cfg.seed, workers=True)
@@ -47,6 +84,7 @@ def train(cfg: DictConfig) -> dict:
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
+        warn_on_config_mismatch(ckpt_path, model.run_config)
     n_params = sum(p.numel() for p in model.net.parameters())
     log.info("network parameters: %.2f M", n_params / 1e6)
     status = "failed"
@@ -65,5 +103,7 @@ def train(cfg: DictConfig) -> dict:
         # Periodic checkpoints need not fall on the final step: always leave the final state in last.ckpt.
         checkpoint = str(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
         trainer.save_checkpoint(checkpoint)
+        if trainer.is_global_zero:
+            export_inference(model, Path(trainer.checkpoint_callback.dirpath).parent / "export")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"metrics": metrics, "checkpoint": checkpoint}

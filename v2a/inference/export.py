@@ -1,0 +1,39 @@
+"""Inference exports: EMA weights in safetensors + the resolved config as JSON. No pickle anywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def export_inference(module, out_dir: str | Path) -> Path:
+    """Write ``out_dir/model.safetensors`` (EMA network weights) and ``out_dir/config.json``."""
+    if module.run_config is None:
+        raise ValueError("the module has no run_config to export (build it through train.py or load_module)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in module.ema.module.state_dict().items()}
+    for name, content in ((WEIGHTS, None), (CONFIG, json.dumps(module.run_config, indent=2))):
+        tmp = out_dir / f".{name}.tmp"
+        if content is None:
+            save_file(weights, str(tmp), metadata={"format": "v2a-net-ema"})
+        else:
+            tmp.write_text(content)
+        os.replace(tmp, out_dir / name)
+    return out_dir
+
+
+def read_export(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config, network weights) of an export folder (or its model.safetensors)."""
+    path = Path(path)
+    folder = path.parent if path.suffix == ".safetensors" else path
+    if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
+        raise FileNotFoundError(f"{folder} is not a v2a export (needs {WEIGHTS} and {CONFIG})")
+    return json.loads((folder / CONFIG).read_text()), load_file(str(folder / WEIGHTS))
