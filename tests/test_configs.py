@@ -65,3 +65,13 @@ def test_data_prep_config_composes():
     cfg = cfg.get("data_prep", cfg)  # composed by path, the file lands under its folder's package
     assert instantiate(cfg.spec).n_video_frames == 50
     assert Path(CONF / "data_prep" / "synthetic.yaml").exists()
+
+
+def test_slurm_launcher_config_composes(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=BASE(tmp_path) + ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
+                                                            "trainer.num_nodes=2"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.nodes == 2 and cfg.hydra.launcher.tasks_per_node == 4
