@@ -51,6 +51,13 @@ class V2AModule(pl.LightningModule):
             self._generator = torch.Generator().manual_seed(self.seed + 1000 * self.global_rank)
         return self._generator
 
+    def setup(self, stage: str) -> None:
+        from pytorch_lightning.strategies import FSDPStrategy
+
+        if self._trainer is not None and isinstance(self.trainer.strategy, FSDPStrategy):
+            # The EMA copy averages whole parameters; FSDP hands out flat shards. Fail early and clearly.
+            raise NotImplementedError("EMA weights are not FSDP-aware yet: train with trainer=ddp")
+
     # --- training ---------------------------------------------------------------------------
     def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator) -> torch.Tensor:
         mel = self.features(batch["audio"])
