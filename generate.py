@@ -11,12 +11,14 @@ from omegaconf import DictConfig, OmegaConf
 from v2a.generation.job import generate
 from v2a.generation.video_input import VideoInputError
 from v2a.inference.loading import CheckpointError
+from v2a.utils.cli import require
 
 log = logging.getLogger("generate")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
+    require(cfg, "video", "ckpt", "out")
     options = OmegaConf.to_container(cfg, resolve=True)
     try:
         results = generate(**options)
