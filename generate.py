@@ -6,6 +6,7 @@ import logging
 import sys
 
 import hydra
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from v2a.generation.job import generate
@@ -19,9 +20,14 @@ log = logging.getLogger("generate")
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
     require(cfg, "video", "ckpt", "out")
+    watermark_cfg = cfg.watermark
     options = OmegaConf.to_container(cfg, resolve=True)
+    options.pop("watermark")
+    watermarker = None if watermark_cfg.get("disabled", False) else instantiate(watermark_cfg)
+    if watermarker is None:
+        log.warning("watermark disabled (watermark=off): the output will not be marked as generated")
     try:
-        results = generate(**options)
+        results = generate(watermarker=watermarker, **options)
     except (VideoInputError, CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -56,3 +56,45 @@ def test_data_train_evaluate_generate(tmp_path):
     bad = run("generate.py", f"video={tmp_path / 'missing.mp4'}", f"ckpt={ckpt}", f"out={tmp_path / 'x.mp4'}",
               check=False)
     assert bad.returncode == 2 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_generated_files_carry_the_watermark_and_off_is_explicit(tmp_path):
+    from tests.conftest import compose_config
+    from v2a.training.run import train
+    from v2a.watermark import Watermarker
+    from v2a.watermark.audio_io import decode
+
+    data = tmp_path / "data"
+    run("data_prep/make_synthetic.py", f"out={data}", "splits.train.clips=16", "splits.val.clips=4",
+        "splits.test.clips=2", "shard_size=8", "workers=1", f"hydra.run.dir={tmp_path / 'prep'}")
+    cfg = compose_config(TINY + [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}", f"data.root={data}",
+                                 "trainer.max_steps=2", "callbacks.demo_samples.num_clips=0"])
+    ckpt = train(cfg)["checkpoint"]
+    # 8 s of video: the detector needs several seconds (2 s excerpts are its documented weak spot)
+    from v2a.data.media import decode_mp4, encode_mp4
+
+    frames = [decode_mp4(s["mp4"])[0] for s in wds.WebDataset(str(data / "train" / "train-000000.tar"),
+                                                                shardshuffle=False)][:4]
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(encode_mp4(__import__("numpy").concatenate(frames), 25))
+    env_key = "V2A_WATERMARK_KEY=test-key-123"
+    marked, plain = tmp_path / "marked.mp4", tmp_path / "plain.mp4"
+    import os
+
+    env = dict(os.environ, V2A_WATERMARK_KEY="test-key-123")
+    for out, extra in ((marked, []), (plain, ["watermark=off"])):
+        proc = subprocess.run([sys.executable, "generate.py", f"video={video}", f"ckpt={ckpt}", f"out={out}",
+                               "steps=2", *extra], cwd=ROOT, capture_output=True, text=True, env=env,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    detector = Watermarker(key="test-key-123")
+    for path in (marked.with_suffix(".wav"), marked):  # the wav and the muxed AAC track
+        audio, rate = decode(path)
+        assert detector.detect(audio.mean(0), rate).watermarked, f"{path} ({env_key}) not detected"
+    audio, rate = decode(plain.with_suffix(".wav"))
+    assert not detector.detect(audio.mean(0), rate).watermarked
+    audio, rate = decode(marked.with_suffix(".wav"))
+    assert not Watermarker(key="another-key").detect(audio.mean(0), rate).watermarked
+    assert json.loads(marked.with_suffix(".json").read_text())["watermarked"] is True
+    assert json.loads(plain.with_suffix(".json").read_text())["watermarked"] is False

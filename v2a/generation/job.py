@@ -67,7 +67,7 @@ def generate_for_video(module, video_path: Path, out_video: Path, *, steps: int 
                         mel_for, overlap_s=overlap_s, progress=bar.update)
     bar.close()
     audio = module.vocoder(mel[None].to(module.device))[0].cpu().numpy()
-    if watermarker is not None:
+    if watermarker is not None:  # before anything is written: no unmarked copy ever reaches disk
         audio = watermarker.embed(audio, spec.sample_rate)
     out_video.parent.mkdir(parents=True, exist_ok=True)
     wav_path = write_audio(out_video.with_suffix(".wav"), audio, spec.sample_rate)
