@@ -63,7 +63,7 @@ def _bad_videos(root: Path, good: Path) -> dict[str, Path]:
         "garbage": _write(root / "garbage.mp4", bytes(range(256)) * 40),
         "truncated": _write(root / "truncated.mp4", good.read_bytes()[: len(good.read_bytes()) // 3]),
         "audio_only": _write(root / "audio_only.mp4", wav.getvalue()),
-        "text": _write(root / "notes.mp4", "just some text\n".encode() * 50),
+        "text": _write(root / "notes.mp4", b"just some text\n" * 50),
         "directory_named_like_a_video": (root / "folder.mp4"),
         "one_frame": _write(root / "one_frame.mp4", one_frame),
         "spaces": _write(root / "with spaces.mp4", good.read_bytes()),
