@@ -79,13 +79,13 @@ def ingest(
     if video_reader not in ("decord", "pyav"):
         raise IngestError(f"video_reader must be decord or pyav, got {video_reader!r}")
     out_dir = Path(out_dir)
+    issues = Issues()
+    sources = discover(Path(input_path), text_policy, issues)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*.tmp"):  # left by a killed run (a kill skips write_shard's cleanup)
         stale.unlink()
-
-    issues = Issues()
-    sources = discover(Path(input_path), text_policy, issues)
-    digest = fingerprint(sources, spec, clip_options, text_policy)
+    prefix = _prefix(out_dir, prefix)
+    digest = fingerprint(sources, spec, clip_options, text_policy, shard_size=shard_size, prefix=prefix)
     index = read_index(out_dir)
     if index.get("fingerprint", digest if not index["shards"] else None) != digest:
         raise IngestError(f"{out_dir} holds shards made from other inputs or settings: use a new out= folder")
@@ -93,7 +93,7 @@ def ingest(
     if plan is None:
         probes = _probe_sources(sources, clip_options, workers)
         plan = make_plan(sources, probes, spec, clip_options, shard_size=shard_size,
-                         prefix=_prefix(out_dir, prefix), issues=issues)
+                         prefix=prefix, issues=issues)
         save_plan(out_dir, plan, digest, issues)
     else:
         issues = Issues(plan["skipped"], plan["notes"])  # the recorded planning issues, not a second copy
@@ -120,6 +120,14 @@ def _probe_sources(sources: list, options: ClipOptions, workers: int) -> list[Vi
     return [results[s.path] for s in sources]
 
 
+def _write_guarded(job: ShardJob) -> tuple[ShardJob, int, Issues, str | None]:
+    """Write one shard; an unexpected error is returned (and the shard left for a rerun), not raised."""
+    try:
+        return (*write_planned_shard(job), None)
+    except Exception as error:  # a bug or a full disk must not take the other shards down with it
+        return job, 0, Issues(), f"{type(error).__name__}: {error}"
+
+
 def _jobs(out_dir: Path, index: dict, plan: dict, spec: ClipSpec, video_reader: str) -> Iterable[ShardJob]:
     done = finished_shards(out_dir, index)
     for shard in plan["shards"]:
@@ -137,7 +145,10 @@ def _write_shards(out_dir: Path, index: dict, plan: dict, spec: ClipSpec, worker
         return
     log.info("%d of %d shards to write", len(jobs), len(plan["shards"]))
     try:
-        for _job, (job, count, shard_issues) in _parallel(write_planned_shard, jobs, workers, "shards", "shard"):
+        for _job, (job, count, shard_issues, error) in _parallel(_write_guarded, jobs, workers, "shards", "shard"):
+            if error is not None:
+                log.error("shard %s failed, a rerun retries it: %s", job.path.name, error)
+                continue
             shard_issues.merge_into(index)
             record_shard(out_dir, index, job.path, count)  # persists the index with this shard's skips
     except BrokenProcessPool:

@@ -42,9 +42,12 @@ class ClipOptions:
             raise ValueError(f"min_clip_fraction must be in (0, 1], got {self.min_clip_fraction}")
 
 
-def fingerprint(sources: list[Source], spec: ClipSpec, options: ClipOptions, text_policy: object) -> str:
+def fingerprint(
+    sources: list[Source], spec: ClipSpec, options: ClipOptions, text_policy: object, *, shard_size: int, prefix: str
+) -> str:
     """A digest of everything the plan depends on except the probes (inputs, their sizes, settings)."""
     payload = {
+        "layout": [shard_size, prefix],
         "spec": asdict(spec),
         "options": asdict(options),
         "text": asdict(text_policy),  # type: ignore[call-overload]

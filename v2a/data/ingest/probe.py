@@ -6,6 +6,7 @@ frame, so the plan for thousands of files is made in seconds.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import av
@@ -59,6 +60,8 @@ def _duration(container, stream, origin: float) -> float | None:
 
 def probe(path: str, *, max_resolution: int, max_duration_s: float) -> VideoInfo:
     """Stream facts of a video file, or :class:`BadVideo` saying why it cannot be used."""
+    if os.path.getsize(path) == 0:
+        raise BadVideo("empty", "empty file (0 bytes)")
     try:
         container = av.open(path, metadata_errors="ignore")
     except av.FFmpegError as error:

@@ -7,6 +7,7 @@ audio are cut from one clock and stay in sync whatever the container's start off
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 EPS = 1e-4  # seconds: a frame stamped at t is on screen at t despite float rounding of timestamps
 AUDIO_MARGIN = 0.1  # seconds decoded and resampled on each side, then cut: no seek or filter edge in the clip
 CHUNK = 16  # frames decoded per batch before resizing: bounds memory for 4K sources
+MAX_BAD_PACKETS = 10  # corrupt packets dropped before a stream counts as ending there
 
 
 def square_resize(frames: np.ndarray, size: int) -> np.ndarray:
@@ -48,11 +50,26 @@ def use_decord(container: str, rotation: int) -> bool:
     return rotation == 0 and any(name in container.split(",") for name in DECORD_CONTAINERS)
 
 
+def decoded(container: av.container.InputContainer, stream: av.stream.Stream) -> Iterator:
+    """A stream's frames, dropping corrupt packets: a damaged or truncated file ends early, it does not raise."""
+    errors = 0
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            errors += 1
+            if errors > MAX_BAD_PACKETS:
+                return
+            continue
+        yield from frames
+
+
 def read_frames(
     path: str, times: np.ndarray, *, origin: float, size: int, rotation: int = 0, shape: tuple[int, int] | None = None,
     decord_ok: bool = False,
-) -> np.ndarray:
-    """The frame on screen at each of ``times`` (ascending), upright and resized: uint8 [len(times), size, size, 3].
+) -> tuple[np.ndarray, float]:
+    """The frame on screen at each of ``times`` (ascending), upright and resized: uint8 [len(times), size, size, 3],
+    and the time of the last frame the file really holds (a truncated file repeats it after that).
 
     ``shape`` is the probed (height, width); decord is tried first when ``decord_ok``, PyAV otherwise or
     when decord fails or returns frames of another shape.
@@ -67,7 +84,9 @@ def read_frames(
     return _frames_pyav(path, times, origin=origin, size=size, rotation=rotation)
 
 
-def _frames_decord(decord, path: str, times: np.ndarray, size: int, shape: tuple[int, int] | None) -> np.ndarray:
+def _frames_decord(
+    decord, path: str, times: np.ndarray, size: int, shape: tuple[int, int] | None
+) -> tuple[np.ndarray, float]:
     video = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     count = len(video)
     if count == 0:
@@ -82,10 +101,10 @@ def _frames_decord(decord, path: str, times: np.ndarray, size: int, shape: tuple
         if batch.ndim != 4 or batch.shape[-1] != 3 or (shape is not None and batch.shape[1:3] != tuple(shape)):
             raise RuntimeError(f"decord returned frames of shape {batch.shape[1:]}, expected {shape}")
         chunks.append(square_resize(batch, size))
-    return np.concatenate(chunks)[inverse]
+    return np.concatenate(chunks)[inverse], float(stamps[-1])
 
 
-def _frames_pyav(path: str, times: np.ndarray, *, origin: float, size: int, rotation: int) -> np.ndarray:
+def _frames_pyav(path: str, times: np.ndarray, *, origin: float, size: int, rotation: int) -> tuple[np.ndarray, float]:
     out: list[np.ndarray | None] = [None] * len(times)
 
     def array_of(frame: av.VideoFrame) -> np.ndarray:
@@ -103,7 +122,7 @@ def _frames_pyav(path: str, times: np.ndarray, *, origin: float, size: int, rota
         held_array: np.ndarray | None = None
         wanted = 0
         last_time = origin
-        for frame in container.decode(stream):
+        for frame in decoded(container, stream):
             last_time = frame.time if frame.time is not None else last_time
             while wanted < len(times) and origin + times[wanted] + EPS < last_time:
                 if held is None:  # wanted before the first decoded frame: show that frame
@@ -117,7 +136,7 @@ def _frames_pyav(path: str, times: np.ndarray, *, origin: float, size: int, rota
     if held is None:
         raise ValueError("no decodable frame")
     tail = array_of(held) if held_array is None else held_array
-    return np.stack([tail if frame is None else frame for frame in out])
+    return np.stack([tail if frame is None else frame for frame in out]), last_time - origin
 
 
 def _mono(frame: av.AudioFrame) -> np.ndarray:
@@ -136,7 +155,7 @@ def read_audio(path: str, begin: float, end: float, *, origin: float, rate: int)
     """Mono float32 at ``rate`` for [begin, end) seconds after the first video frame.
 
     Each decoded frame is placed by its timestamp, so gaps, late starts and seek overshoot become silence
-    at the right place instead of shifting the sound. Corrupt packets are dropped (silence) up to a point.
+    at the right place instead of shifting the sound. Corrupt packets are dropped (silence there).
     """
     with av.open(path) as container:
         stream = container.streams.audio[0]
@@ -145,27 +164,17 @@ def read_audio(path: str, begin: float, end: float, *, origin: float, rate: int)
         buffer = np.zeros(int(round((high - low) * source_rate)), dtype=np.float32)
         if low > 0.5 and stream.time_base is not None:
             container.seek(int(low / stream.time_base), stream=stream, backward=True)
-        cursor, errors = None, 0
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.FFmpegError:
-                errors += 1
-                if errors > 10:
-                    raise
-                continue
-            for frame in frames:
-                start = frame.time if frame.time is not None else (cursor if cursor is not None else origin)
-                samples = _mono(frame)
-                cursor = start + len(samples) / source_rate
-                offset = int(round((start - low) * source_rate))
-                if offset >= len(buffer):
-                    break
-                skip = max(0, -offset)
-                piece = samples[skip : len(buffer) - offset]
-                buffer[offset + skip : offset + skip + len(piece)] = piece
-            if cursor is not None and cursor >= high:
+        cursor = None
+        for frame in decoded(container, stream):
+            start = frame.time if frame.time is not None else (cursor if cursor is not None else origin)
+            samples = _mono(frame)
+            cursor = start + len(samples) / source_rate
+            offset = int(round((start - low) * source_rate))
+            if offset >= len(buffer):
                 break
+            skip = max(0, -offset)
+            piece = samples[skip : len(buffer) - offset]
+            buffer[offset + skip : offset + skip + len(piece)] = piece
     audio = AF.resample(torch.from_numpy(buffer), source_rate, rate).numpy() if source_rate != rate else buffer
     first = int(round(AUDIO_MARGIN * rate))
     length = int(round((end - begin) * rate))

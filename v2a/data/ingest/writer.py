@@ -23,7 +23,8 @@ from v2a.data.shard_writer import write_shard
 from v2a.shapes import ClipSpec
 
 MAX_RUN_GAP_S = 1.0  # clips closer than this are decoded in one pass (one seek)
-MAX_RUN_SPAN_S = 120.0  # ... but at most this much audio is held in memory at once
+MAX_RUN_SPAN_S = 60.0  # ... but at most this much video and audio is held in memory at once
+TRUNCATION_SLACK_S = 0.5  # a clip needing frames later than this past the last decodable one is skipped
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,11 @@ def _samples(job: ShardJob, issues: Issues) -> Iterator[dict]:
                 for clip in run:
                     issues.skip(source["rel"], "decode_error", reason, clip_start=clip[1])
                 continue
-            for clip, frames, audio in decoded:
+            for clip, result in decoded:
+                if isinstance(result, str):
+                    issues.skip(source["rel"], "decode_error", result, clip_start=clip[1])
+                    continue
+                frames, audio = result
                 yield {
                     "__key__": clip[3],
                     "mp4": encode_mp4(frames, job.spec.fps),
@@ -74,13 +79,13 @@ def _samples(job: ShardJob, issues: Issues) -> Iterator[dict]:
                 }
 
 
-def _decode_run(source: dict, run: list, spec: ClipSpec, video_reader: str) -> Iterator[tuple[list, np.ndarray, np.ndarray]]:
-    """(clip, frames uint8 [T, S, S, 3], audio float32 [N]) for each clip of a run, on the spec's grid."""
+def _decode_run(source: dict, run: list, spec: ClipSpec, video_reader: str) -> Iterator[tuple[list, tuple | str]]:
+    """(clip, (frames uint8 [T, S, S, 3], audio float32 [N]) on the spec's grid, or why not) for each clip of a run."""
     n_frames, n_samples = spec.n_video_frames, spec.n_samples
     # Only the frames inside each clip's valid part are decoded; a short final clip repeats its last frame.
     valid_frames = [min(n_frames, max(1, math.ceil(clip[2] * spec.fps - 1e-6))) for clip in run]
     times = np.concatenate([clip[1] + np.arange(count) / spec.fps for clip, count in zip(run, valid_frames, strict=True)])
-    frames = read_frames(
+    frames, last_frame = read_frames(
         source["path"], times, origin=source["origin"], size=spec.image_size, rotation=source["rotation"],
         shape=(source["height"], source["width"]),
         decord_ok=video_reader == "decord" and use_decord(source["container"], source["rotation"]),
@@ -94,12 +99,15 @@ def _decode_run(source: dict, run: list, spec: ClipSpec, video_reader: str) -> I
     for clip, count in zip(run, valid_frames, strict=True):
         clip_frames = frames[offset : offset + count]
         offset += count
+        if clip[1] + (count - 1) / spec.fps > last_frame + TRUNCATION_SLACK_S:
+            yield clip, f"video data ends at {last_frame:.2f} s (truncated or damaged file)"
+            continue
         clip_frames = np.concatenate([clip_frames, np.repeat(clip_frames[-1:], n_frames - count, axis=0)])
         first = int(round((clip[1] - begin) * spec.sample_rate))
         clip_audio = audio[first : first + n_samples].copy()
         clip_audio = np.pad(clip_audio, (0, n_samples - len(clip_audio)))
         clip_audio[int(round(clip[2] * spec.sample_rate)) :] = 0.0  # silence after a short clip's end
-        yield clip, clip_frames, clip_audio
+        yield clip, (clip_frames, clip_audio)
 
 
 def _meta(source: dict, clip: list, spec: ClipSpec) -> dict:
