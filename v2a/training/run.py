@@ -89,7 +89,7 @@ def train(cfg: DictConfig) -> dict:
     log.info("network parameters: %.2f M", n_params / 1e6)
     status = "failed"
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         status = "success"
     except FloatingPointError as error:
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
@@ -102,7 +102,7 @@ def train(cfg: DictConfig) -> dict:
     if trainer.checkpoint_callback is not None:
         # Periodic checkpoints need not fall on the final step: always leave the final state in last.ckpt.
         checkpoint = str(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
-        trainer.save_checkpoint(checkpoint)
+        trainer.save_checkpoint(checkpoint, weights_only=False)  # the full resume state
         if trainer.is_global_zero:
             export_inference(model, Path(trainer.checkpoint_callback.dirpath).parent / "export")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
