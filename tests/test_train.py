@@ -120,3 +120,27 @@ def test_resume_with_changed_config_warns_naming_the_keys(tiny_cfg, caplog):
         train(tiny_cfg)
     assert "model.optimizer.lr (checkpoint 0.001, now 0.0005)" in caplog.text
     assert "trainer.max_steps" not in caplog.text
+
+
+def test_global_batch_divides_over_devices_and_accumulation():
+    import pytest
+
+    from v2a.training.run import per_device_batch
+
+    assert per_device_batch(256, 8, 2) == 16
+    with pytest.raises(ValueError, match="not divisible by world size 3"):
+        per_device_batch(32, 3, 1)
+
+
+def test_fsdp_is_refused_early_with_a_clear_message(tiny_cfg):
+    import pytest
+    from pytorch_lightning.strategies import FSDPStrategy
+
+    model = instantiate(tiny_cfg.model)
+
+    class FakeTrainer:
+        strategy = FSDPStrategy.__new__(FSDPStrategy)
+
+    model._trainer = FakeTrainer()
+    with pytest.raises(NotImplementedError, match="trainer=ddp"):
+        model.setup("fit")

@@ -72,6 +72,15 @@ def warn_on_config_mismatch(ckpt_path: str, current: dict) -> list[str]:
     return differences
 
 
+def per_device_batch(global_batch: int, world_size: int, accumulate: int) -> int:
+    """The per-device batch that makes ``global_batch``; a clear error when it does not divide."""
+    parts = world_size * accumulate
+    if global_batch <= 0 or global_batch % parts:
+        raise ValueError(f"data.global_batch_size={global_batch} is not divisible by world size {world_size} x "
+                         f"trainer.accumulate_grad_batches={accumulate} (= {parts})")
+    return global_batch // parts
+
+
 def train(cfg: DictConfig) -> dict:
     """Run one training job; returns the trainer's final metrics and the checkpoint path."""
     pl.seed_everything(cfg.seed, workers=True)
@@ -81,6 +90,12 @@ def train(cfg: DictConfig) -> dict:
     callbacks = instantiate_dict(cfg.get("callbacks"))
     loggers = instantiate_dict(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    global_batch = cfg.get("global_batch_size")
+    if global_batch:  # a global batch is the number that matters for the recipe; derive the per-device one
+        datamodule.batch_size = per_device_batch(int(global_batch), trainer.world_size, trainer.accumulate_grad_batches)
+    log.info("batch: %d per device x %d devices x %d accumulation = %d global", datamodule.batch_size,
+             trainer.world_size, trainer.accumulate_grad_batches,
+             datamodule.batch_size * trainer.world_size * trainer.accumulate_grad_batches)
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
