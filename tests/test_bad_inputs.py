@@ -151,7 +151,7 @@ def test_bad_samples_in_shards_are_skipped(tmp_path, tiny_spec, caplog):
     nan_audio = io.BytesIO()
     sf.write(nan_audio, np.full(16000, np.nan, np.float32), 16000, format="WAV", subtype="FLOAT")
     corpus = {
-        "nan_audio": dict(good, flac=None, wav=nan_audio.getvalue()),
+        "nan_audio": {**{k: v for k, v in good.items() if k != "flac"}, "wav": nan_audio.getvalue()},
         "empty_audio": dict(good, flac=b""),
         "garbage_audio": dict(good, flac=b"fLaC" + b"\x00" * 100),
         "garbage_video": dict(good, mp4=b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 200),
@@ -179,7 +179,7 @@ def test_bad_samples_in_shards_are_skipped(tmp_path, tiny_spec, caplog):
         assert name in caplog.text, f"{name} skipped without a logged reason"
     assert not (tmp_path.parent / "escape.mp4").exists()  # member names are keys, never extraction paths
     with pytest.raises(ValueError):
-        decode_sample(dict(corpus["nan_audio"], __key__="x"), tiny_spec)
+        decode_sample(dict(corpus["nan_audio"], __key__="x", json=b"{}"), tiny_spec)
 
 
 @pytest.mark.slow

@@ -36,7 +36,9 @@ class ODESampler:
 
     @torch.no_grad()
     def __call__(self, velocity: Velocity, noise: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        steps = steps or self.steps
+        steps = self.steps if steps is None else steps
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
         times = torch.linspace(0, 1, steps + 1, device=noise.device)
         x = noise
         for t0, t1 in zip(times[:-1], times[1:], strict=True):

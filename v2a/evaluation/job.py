@@ -96,7 +96,7 @@ def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test
     metrics["detector/threshold"] = detector.threshold
     metrics["detector/latency_ms"] = 1000 * detector.latency
     info = {"ckpt": str(ckpt), "global_step": module.global_step_loaded, "data": str(data), "split": split,
-            "steps": steps or module.sampler.steps, "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale,
+            "steps": module.sampler.steps if steps is None else steps, "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale,
             "seed": seed}
     tmp = out_dir / "metrics.json.tmp"
     tmp.write_text(json.dumps({"metrics": metrics, "run": info}, indent=2))

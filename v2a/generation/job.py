@@ -105,12 +105,14 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
     """
     if num_candidates < 1:
         raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     if duration is not None and duration <= 0:
         raise ValueError(f"duration must be positive, got {duration}")
     videos = list_videos(video)
     module = load_module(ckpt, device=device)
     check_conditioning(module, prompt=prompt, negative_prompt=negative_prompt, transcript=transcript)
-    settings = {"ckpt": str(ckpt), "model_sha256": file_sha256(ckpt), "steps": steps or module.sampler.steps,
+    settings = {"ckpt": str(ckpt), "model_sha256": file_sha256(ckpt), "steps": module.sampler.steps if steps is None else steps,
                 "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale, "seed": seed,
                 "overlap_s": overlap_s, "original_audio": original_audio}
     results, many = [], Path(video).is_dir()
