@@ -1,0 +1,23 @@
+"""The quickstart notebook runs top to bottom (with few training steps)."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_executes(tmp_path, monkeypatch):
+    monkeypatch.setenv("V2A_QUICKSTART_STEPS", "4")
+    monkeypatch.setenv("V2A_QUICKSTART_DIR", str(tmp_path))
+    monkeypatch.setenv("V2A_REPO", str(ROOT))
+    notebook = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    outputs = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "checkpoint:" in outputs and "sync/onset_f1" in outputs and "DetectionResult" in outputs
+    assert any(o.get("output_type") == "display_data" for c in notebook.cells for o in c.get("outputs", []))
+    assert Path(tmp_path / "with_sound.mp4").exists()
