@@ -19,8 +19,9 @@ class V2AModule(pl.LightningModule):
     """Trains ``net`` with flow matching on log-mels; samples with the EMA weights.
 
     Randomness of noise, flow times and condition dropout comes from a dedicated generator seeded
-    per rank, whose state is checkpointed; validation uses a fixed seed so its loss is comparable
-    across steps.
+    from (seed, rank, step) at every step — so a resumed run, on any rank, draws exactly what the
+    uninterrupted run drew, with no generator state to carry — and validation uses a fixed seed so its
+    loss is comparable across steps.
     """
 
     text_inputs: tuple[str, ...] = ()  # text conditions this model accepts (none: video only)
@@ -41,15 +42,12 @@ class V2AModule(pl.LightningModule):
         self.cfg_scale = cfg_scale
         self.seed = seed
         self.run_config: dict | None = None  # resolved Hydra config, stored in checkpoints by train.py
-        self._generator: torch.Generator | None = None
 
     # --- randomness -------------------------------------------------------------------------
-    @property
-    def generator(self) -> torch.Generator:
-        """The training noise generator: on the CPU, seeded per rank, saved in checkpoints."""
-        if self._generator is None:
-            self._generator = torch.Generator().manual_seed(self.seed + 1000 * self.global_rank)
-        return self._generator
+    def step_generator(self, batch_idx: int = 0) -> torch.Generator:
+        """The noise generator of this (step, micro-batch, rank), on the CPU: portable across devices."""
+        seed = hash((self.seed, self.global_rank, self.global_step, batch_idx)) % (2**63)
+        return torch.Generator().manual_seed(seed)
 
     def setup(self, stage: str) -> None:
         from pytorch_lightning.strategies import FSDPStrategy
@@ -65,7 +63,7 @@ class V2AModule(pl.LightningModule):
         return self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self.net, batch, self.generator)
+        loss = self._loss(self.net, batch, self.step_generator(batch_idx))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["audio"].shape[0])
@@ -117,9 +115,3 @@ class V2AModule(pl.LightningModule):
     # --- checkpoint state -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["v2a_config"] = self.run_config
-        checkpoint["v2a_generator_state"] = self.generator.get_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("v2a_generator_state")
-        if state is not None:
-            self.generator.set_state(state)
