@@ -70,8 +70,10 @@ def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test
         previous = frames
         gt_mel = module.features(batch["audio"].to(module.device))
         gen_mel = module.features(generated)
-        for name, mel in (("sync", gen_mel), ("ref_gt", gt_mel), ("ref_mismatched", module.features(mismatched))):
-            for detected, reference in zip(detector(mel), references, strict=True):
+        detections = {"sync": detector(gen_mel), "ref_gt": detector(gt_mel),
+                      "ref_mismatched": detector(module.features(mismatched))}
+        for name, detected_per_clip in detections.items():
+            for detected, reference in zip(detected_per_clip, references, strict=True):
                 scores[name].add(detected, reference, tolerance)
         mel_l1.append((gen_mel - gt_mel).abs().mean(dim=(1, 2)).cpu())
         for i, key in enumerate(batch["key"]):
@@ -81,8 +83,8 @@ def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test
                 plot_mels(out_dir / "plots" / f"{key}.png",
                           [("ground truth", gt_mel[i].cpu().numpy()), ("generated", gen_mel[i].cpu().numpy())],
                           spec.mel_rate, references[i].tolist(),
-                          {"ground truth": detector(gt_mel[i:i + 1])[0].tolist(),
-                           "generated": detector(gen_mel[i:i + 1])[0].tolist()})
+                          {"ground truth": detections["ref_gt"][i].tolist(),
+                           "generated": detections["sync"][i].tolist()})
         n_clips += len(batch["key"])
     if n_clips == 0:
         raise ValueError(f"split '{split}' of {data} holds no clips")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -11,6 +10,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from v2a.data.shard_writer import sha256_of
 from v2a.generation.mux import mux_audio
 from v2a.generation.video_input import VideoInputError, open_video, read_window
 from v2a.generation.windowed import generate_long
@@ -20,14 +20,6 @@ from v2a.utils.audio_files import write_audio
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def list_videos(video: str | Path) -> list[Path]:
@@ -41,11 +33,12 @@ def list_videos(video: str | Path) -> list[Path]:
     return [video]
 
 
-def output_paths(video: Path, out: str | Path, many: bool) -> tuple[Path, Path]:
-    """(muxed video path, wav path) for one input; ``out`` is a file for one input, a folder for many."""
-    out = Path(out)
-    target = out / f"{video.stem}_v2a{video.suffix if video.suffix.lower() in ('.mp4', '.mkv', '.mov') else '.mp4'}" if many else out
-    return target, target.with_suffix(".wav")
+def output_path(video: Path, out: str | Path, many: bool) -> Path:
+    """The muxed video path for one input (wav and json sit beside it); ``out`` is a folder for many inputs."""
+    if not many:
+        return Path(out)
+    suffix = video.suffix if video.suffix.lower() in (".mp4", ".mkv", ".mov") else ".mp4"
+    return Path(out) / f"{video.stem}_v2a{suffix}"
 
 
 @torch.no_grad()
@@ -112,12 +105,12 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
     videos = list_videos(video)
     module = load_module(ckpt, device=device)
     check_conditioning(module, prompt=prompt, negative_prompt=negative_prompt, transcript=transcript)
-    settings = {"ckpt": str(ckpt), "model_sha256": file_sha256(ckpt), "steps": module.sampler.steps if steps is None else steps,
+    settings = {"ckpt": str(ckpt), "model_sha256": sha256_of(Path(ckpt)) if Path(ckpt).is_file() else None, "steps": module.sampler.steps if steps is None else steps,
                 "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale, "seed": seed,
                 "overlap_s": overlap_s, "original_audio": original_audio}
     results, many = [], Path(video).is_dir()
     for path in tqdm(videos, desc="videos", unit="video", disable=len(videos) == 1):
-        out_video, _ = output_paths(path, out, many)
+        out_video = output_path(path, out, many)
         try:
             for index in range(num_candidates):
                 results.append(generate_for_video(

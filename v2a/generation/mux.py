@@ -9,19 +9,18 @@ from pathlib import Path
 import av
 import numpy as np
 
+from v2a.watermark.audio_io import AudioReadError, decode, resample
+
 AUDIO_MODES = ("drop", "keep", "mix")
 
 
 def _decode_first_audio(path: Path, sample_rate: int) -> np.ndarray | None:
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            return None
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks = []
-        for frame in container.decode(audio=0):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-        return np.concatenate(chunks) if chunks else None
+    """The input's first audio track as mono float32 at ``sample_rate``, or None when it has none."""
+    try:
+        audio, rate = decode(path)
+    except AudioReadError:
+        return None
+    return resample(audio.mean(axis=0), rate, sample_rate)
 
 
 def mux_audio(video_path: str | Path, audio: np.ndarray, sample_rate: int, out_path: str | Path, *,
