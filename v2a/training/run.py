@@ -9,8 +9,6 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from v2a.inference.export import export_inference
-
 log = logging.getLogger(__name__)
 
 
@@ -100,8 +98,8 @@ def train(cfg: DictConfig) -> dict:
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
         warn_on_config_mismatch(ckpt_path, model.run_config)
-    n_params = sum(p.numel() for p in model.net.parameters())
-    log.info("network parameters: %.2f M", n_params / 1e6)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("trainable parameters: %.2f M", n_params / 1e6)
     status = "failed"
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -118,7 +116,7 @@ def train(cfg: DictConfig) -> dict:
         # Periodic checkpoints need not fall on the final step: always leave the final state in last.ckpt.
         checkpoint = str(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
         trainer.save_checkpoint(checkpoint, weights_only=False)  # the full resume state
-        if trainer.is_global_zero:
-            export_inference(model, Path(trainer.checkpoint_callback.dirpath).parent / "export")
+        if trainer.is_global_zero and hasattr(model, "export_to"):  # each stage knows its inference export
+            model.export_to(Path(trainer.checkpoint_callback.dirpath).parent / "export")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"metrics": metrics, "checkpoint": checkpoint}

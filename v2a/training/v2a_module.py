@@ -115,3 +115,9 @@ class V2AModule(pl.LightningModule):
     # --- checkpoint state -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["v2a_config"] = self.run_config
+
+    def export_to(self, out_dir: Any) -> Any:
+        """Write the inference export (EMA weights in safetensors + config JSON) to ``out_dir``."""
+        from v2a.inference.export import export_inference
+
+        return export_inference(self, out_dir)
