@@ -131,16 +131,3 @@ def test_global_batch_divides_over_devices_and_accumulation():
     with pytest.raises(ValueError, match="not divisible by world size 3"):
         per_device_batch(32, 3, 1)
 
-
-def test_fsdp_is_refused_early_with_a_clear_message(tiny_cfg):
-    import pytest
-    from pytorch_lightning.strategies import FSDPStrategy
-
-    model = instantiate(tiny_cfg.model)
-
-    class FakeTrainer:
-        strategy = FSDPStrategy.__new__(FSDPStrategy)
-
-    model._trainer = FakeTrainer()
-    with pytest.raises(NotImplementedError, match="trainer=ddp"):
-        model.setup("fit")

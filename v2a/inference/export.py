@@ -13,13 +13,19 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-def export_inference(module, out_dir: str | Path) -> Path:
-    """Write ``out_dir/model.safetensors`` (EMA network weights) and ``out_dir/config.json``."""
+def export_inference(module, out_dir: str | Path, *, write: bool = True) -> Path:
+    """Write ``out_dir/model.safetensors`` (EMA network weights) and ``out_dir/config.json``.
+
+    Under FSDP the EMA network is sharded and gathering its state dict is collective: every rank must
+    call this, and only the one with ``write=True`` writes.
+    """
     if module.run_config is None:
         raise ValueError("the module has no run_config to export (build it through train.py or load_module)")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in module.ema.module.state_dict().items()}
+    if not write:
+        return out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name, content in ((WEIGHTS, None), (CONFIG, json.dumps(module.run_config, indent=2))):
         tmp = out_dir / f".{name}.tmp"
         if content is None:

@@ -35,8 +35,9 @@ class DemoSamples(pl.Callback):
 
     @torch.no_grad()
     def render(self, trainer: pl.Trainer, module: pl.LightningModule) -> Path | None:
-        if self.num_clips < 1 or not trainer.is_global_zero:
+        if self.num_clips < 1:
             return None
+        # Every rank samples (under FSDP a forward pass is collective); only rank 0 writes files.
         batch = self._demo_batch(trainer)
         if batch is None:
             return None
@@ -49,6 +50,8 @@ class DemoSamples(pl.Callback):
         audio = module.vocoder(mel).cpu().numpy()
         reference = module.features(batch["audio"][: self.num_clips].to(module.device)).cpu().numpy()
         module.train(was_training)
+        if not trainer.is_global_zero:
+            return None
         rate = module.features.spec.mel_rate
         for i, key in enumerate(batch["key"][: self.num_clips]):
             write_audio(step_dir / f"{key}.wav", audio[i], module.features.spec.sample_rate)

@@ -116,7 +116,7 @@ def train(cfg: DictConfig) -> dict:
         # Periodic checkpoints need not fall on the final step: always leave the final state in last.ckpt.
         checkpoint = str(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
         trainer.save_checkpoint(checkpoint, weights_only=False)  # the full resume state
-        if trainer.is_global_zero and hasattr(model, "export_to"):  # each stage knows its inference export
+        if hasattr(model, "export_to"):  # each stage knows its export; called on every rank (FSDP gathers)
             model.export_to(Path(trainer.checkpoint_callback.dirpath).parent / "export")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"metrics": metrics, "checkpoint": checkpoint}

@@ -49,17 +49,18 @@ class V2AModule(pl.LightningModule):
         seed = hash((self.seed, self.global_rank, self.global_step, batch_idx)) % (2**63)
         return torch.Generator().manual_seed(seed)
 
-    def setup(self, stage: str) -> None:
-        from pytorch_lightning.strategies import FSDPStrategy
-
-        if self._trainer is not None and isinstance(self.trainer.strategy, FSDPStrategy):
-            # The EMA copy averages whole parameters; FSDP hands out flat shards. Fail early and clearly.
-            raise NotImplementedError("EMA weights are not FSDP-aware yet: train with trainer=ddp")
+    def on_fit_start(self) -> None:
+        # Under FSDP the EMA update lerps local shards element by element; that is only right when the
+        # EMA copy is sharded exactly like the network (each V2ANet its own FSDP unit). Check once.
+        shapes = [p.shape for p in self.net.parameters()], [p.shape for p in self.ema.module.parameters()]
+        if shapes[0] != shapes[1]:
+            raise RuntimeError("the EMA copy is sharded differently from the network: wrap every V2ANet as its "
+                               "own FSDP unit (auto_wrap_policy in conf/trainer/fsdp.yaml)")
 
     # --- training ---------------------------------------------------------------------------
     def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator) -> torch.Tensor:
         mel = self.features(batch["audio"])
-        cond = net.encode(batch["frames"])
+        cond = net(frames=batch["frames"])
         return self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -74,6 +75,16 @@ class V2AModule(pl.LightningModule):
         # Here, not in on_train_batch_end: once per optimizer step (gradient accumulation), and
         # before checkpoint callbacks run, so a checkpoint never misses the step's EMA update.
         self.ema.update_parameters(self.net)
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        from pytorch_lightning.strategies import FSDPStrategy
+
+        if gradient_clip_val and isinstance(self.trainer.strategy, FSDPStrategy):
+            # The global norm spans every rank's shards: only the root FSDP module can compute it.
+            self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         generator = torch.Generator().manual_seed(12345 + batch_idx)  # same noise at every validation
@@ -97,7 +108,7 @@ class V2AModule(pl.LightningModule):
         frames = frames.to(self.device)
         batch = frames.shape[0]
         n_mel_frames = n_mel_frames or frames.shape[1] * spec.tokens_per_video_frame * spec.mel_frames_per_token
-        cond = net.encode(frames)
+        cond = net(frames=frames)
         scale = self.cfg_scale if cfg_scale is None else cfg_scale
         keep = torch.ones(batch, dtype=torch.bool, device=self.device)
         velocity = guided_velocity(
@@ -117,7 +128,11 @@ class V2AModule(pl.LightningModule):
         checkpoint["v2a_config"] = self.run_config
 
     def export_to(self, out_dir: Any) -> Any:
-        """Write the inference export (EMA weights in safetensors + config JSON) to ``out_dir``."""
+        """Write the inference export (EMA weights in safetensors + config JSON) to ``out_dir``.
+
+        Called on every rank (a sharded state dict is gathered collectively); rank 0 writes.
+        """
         from v2a.inference.export import export_inference
 
-        return export_inference(self, out_dir)
+        write = self._trainer is None or self.trainer.is_global_zero
+        return export_inference(self, out_dir, write=write)
