@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DATA ?= data/synthetic
 STAMP := $(VENV)/.installed
 
-.PHONY: install train data test lint clean
+.PHONY: install system-deps train data test lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# System packages: espeak-ng (talking-head speech of the full benchmark), ffmpeg (ffprobe in benches).
+system-deps:
+	@if command -v espeak-ng >/dev/null && command -v ffprobe >/dev/null; then echo "system packages present"; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng libespeak-ng1 ffmpeg; fi
+
 $(DATA)/test/index.json: | $(STAMP)
 	$(PY) data_prep/make_synthetic.py out=$(DATA)
 
@@ -27,7 +33,7 @@ data: $(STAMP) $(DATA)/test/index.json
 train: data
 	$(PY) train.py experiment=v2a_tiny $(ARGS)
 
-test: $(STAMP)
+test: system-deps $(STAMP)
 	$(PY) -m pytest tests $(ARGS)
 
 lint: $(STAMP)
