@@ -29,8 +29,10 @@ class V2AModule(pl.LightningModule):
     def __init__(self, *, visual_encoder: torch.nn.Module, denoiser: torch.nn.Module, objective: RectifiedFlow, sampler: ODESampler, features: LogMel,
                  vocoder: Vocoder, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, ema_decay: float = 0.998, cfg_scale: float = 3.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, visual_init: str | None = None, freeze_visual: bool = False) -> None:
         super().__init__()
+        self.visual_init = visual_init  # a sync-stage checkpoint whose visual encoder starts this model
+        self.freeze_visual = freeze_visual
         self.net = V2ANet(visual_encoder=visual_encoder, denoiser=denoiser)
         self.ema = make_ema(self.net, ema_decay)
         self.objective = objective
@@ -42,6 +44,26 @@ class V2AModule(pl.LightningModule):
         self.cfg_scale = cfg_scale
         self.seed = seed
         self.run_config: dict | None = None  # resolved Hydra config, stored in checkpoints by train.py
+
+    def setup(self, stage: str) -> None:
+        # Before Lightning restores a resumed checkpoint (which then wins), after construction — so
+        # loading a trained model for inference never needs the sync checkpoint.
+        if stage == "fit" and self.visual_init:
+            self.load_visual_encoder(self.visual_init)
+        if self.freeze_visual:
+            self.net.visual_encoder.requires_grad_(False)
+
+    def load_visual_encoder(self, checkpoint_path: str) -> None:
+        """Copy a sync-stage checkpoint's visual encoder into the network and its EMA copy."""
+        from v2a.inference.loading import load_checkpoint
+
+        state = load_checkpoint(checkpoint_path)["state_dict"]
+        prefix = "visual_encoder."
+        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not weights:
+            raise ValueError(f"{checkpoint_path} holds no visual_encoder weights (is it a sync_base checkpoint?)")
+        for encoder in (self.net.visual_encoder, self.ema.module.visual_encoder):
+            encoder.load_state_dict(weights)  # strict: a different encoder config is an error, not a silent skip
 
     # --- randomness -------------------------------------------------------------------------
     def step_generator(self, batch_idx: int = 0) -> torch.Generator:
@@ -92,7 +114,7 @@ class V2AModule(pl.LightningModule):
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["audio"].shape[0])
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.net.parameters())
+        optimizer = self.optimizer_factory(params=[p for p in self.net.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "step"}}
