@@ -32,6 +32,9 @@ def test_shards_round_trip_through_the_datamodule(tiny_shards, tiny_spec):
     assert batch["frames"].shape == (5, 50, 3, 32, 32) and batch["frames"].dtype.is_floating_point is False
     assert batch["audio"].shape == (5, 32000)
     assert all("events" in m and m["sample_rate"] == 16000 for m in batch["meta"])
+    assert batch["mask"].shape == (5, 50) and batch["mask"].all() and batch["audio_mask"].shape == (5, 32000)
+    assert all(m["crop_start"] == 0 for m in batch["meta"])  # evaluation crops are deterministic: the clip's start
+    assert all(s.endswith(".tar") for s in batch["shard"])
     train = next(iter(module.train_dataloader()))
     assert train["audio"].shape == (4, 32000)
 
@@ -79,3 +82,4 @@ def test_decode_resamples_foreign_rates_and_sizes(tiny_spec):
     assert out["frames"].shape == (50, 3, 32, 32)
     assert out["audio"].shape == (32000,)
     assert out["audio"][16000:].abs().max() == 0  # 1 s of audio padded with silence to the 2 s clip
+    assert int(out["audio_mask"].sum()) == 16000 and int(out["mask"].sum()) == 25  # ... and masked

@@ -1,31 +1,80 @@
-"""Turn a raw webdataset sample into fixed-size tensors on the clip grid."""
+"""Turn a raw webdataset sample into fixed-size tensors on the clip grid: crop, pad, mask, tokenize.
+
+Video comes from ``frames.npy`` when the shard holds it (no decoding), else from the ``mp4`` (decord,
+only the frames the crop needs; PyAV where decord fails). Audio and video are cut by one
+:class:`~v2a.data.crops.CropWindow`, so they stay aligned whatever the crop.
+"""
 
 from __future__ import annotations
 
+import io
 import json
-import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from v2a.data.media import decode_audio, decode_mp4
+from v2a.data.crops import StartCrop, TimeCrop, choose_window, crop_audio, crop_meta, video_indices
+from v2a.data.media import decode_audio, decode_video_pyav
 from v2a.shapes import ClipSpec
 
-log = logging.getLogger(__name__)
-
-VIDEO_KEYS = ("mp4", "frames.npy")
+VIDEO_KEYS = ("frames.npy", "mp4")  # in order of preference
 AUDIO_KEYS = ("flac", "wav")
 
 
-def fit_length(array: np.ndarray, length: int) -> np.ndarray:
-    """Crop or zero-pad (video: repeat the last frame) along axis 0 to ``length``."""
-    if len(array) >= length:
-        return array[:length]
-    if len(array) == 0:
-        raise ValueError("empty stream")
-    pad = [(0, length - len(array))] + [(0, 0)] * (array.ndim - 1)
-    return np.pad(array, pad, mode="edge" if array.ndim > 1 else "constant")
+@dataclass(frozen=True)
+class StoredVideo:
+    """A sample's video before decoding: its length, its rate and a reader of chosen frames."""
+
+    n_frames: int
+    fps: float
+    read: Callable[[np.ndarray], np.ndarray]  # frame indices -> uint8 [N, H, W, 3]
+
+
+def _npy_video(data: bytes, fps: float) -> StoredVideo:
+    frames = np.load(io.BytesIO(data), allow_pickle=False)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"frames.npy must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    return StoredVideo(len(frames), fps, lambda indices: frames[indices])
+
+
+def _pyav_video(data: bytes) -> StoredVideo:
+    frames, fps = decode_video_pyav(data)
+    return StoredVideo(len(frames), fps, lambda indices: frames[np.minimum(indices, len(frames) - 1)])
+
+
+def _mp4_video(data: bytes) -> StoredVideo:
+    """decord, decoding only the frames asked for; PyAV where decord cannot (some sizes and containers)."""
+    import decord  # imported lazily: decord is heavy and only the loaders need it
+
+    try:
+        reader = decord.VideoReader(io.BytesIO(data), ctx=decord.cpu(0), num_threads=1)
+        count, fps = len(reader), float(reader.get_avg_fps())
+    except decord.DECORDError:
+        return _pyav_video(data)
+    if count == 0 or fps <= 0:
+        raise ValueError(f"no decodable frames (frames={count}, fps={fps})")
+
+    def read(indices: np.ndarray) -> np.ndarray:
+        unique, inverse = np.unique(indices, return_inverse=True)  # decode each needed frame once
+        try:
+            return reader.get_batch(unique.tolist()).asnumpy()[inverse]
+        except decord.DECORDError:
+            return _pyav_video(data).read(indices)
+
+    return StoredVideo(count, fps, read)
+
+
+def open_video(sample: dict, meta: dict, spec: ClipSpec) -> StoredVideo:
+    """The sample's video: pre-extracted frames when present, else its mp4."""
+    if "frames.npy" in sample:
+        return _npy_video(sample["frames.npy"], float(meta.get("fps", spec.fps)))
+    if "mp4" in sample:
+        return _mp4_video(sample["mp4"])
+    raise ValueError(f"sample {sample.get('__key__')} has no video ({VIDEO_KEYS})")
 
 
 def frames_to_tensor(frames: np.ndarray, spec: ClipSpec) -> torch.Tensor:
@@ -37,40 +86,49 @@ def frames_to_tensor(frames: np.ndarray, spec: ClipSpec) -> torch.Tensor:
     return video
 
 
-def decode_sample(sample: dict, spec: ClipSpec) -> dict:
-    """Raw sample (bytes per extension) -> {key, frames uint8 [T,3,S,S], audio float [N], meta}."""
-    meta = json.loads(sample["json"]) if "json" in sample else {}
-    if "mp4" in sample:
-        frames, fps = decode_mp4(sample["mp4"])
-    elif "frames.npy" in sample:
-        import io
+def _valid_seconds(video: StoredVideo, audio: np.ndarray, meta: dict, spec: ClipSpec) -> float:
+    """Seconds of real content: the shorter stream, and no more than the shard says is real (padded clips)."""
+    seconds = min(video.n_frames / video.fps, len(audio) / spec.sample_rate)
+    recorded = meta.get("valid_duration")
+    return min(seconds, float(recorded)) if isinstance(recorded, int | float) and recorded > 0 else seconds
 
-        frames, fps = np.load(io.BytesIO(sample["frames.npy"]), allow_pickle=False), float(meta.get("fps", spec.fps))
-    else:
-        raise ValueError(f"sample {sample.get('__key__')} has no video ({VIDEO_KEYS})")
-    if abs(fps - spec.fps) > 0.01:
-        # Resample the frame index grid to the model's fps (nearest frame).
-        times = np.arange(spec.n_video_frames) / spec.fps
-        frames = frames[np.minimum((times * fps).round().astype(int), len(frames) - 1)]
+
+def decode_sample(sample: dict, spec: ClipSpec, *, crop: TimeCrop | None = None, rng: random.Random | None = None,
+                  tokenizer: Callable[[dict], dict[str, np.ndarray]] | None = None) -> dict:
+    """Raw sample (bytes per extension) -> one crop of it on the spec's grid.
+
+    Returns ``key``, ``frames`` uint8 [T, 3, S, S], ``audio`` float [N], ``mask`` bool [T] and
+    ``audio_mask`` bool [N] (False where a short clip was padded), ``meta`` (on the crop's clock),
+    ``shard`` (the tar it came from) and, with a tokenizer, ``{field}_tokens`` / ``{field}_mask``.
+    """
+    try:
+        meta = json.loads(sample["json"]) if "json" in sample else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"unreadable json: {error}") from None
+    video = open_video(sample, meta, spec)
     audio_key = next((k for k in AUDIO_KEYS if k in sample), None)
     if audio_key is None:
         raise ValueError(f"sample {sample.get('__key__')} has no audio ({AUDIO_KEYS})")
     audio = decode_audio(sample[audio_key], spec.sample_rate)
     if not np.isfinite(audio).all():
         raise ValueError(f"sample {sample.get('__key__')} has NaN/Inf audio")
-    return {
+    window = choose_window(_valid_seconds(video, audio, meta, spec), spec, crop or StartCrop(), rng)
+    frames = video.read(video_indices(window, spec, video.fps, video.n_frames))
+    out = {
         "key": sample["__key__"],
-        "frames": frames_to_tensor(fit_length(frames, spec.n_video_frames), spec),
-        "audio": torch.from_numpy(fit_length(audio, spec.n_samples).copy()),
-        "meta": meta,
+        "frames": frames_to_tensor(frames, spec),
+        "audio": torch.from_numpy(crop_audio(audio, window, spec)),
+        "mask": torch.from_numpy(window.frame_mask(spec)),
+        "audio_mask": torch.from_numpy(window.audio_mask(spec)),
+        "meta": crop_meta(meta, window, spec),
+        "shard": sample.get("__url__", ""),
     }
+    if tokenizer is not None:
+        out.update({name: torch.from_numpy(array) for name, array in tokenizer(meta).items()})
+    return out
 
 
 def collate(samples: list[dict]) -> dict:
-    """Stack tensors; keep keys and metadata (variable-length event lists) as lists."""
-    return {
-        "key": [s["key"] for s in samples],
-        "frames": torch.stack([s["frames"] for s in samples]),
-        "audio": torch.stack([s["audio"] for s in samples]),
-        "meta": [s["meta"] for s in samples],
-    }
+    """Stack tensors; keep keys, shards and metadata (variable-length event lists) as lists."""
+    return {name: torch.stack([s[name] for s in samples]) if isinstance(value, torch.Tensor)
+            else [s[name] for s in samples] for name, value in samples[0].items()}
