@@ -17,8 +17,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import machine, write_section  # noqa: E402
-from v2a.inference.loading import load_checkpoint  # noqa: E402
-from v2a.sync.offsets import offset_accuracy  # noqa: E402
+from v2a.sync.offsets import load_sync_model, offset_accuracy  # noqa: E402
 
 
 def main() -> None:
@@ -29,11 +28,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write the 'sync' section of docs/benchmarks.md")
     args = parser.parse_args()
 
-    checkpoint = load_checkpoint(args.ckpt)
-    config = OmegaConf.create(checkpoint["v2a_config"])
-    module = instantiate(config.model)
-    module.load_state_dict(checkpoint["state_dict"])
-    module.eval()
+    module = load_sync_model(args.ckpt)
+    config = OmegaConf.create(module.run_config)
     config.data.root = args.data
     data = instantiate(config.data)
     data.setup("test")
@@ -50,7 +46,7 @@ def main() -> None:
         clips = sum(len(b["audio"]) for b in batches)
         write_section("sync", f"""## Sync stage: offset prediction on held-out clips
 
-`{command}` — {machine()}. Checkpoint: `{args.ckpt}` (step {checkpoint.get('global_step')}).
+`{command}` — {machine()}. Checkpoint: `{args.ckpt}`.
 Each of {clips} test clips is delayed by every offset in {delays.start}..{delays.stop - 1} video frames
 (40 ms each) and the model predicts the delay back.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
@@ -47,3 +48,20 @@ def offset_accuracy(module, batches: Iterable[dict], delays: Iterable[int]) -> d
     return {"sync/offset_acc": exact / max(total, 1), "sync/offset_acc_1frame": within / max(total, 1),
             "sync/offset_acc_1frame_eventful": eventful[0] / max(eventful[1], 1),
             "sync/eventful_fraction": eventful[1] / max(total, 1), "sync/offset_trials": float(total)}
+
+
+def load_sync_model(path: str | Path):
+    """A trained sync-stage module (eval mode) from its checkpoint, loaded without pickle."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from v2a.inference.loading import CheckpointError, load_checkpoint
+
+    checkpoint = load_checkpoint(path)
+    config = OmegaConf.create(checkpoint["v2a_config"])
+    if "SyncModule" not in str(config.model.get("_target_", "")):
+        raise CheckpointError(f"{path} is not a sync-stage checkpoint (model is {config.model.get('_target_')})")
+    module = instantiate(config.model)
+    module.load_state_dict(checkpoint["state_dict"])
+    module.run_config = checkpoint["v2a_config"]
+    return module.eval()
