@@ -1,32 +1,67 @@
-"""Generate audio for one video (or a folder of videos) and write wav, muxed video and sidecar json."""
+"""Generate audio for one video (or a folder of videos) and write audio, muxed video and sidecar json.
+
+Everything streams: frames are read window by window, the joined mel is vocoded and watermarked in
+overlapping chunks and written to the audio file as it comes, and the muxer reads that file back in
+blocks. Peak memory is set by the window batch and the chunk sizes, not by the video's length.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
 import torch
+from hydra.errors import InstantiationException
 from tqdm import tqdm
 
-from v2a.data.shard_writer import sha256_of
-from v2a.generation.mux import mux_audio
-from v2a.generation.video_input import VideoInputError, open_video, read_window
-from v2a.generation.windowed import generate_long
-from v2a.inference.loading import load_module
-from v2a.utils.audio_files import write_audio
+from v2a.generation.chunked import overlapped_map
+from v2a.generation.mux import MuxError, mux_audio
+from v2a.generation.options import check_conditioning, check_numbers, model_sha256, read_text_option
+from v2a.generation.video_input import (
+    MAX_DURATION_S,
+    MAX_RESOLUTION,
+    VideoInput,
+    VideoInputError,
+    open_video,
+    read_windows,
+)
+from v2a.generation.windowed import stream_mel, window_starts
+from v2a.inference.loading import CheckpointError, load_module
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts")
+MUX_SUFFIXES = (".mp4", ".mkv", ".mov")
+AUDIO_FORMATS = ("wav", "flac")
+
+
+@dataclass(frozen=True)
+class Streaming:
+    """How much is held at once: windows per denoiser batch, vocoder and watermark chunk lengths."""
+
+    batch_windows: int = 8
+    vocoder_chunk_s: float = 10.0
+    vocoder_pad_s: float = 0.25  # context each side; neighbouring chunks crossfade over 2 x pad
+    watermark_chunk_s: float = 30.0
+    watermark_pad_s: float = 1.0
+    max_resolution: int = MAX_RESOLUTION
+    max_duration_s: float = MAX_DURATION_S
 
 
 def list_videos(video: str | Path) -> list[Path]:
-    """One file, or the video files of a folder (sorted)."""
+    """One file, or the video files of a folder (sorted; hidden files ignored)."""
     video = Path(video)
     if video.is_dir():
-        files = sorted(p for p in video.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        files = sorted(p for p in video.iterdir()
+                       if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
         if not files:
             raise VideoInputError(f"{video}: folder holds no video files ({', '.join(VIDEO_SUFFIXES)})")
         return files
@@ -34,90 +69,190 @@ def list_videos(video: str | Path) -> list[Path]:
 
 
 def output_path(video: Path, out: str | Path, many: bool) -> Path:
-    """The muxed video path for one input (wav and json sit beside it); ``out`` is a folder for many inputs."""
+    """The muxed video path for one input (audio and json sit beside it); ``out`` is a folder for many inputs."""
     if not many:
-        return Path(out)
-    suffix = video.suffix if video.suffix.lower() in (".mp4", ".mkv", ".mov") else ".mp4"
+        out = Path(out)
+        if out.suffix.lower() not in MUX_SUFFIXES:
+            raise ValueError(f"out={out}: the output video must end in one of {', '.join(MUX_SUFFIXES)}")
+        return out
+    suffix = video.suffix if video.suffix.lower() in MUX_SUFFIXES else ".mp4"
     return Path(out) / f"{video.stem}_v2a{suffix}"
-
-
-@torch.no_grad()
-def generate_for_video(module, video_path: Path, out_video: Path, *, steps: int | None, cfg_scale: float | None,
-                       seed: int, overlap_s: float, original_audio: str, duration: float | None,
-                       watermarker=None, settings: dict | None = None) -> dict:
-    """Generate, watermark, write wav + muxed video + sidecar json; returns the sidecar."""
-    spec = module.features.spec
-    video = open_video(video_path, spec)
-    seconds = min(duration, video.duration) if duration else video.duration
-    n_frames = max(1, int(round(seconds * spec.fps)))
-    generator = torch.Generator().manual_seed(seed)
-    bar = tqdm(total=None, desc=video_path.name, unit="window", leave=False)
-
-    def mel_for(frames: torch.Tensor) -> torch.Tensor:
-        return module.generate_mel(frames, steps=steps, cfg_scale=cfg_scale, generator=generator)
-
-    mel = generate_long(lambda start, count: read_window(video, start / spec.fps, spec, count), n_frames, spec,
-                        mel_for, overlap_s=overlap_s, progress=bar.update)
-    bar.close()
-    audio = module.vocoder(mel[None].to(module.device))[0].cpu().numpy()
-    if watermarker is not None:  # before anything is written: no unmarked copy ever reaches disk
-        audio = watermarker.embed(audio, spec.sample_rate)
-    out_video.parent.mkdir(parents=True, exist_ok=True)
-    wav_path = write_audio(out_video.with_suffix(".wav"), audio, spec.sample_rate)
-    mux_audio(video_path, audio, spec.sample_rate, out_video, original_audio=original_audio)
-    sidecar = {"input": str(video_path), "video": str(out_video), "audio": str(wav_path),
-               "duration_s": len(audio) / spec.sample_rate, "sample_rate": spec.sample_rate,
-               "watermarked": watermarker is not None, **(settings or {})}
-    tmp = out_video.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(sidecar, indent=2))
-    os.replace(tmp, out_video.with_suffix(".json"))
-    return sidecar
-
-
-def check_conditioning(module, **texts: str | None) -> None:
-    """Refuse text inputs that the checkpoint cannot use, instead of silently ignoring them."""
-    given = [name for name, value in texts.items() if value]
-    supported = set(getattr(module, "text_inputs", ()))
-    unsupported = [name for name in given if name not in supported]
-    if unsupported:
-        raise ValueError(f"this checkpoint has no conditioning for {', '.join(unsupported)} "
-                         f"(it supports: {', '.join(sorted(supported)) or 'video only'})")
 
 
 def candidate_path(out_video: Path, index: int, count: int) -> Path:
     return out_video if count == 1 else out_video.with_name(f"{out_video.stem}_cand{index}{out_video.suffix}")
 
 
+def _watermark_grid(watermarker, sample_rate: int) -> int:
+    """Samples per period of the watermark pattern (chunks aligned to it keep one coherent mark), or 1."""
+    params = getattr(watermarker, "params", None)
+    try:
+        period = params.period_frames * params.hop * sample_rate / params.analysis_sr
+    except AttributeError:
+        return 1
+    return int(period) if float(period).is_integer() else 1
+
+
+def _on_grid(seconds: float, rate: int, grid: int) -> int:
+    return max(grid, int(round(seconds * rate / grid)) * grid)
+
+
+def _first(pieces: Iterable[np.ndarray], count: int) -> Iterator[np.ndarray]:
+    """The first ``count`` samples of a stream of pieces."""
+    for piece in pieces:
+        if count <= 0:
+            return
+        yield piece[:count]
+        count -= len(piece)
+
+
+def _write_stream(path: Path, pieces, sample_rate: int) -> tuple[Path, int]:
+    """Write audio pieces to ``path`` (wav or flac by suffix) through a temp file; returns (path, samples)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    count = 0
+    try:
+        with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1,
+                          format=path.suffix.lstrip(".").upper()) as handle:
+            for piece in pieces:
+                handle.write(np.clip(np.asarray(piece, dtype=np.float32), -1, 1))
+                count += len(piece)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path, count
+
+
+@torch.no_grad()
+def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int | None, cfg_scale: float | None,
+                       seed: int, overlap_s: float, original_audio: str, duration: float | None,
+                       audio_format: str = "wav", streaming: Streaming = Streaming(), watermarker=None,
+                       settings: dict | None = None) -> dict:
+    """Generate, watermark, write audio + muxed video + sidecar json; returns the sidecar."""
+    started = time.perf_counter()
+    spec = module.features.spec
+    seconds = min(duration, video.duration) if duration else video.duration
+    # every model frame that starts on screen before the end; the audio is then cut to the exact length
+    n_frames = max(1, math.ceil(seconds * spec.fps - 1e-6))
+    n_samples = max(1, int(round(seconds * spec.sample_rate)))
+    generator = torch.Generator().manual_seed(seed)
+    window = spec.n_video_frames
+    n_windows = len(window_starts(n_frames, window, round(overlap_s * spec.fps))) if n_frames >= window else 1
+    bar = tqdm(total=n_windows, desc=video.path.name, unit="window", leave=False)
+
+    def mel_for(frames: torch.Tensor) -> torch.Tensor:
+        return module.generate_mel(frames, steps=steps, cfg_scale=cfg_scale, generator=generator)
+
+    def vocode(mel: np.ndarray) -> np.ndarray:
+        return module.vocoder(torch.from_numpy(mel)[None].to(module.device))[0].float().cpu().numpy()
+
+    mel = stream_mel(lambda starts, count: read_windows(video, starts, count, spec), n_frames, spec, mel_for,
+                     overlap_s=overlap_s, batch_windows=streaming.batch_windows, progress=bar.update)
+    mel_rate = spec.sample_rate / spec.hop_length
+    audio = overlapped_map((m.numpy() for m in mel), vocode, chunk=round(streaming.vocoder_chunk_s * mel_rate),
+                           pad=round(streaming.vocoder_pad_s * mel_rate), scale=spec.hop_length)
+    if watermarker is not None:  # before anything is written: no unmarked copy ever reaches disk
+        grid = _watermark_grid(watermarker, spec.sample_rate)
+        audio = overlapped_map(audio, lambda a: watermarker.embed(a, spec.sample_rate),
+                               chunk=_on_grid(streaming.watermark_chunk_s, spec.sample_rate, grid),
+                               pad=_on_grid(streaming.watermark_pad_s, spec.sample_rate, grid))
+    out_video.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        audio_path, samples = _write_stream(out_video.with_suffix(f".{audio_format}"), _first(audio, n_samples),
+                                            spec.sample_rate)
+    finally:
+        bar.close()
+    try:
+        mux_audio(video.path, audio_path, spec.sample_rate, out_video, original_audio=original_audio,
+                  origin=video.info.origin)
+    except MuxError:
+        audio_path.unlink()  # all of a result or none of it
+        raise
+    elapsed = time.perf_counter() - started
+    sidecar = {"input": str(video.path), "video": str(out_video), "audio": str(audio_path),
+               "duration_s": samples / spec.sample_rate, "sample_rate": spec.sample_rate,
+               "input_duration_s": round(video.duration, 6), "input_rotation": video.info.rotation,
+               "windows": n_windows, "watermarked": watermarker is not None,
+               "elapsed_s": round(elapsed, 3), "rtf": round(elapsed / max(samples / spec.sample_rate, 1e-9), 4),
+               **(settings or {}), "seed": seed}
+    tmp = out_video.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False))
+    os.replace(tmp, out_video.with_suffix(".json"))
+    return sidecar
+
+
+def _vocoder_override(vocoder: dict | None) -> dict | None:
+    """``model.vocoder`` replaced (not merged) by the chosen vocoder config, or no override."""
+    return {"model.vocoder": vocoder} if vocoder else None
+
+
 def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_scale: float | None = None,
              seed: int = 0, overlap_s: float = 0.5, original_audio: str = "drop", duration: float | None = None,
              device: str = "cpu", watermarker=None, prompt: str | None = None, negative_prompt: str | None = None,
-             transcript: str | None = None, num_candidates: int = 1) -> list[dict]:
+             transcript: str | None = None, num_candidates: int = 1, audio_format: str = "wav",
+             vocoder: dict | None = None, streaming: dict | Streaming | None = None,
+             watermark_settings: dict | None = None, num_threads: int | None = None) -> list[dict]:
     """Generate for a file or a folder; a bad file in a folder is logged and skipped.
 
+    ``transcript`` (and ``prompt``, ``negative_prompt``) is text or the path of a UTF-8 text file.
+    ``vocoder`` is a ``model.vocoder`` config (``_target_`` ...) that replaces the checkpoint's.
     ``num_candidates`` > 1 writes ``OUT_cand{i}`` files generated with seeds ``seed + i``.
     """
-    if num_candidates < 1:
-        raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if duration is not None and duration <= 0:
-        raise ValueError(f"duration must be positive, got {duration}")
+    check_numbers(num_candidates=num_candidates, steps=steps, duration=duration, overlap_s=overlap_s,
+                  cfg_scale=cfg_scale)
+    if original_audio not in ("drop", "keep", "mix"):
+        raise ValueError(f"original_audio must be one of ('drop', 'keep', 'mix'), got {original_audio!r}")
+    if audio_format not in AUDIO_FORMATS:
+        raise ValueError(f"audio_format must be one of {AUDIO_FORMATS}, got {audio_format!r}")
+    if num_threads is not None:
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        torch.set_num_threads(num_threads)
+    if not isinstance(streaming, Streaming):
+        streaming = Streaming(**(streaming or {}))
+    texts = {name: read_text_option(name, value) for name, value in
+             (("prompt", prompt), ("negative_prompt", negative_prompt), ("transcript", transcript))}
+    many = Path(video).is_dir()
     videos = list_videos(video)
-    module = load_module(ckpt, device=device)
-    check_conditioning(module, prompt=prompt, negative_prompt=negative_prompt, transcript=transcript)
-    settings = {"ckpt": str(ckpt), "model_sha256": sha256_of(Path(ckpt)) if Path(ckpt).is_file() else None, "steps": module.sampler.steps if steps is None else steps,
-                "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale, "seed": seed,
-                "overlap_s": overlap_s, "original_audio": original_audio}
-    results, many = [], Path(video).is_dir()
+    if not Path(ckpt).exists():  # the cheap checks first, the model loads last
+        raise CheckpointError(f"checkpoint {ckpt} does not exist")
+    opened: dict[Path, VideoInput] = {}
+    if not many:  # a bad video or out= fails before the model loads
+        output_path(Path(video), out, many)
+        opened[videos[0]] = open_video(videos[0], max_resolution=streaming.max_resolution,
+                                       max_duration_s=streaming.max_duration_s)
+    try:
+        module = load_module(ckpt, device=device, overrides=_vocoder_override(vocoder))
+    except InstantiationException as error:  # e.g. a vocoder export that is missing or for other mels
+        cause = error.__cause__ or error
+        raise ValueError(f"cannot build the model{' with the chosen vocoder' if vocoder else ''}: "
+                         f"{str(cause).splitlines()[0]}") from error
+    if not callable(getattr(module, "generate_mel", None)):  # e.g. a vocoder or classifier run's checkpoint
+        raise ValueError(f"{ckpt} is a {type(module).__name__} checkpoint, not a video-to-audio model "
+                         "(use a checkpoint of experiment=v2a_*)")
+    check_conditioning(module, **texts)
+    settings = {"ckpt": str(ckpt), "model_sha256": model_sha256(ckpt),
+                "steps": module.sampler.steps if steps is None else steps,
+                "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale,
+                "overlap_s": overlap_s, "original_audio": original_audio, "duration": duration,
+                "num_candidates": num_candidates, "audio_format": audio_format, "device": device,
+                "num_threads": torch.get_num_threads(), **texts,
+                "vocoder": {"class": type(module.vocoder).__name__, "override": vocoder},
+                "streaming": asdict(streaming), "watermark": watermark_settings if watermarker is not None else None,
+                "torch": torch.__version__}
+    results = []
     for path in tqdm(videos, desc="videos", unit="video", disable=len(videos) == 1):
         out_video = output_path(path, out, many)
         try:
+            source = opened.get(path) or open_video(path, max_resolution=streaming.max_resolution,
+                                                    max_duration_s=streaming.max_duration_s)
             for index in range(num_candidates):
                 results.append(generate_for_video(
-                    module, path, candidate_path(out_video, index, num_candidates), steps=steps, cfg_scale=cfg_scale,
-                    seed=seed + index, overlap_s=overlap_s, original_audio=original_audio, duration=duration,
-                    watermarker=watermarker, settings={**settings, "seed": seed + index}))
-        except VideoInputError as error:
+                    module, source, candidate_path(out_video, index, num_candidates), steps=steps,
+                    cfg_scale=cfg_scale, seed=seed + index, overlap_s=overlap_s, original_audio=original_audio,
+                    duration=duration, audio_format=audio_format, streaming=streaming, watermarker=watermarker,
+                    settings=settings))
+        except (VideoInputError, MuxError) as error:
             if not many:
                 raise
             log.warning("skipping %s: %s", path, error)

@@ -39,7 +39,7 @@ def _load_export(path: Path, overrides: dict | None):
         raise CheckpointError(f"cannot read export {path}: {error}") from error
     config = OmegaConf.create(config)
     for key, value in (overrides or {}).items():
-        OmegaConf.update(config, key, value, force_add=True)
+        OmegaConf.update(config, key, value, merge=False, force_add=True)
     module = instantiate(config.model)
     try:
         module.net.load_state_dict(weights)
@@ -56,7 +56,8 @@ def load_module(path: str | Path, *, device: str | torch.device = "cpu", overrid
 
     ``path``: a ``.ckpt`` (loaded with ``weights_only=True``) or an export folder / ``model.safetensors``.
     ``overrides`` (dotted keys -> values, e.g. ``{"model.vocoder.n_iter": 64}``) change the model
-    config before it is built; the trained weights are loaded afterwards.
+    config before it is built; the trained weights are loaded afterwards. A dict value replaces the
+    node (``{"model.vocoder": {"_target_": ...}}`` swaps the vocoder), it is not merged into it.
     """
     path = Path(path)
     if path.is_dir() or path.suffix == ".safetensors":
@@ -64,11 +65,13 @@ def load_module(path: str | Path, *, device: str | torch.device = "cpu", overrid
     checkpoint = load_checkpoint(path)
     config = OmegaConf.create(checkpoint["v2a_config"])
     for key, value in (overrides or {}).items():
-        OmegaConf.update(config, key, value, force_add=True)
+        OmegaConf.update(config, key, value, merge=False, force_add=True)
     module = instantiate(config.model)
     missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
-    # A vocoder swapped at load time brings its own weights; anything else missing is an error.
+    # A vocoder swapped at load time brings its own weights (and leaves the old one's unused); anything
+    # else missing or unexpected is an error.
     missing = [k for k in missing if not k.startswith("vocoder.")]
+    unexpected = [k for k in unexpected if not k.startswith("vocoder.")]
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
     module.run_config = OmegaConf.to_container(config, resolve=True)

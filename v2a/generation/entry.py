@@ -1,0 +1,43 @@
+"""The body of ``generate.py`` and ``v2a generate``: a composed config in, files and an exit status out."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from v2a.generation.job import generate
+from v2a.generation.mux import MuxError
+from v2a.generation.video_input import VideoInputError
+from v2a.inference.loading import CheckpointError
+from v2a.utils.cli import require
+
+log = logging.getLogger("generate")
+
+
+def run_generate(cfg: DictConfig) -> int:
+    """Generate from a composed ``conf/generate.yaml``; user errors print one line and return 2."""
+    require(cfg, "video", "ckpt", "out")
+    # The vocoder override is resolved inside the checkpoint's config (it refers to ${model.features}).
+    vocoder_cfg = cfg.get("model", {}) or {}
+    vocoder = OmegaConf.to_container(vocoder_cfg["vocoder"], resolve=False) if vocoder_cfg.get("vocoder") else None
+    options = {key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+               for key, value in cfg.items() if key not in ("watermark", "model")}
+    watermark_cfg = cfg.watermark
+    if watermark_cfg.get("disabled", False):
+        watermarker = None
+        log.warning("watermark disabled (watermark=off): the output will not be marked as generated")
+    else:
+        watermarker = instantiate(watermark_cfg)
+    # what the sidecar records of the watermark: its settings, never the key
+    settings = {k: v for k, v in OmegaConf.to_container(watermark_cfg, resolve=True).items() if k != "key"}
+    try:
+        results = generate(watermarker=watermarker, vocoder=vocoder, watermark_settings=settings, **options)
+    except (VideoInputError, CheckpointError, MuxError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for result in results:
+        print(f"wrote {result['video']} and {result['audio']} ({result['duration_s']:.2f} s, RTF {result['rtf']:.3f})")
+    return 0
