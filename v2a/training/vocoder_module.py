@@ -1,0 +1,180 @@
+"""The vocoder stage: a LightningModule that trains a mel -> waveform generator with discriminators.
+
+Manual optimisation, two optimisers. Until ``gan_start_step`` only the reconstruction losses train the
+generator (log-mel L1 + multi-resolution STFT: cheap, and what makes a short CPU run beat
+Griffin-Lim); from then on each batch takes a discriminator step and a generator step with the
+adversarial and feature-matching terms added. ``trainer.global_step`` counts generator steps (=
+batches), so ``trainer.max_steps`` means what it says.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from v2a.audio.mel import LogMel
+from v2a.models.vocoder.discriminators import VocoderDiscriminators
+from v2a.models.vocoder.export import ARCHITECTURES, write_vocoder_export
+from v2a.models.vocoder.losses import (
+    MultiResolutionSTFTLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    mel_l1,
+)
+
+
+class VocoderModule(pl.LightningModule):
+    """Trains ``generator`` (built from ``architecture`` + ``generator`` kwargs) on random audio crops."""
+
+    def __init__(self, *, features: LogMel, architecture: str, generator: dict, discriminators: VocoderDiscriminators,
+                 stft_loss: MultiResolutionSTFTLoss, optimizer_g: Callable[..., torch.optim.Optimizer],
+                 optimizer_d: Callable[..., torch.optim.Optimizer], scheduler: Callable[..., Any] | None = None,
+                 segment_frames: int = 64, gan_start_step: int = 0, mel_weight: float = 45.0,
+                 stft_weight: float = 15.0, adv_weight: float = 1.0, fm_weight: float = 2.0,
+                 grad_clip: float | None = 10.0, seed: int = 0) -> None:
+        super().__init__()
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown vocoder architecture {architecture!r} (known: {sorted(ARCHITECTURES)})")
+        if segment_frames < 2:
+            raise ValueError(f"segment_frames must be >= 2, got {segment_frames}")
+        self.automatic_optimization = False
+        self.features = features
+        self.architecture = architecture
+        # plain types only: the kwargs go to config.json in the export
+        self.generator_kwargs = OmegaConf.to_container(generator) if isinstance(generator, DictConfig) else dict(generator)
+        self.generator = ARCHITECTURES[architecture](**self.generator_kwargs)
+        self.discriminators = discriminators
+        self.stft_loss = stft_loss
+        self.optimizer_g_factory = optimizer_g
+        self.optimizer_d_factory = optimizer_d
+        self.scheduler_factory = scheduler
+        self.segment_frames = segment_frames
+        self.gan_start_step = gan_start_step
+        self.weights = {"mel": mel_weight, "stft": stft_weight, "adv": adv_weight, "fm": fm_weight}
+        self.grad_clip = grad_clip
+        self.seed = seed
+        self.run_config: dict | None = None  # resolved Hydra config, stored in checkpoints by train.py
+        self._fit_started: float | None = None
+
+    # --- data ---------------------------------------------------------------------------------
+    def random_segments(self, audio: torch.Tensor) -> torch.Tensor:
+        """Random crops of ``segment_frames`` mel frames from clips [B, N]; offsets seeded by (seed, rank, step)."""
+        length = self.segment_frames * self.features.spec.hop_length
+        if audio.shape[-1] <= length:
+            return audio
+        generator = torch.Generator().manual_seed(hash((self.seed, self.global_rank, self.global_step)) % (2**63))
+        starts = torch.randint(0, audio.shape[-1] - length + 1, (audio.shape[0],), generator=generator)
+        return torch.stack([clip[s:s + length] for clip, s in zip(audio, starts.tolist(), strict=True)])
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """Normalised log-mel [B, n_mels, F] -> waveform [B, F * hop]."""
+        return self.generator(mel)
+
+    # --- training -----------------------------------------------------------------------------
+    def reconstruction_losses(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"mel": mel_l1(self.features, fake, real), "stft": self.stft_loss(fake, real)}
+
+    def _step(self, optimizer: Any, loss: torch.Tensor, *, counted: bool) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.grad_clip:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+        # Only the generator's step goes through Lightning's wrapper, which counts global steps; the
+        # discriminator's bypasses it, else global_step would advance twice per batch in the GAN phase.
+        (optimizer.step if counted else optimizer.optimizer.step)()
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        opt_g, opt_d = self.optimizers()
+        real = self.random_segments(batch["audio"])
+        fake = self.generator(self.features(real))
+        gan = self.global_step >= self.gan_start_step
+        logs: dict[str, torch.Tensor] = {}
+        if gan:
+            self.discriminators.requires_grad_(True)
+            d_loss = discriminator_loss(self.discriminators(real), self.discriminators(fake.detach()))
+            self._step(opt_d, d_loss, counted=False)
+            logs["train/d_loss"] = d_loss.detach()
+        losses = self.reconstruction_losses(fake, real)
+        g_loss = self.weights["mel"] * losses["mel"] + self.weights["stft"] * losses["stft"]
+        if gan:
+            self.discriminators.requires_grad_(False)  # the generator step must not touch D's gradients
+            real_out, fake_out = self.discriminators(real), self.discriminators(fake)
+            losses["adv"] = generator_adversarial_loss(fake_out)
+            losses["fm"] = feature_matching_loss(real_out, fake_out)
+            g_loss = g_loss + self.weights["adv"] * losses["adv"] + self.weights["fm"] * losses["fm"]
+        if not torch.isfinite(g_loss):
+            raise FloatingPointError(f"non-finite training loss {g_loss.item()} at step {self.global_step}")
+        self._step(opt_g, g_loss, counted=True)
+        scheduler_g, scheduler_d = self.lr_schedulers() or (None, None)
+        if scheduler_g is not None:
+            scheduler_g.step()
+            if gan:  # the discriminator's schedule (warm-up included) starts with its first step
+                scheduler_d.step()
+        logs.update({f"train/{k}": v.detach() for k, v in losses.items()})
+        logs["train/loss"] = g_loss.detach()
+        self.log_dict(logs, batch_size=real.shape[0])
+        return g_loss.detach()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        real = batch["audio"]
+        fake = self.generator(self.features(real))
+        losses = self.reconstruction_losses(fake, real)
+        size = real.shape[0]
+        self.log("val/mel_l1", losses["mel"], prog_bar=True, sync_dist=True, batch_size=size)
+        self.log("val/stft", losses["stft"], sync_dist=True, batch_size=size)
+        self.log("val/loss", self.weights["mel"] * losses["mel"] + self.weights["stft"] * losses["stft"],
+                 sync_dist=True, batch_size=size)
+
+    def configure_optimizers(self) -> Any:
+        opt_g = self.optimizer_g_factory(params=self.generator.parameters())
+        opt_d = self.optimizer_d_factory(params=self.discriminators.parameters())
+        if self.scheduler_factory is None:
+            return [opt_g, opt_d]
+        # The same schedule for both; the discriminator's advances only from gan_start_step.
+        schedulers = [{"scheduler": self.scheduler_factory(optimizer=o), "interval": "step"} for o in (opt_g, opt_d)]
+        return [opt_g, opt_d], schedulers
+
+    # --- checkpoint state and export ----------------------------------------------------------
+    def on_train_start(self) -> None:
+        self._fit_started = time.monotonic()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["v2a_config"] = self.run_config
+
+    def export_to(self, out_dir: str | Path) -> Path | None:
+        """Generator weights + config (``model/vocoder=neural model.vocoder.checkpoint=out_dir`` loads it)."""
+        if self._trainer is not None and not self.trainer.is_global_zero:
+            return None
+        # wall time of this fit call (a resumed run counts only its own part)
+        seconds = None if self._fit_started is None else round(time.monotonic() - self._fit_started, 1)
+        return write_vocoder_export(out_dir, generator=self.generator, architecture=self.architecture,
+                                    kwargs=self.generator_kwargs, features=self.features,
+                                    extra={"trained_steps": int(self.global_step), "run_config": self.run_config,
+                                           "fit_seconds": seconds})
+
+
+def export_checkpoint(ckpt: str | Path, out_dir: str | Path) -> Path:
+    """Write the inference export of any vocoder training checkpoint (e.g. ``step_0001500.ckpt``).
+
+    Loaded with ``weights_only=True``; the module is rebuilt from the checkpoint's own config.
+    """
+    from hydra.utils import instantiate
+
+    from v2a.inference.loading import load_checkpoint
+
+    checkpoint = load_checkpoint(ckpt)
+    config = OmegaConf.create(checkpoint["v2a_config"])
+    module: VocoderModule = instantiate(config.model)
+    module.load_state_dict(checkpoint["state_dict"])
+    module.run_config = checkpoint["v2a_config"]
+    return write_vocoder_export(out_dir, generator=module.generator, architecture=module.architecture,
+                                kwargs=module.generator_kwargs, features=module.features,
+                                extra={"trained_steps": int(checkpoint.get("global_step", 0)),
+                                       "run_config": module.run_config, "source_checkpoint": str(ckpt)})
