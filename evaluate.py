@@ -1,4 +1,9 @@
-"""Evaluate a checkpoint on held-out data:  python evaluate.py ckpt=CKPT out=DIR [data=synthetic | data.root=SHARDS]"""
+"""Evaluate a checkpoint on held-out data, or compare evaluations:
+
+    python evaluate.py ckpt=CKPT out=DIR [data=synthetic | data.root=SHARDS] [reuse=true] [classifier=EXPORT]
+    accelerate launch --multi_gpu --num_processes N evaluate.py ckpt=CKPT out=DIR   (generation split over processes)
+    python evaluate.py compare RUN_DIR... [--out DIR]                     (table.md, table.csv, plots)
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 import sys
 
 import hydra
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from v2a.evaluation.job import evaluate, format_metrics
@@ -16,20 +22,29 @@ log = logging.getLogger("evaluate")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     require(cfg, "ckpt", "out")
+    watermark_cfg = cfg.get("watermark")
+    watermark = None if not watermark_cfg or watermark_cfg.get("disabled", False) else instantiate(watermark_cfg)
     options = OmegaConf.to_container(cfg, resolve=True)
-    options.pop("paths", None)
+    for key in ("paths", "watermark"):
+        options.pop(key, None)
     data = options.pop("data", None)
     try:
-        metrics = evaluate(data=data["root"] if isinstance(data, dict) else data, **options)
+        metrics = evaluate(data=data["root"] if isinstance(data, dict) else data, watermark=watermark, **options)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
+    if not metrics:  # a non-zero rank of accelerate launch: rank 0 reports
+        return None
     print(format_metrics(metrics), flush=True)
     print(f"metrics: {cfg.out}/metrics.json", flush=True)
-    return metrics["sync/onset_f1"]
+    return metrics.get("sync/onset_f1")
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "compare":
+        from v2a.evaluation.compare import main as compare_main
+
+        sys.exit(compare_main(sys.argv[2:]))
     main()

@@ -19,5 +19,8 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch):
                    resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     outputs = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "checkpoint:" in outputs and "sync/onset_f1" in outputs and "DetectionResult" in outputs
-    assert any(o.get("output_type") == "display_data" for c in notebook.cells for o in c.get("outputs", []))
+    displays = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "display_data"]
+    assert any("image/png" in o.get("data", {}) for o in displays)
+    assert any("<audio" in o.get("data", {}).get("text/html", "") for o in displays)  # the soundtrack to listen to
+    assert "detected onsets:" in outputs
     assert Path(tmp_path / "with_sound.mp4").exists()

@@ -1,27 +1,34 @@
-"""The evaluation job: generate for a held-out split and score sync and quality, with references.
+"""The evaluation job: generate for a held-out split and score it, beside its floor and ceiling.
 
-Every sync number comes with its ceiling (ground-truth audio through the same detector) and its floor
-(generation from a mismatched video), computed in the same run.
+Every metric of generated audio comes with the same metric of the ground-truth audio (the ceiling)
+and of generation from a mismatched video (the floor), computed in the same run with the same tools.
+Ground-truth references are cached per data set (:mod:`v2a.evaluation.cache`); generations are kept
+in ``OUT/generations`` so ``reuse=true`` rescored them without generating (:mod:`v2a.evaluation.store`);
+under ``accelerate launch`` every process generates its share and rank 0 scores.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from v2a.evaluation.onsets import OnsetScores, calibrate
-from v2a.evaluation.references import event_times, iterate_batches
-from v2a.evaluation.report import write_report
+from v2a.evaluation.analysis import analyse, as_arrays, empty_analysis
+from v2a.evaluation.av_align import motion_peaks
+from v2a.evaluation.cache import ReferenceCache, cache_key, split_checksum
+from v2a.evaluation.onsets import calibrate
+from v2a.evaluation.references import event_times, iterate_batches, resolve_split
+from v2a.evaluation.report import write_outputs
+from v2a.evaluation.scoring import Scorer
+from v2a.evaluation.spectral import log_spectral_distance, mel_l1
+from v2a.evaluation.store import GenerationStore, file_sha256
+from v2a.evaluation.tools import build_tools, distributed_state, whole_split
 from v2a.inference.loading import load_module
-from v2a.utils.audio_files import write_audio
-from v2a.utils.plots import plot_mels
 
 log = logging.getLogger(__name__)
 
@@ -35,77 +42,218 @@ def _mismatched(frames: torch.Tensor, previous: torch.Tensor | None) -> torch.Te
     return previous[-1:]
 
 
-def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test", calibration_split: str = "val",
-             steps: int | None = None, cfg_scale: float | None = None, batch_size: int = 50,
-             max_clips: int | None = None, calibration_clips: int = 200, seed: int = 0, save_audio: bool = True,
-             plots: int = 4, device: str = "cpu") -> dict:
-    """Score ``ckpt`` on ``split``; writes ``out/metrics.json`` and ``out/report.md``; returns the metrics."""
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    module = load_module(ckpt, device=device)
-    spec = module.features.spec
-    data = data or module.run_config["data"]["root"]
-    tolerance = 1.0 / spec.fps  # ±1 video frame
-
-    # 1. Calibrate the onset detector on ground-truth validation audio.
+def _calibrate(module, data: str, split: str, batch_size: int, clips: int, tolerance: float):
     cal_mels, cal_refs = [], []
-    for batch in iterate_batches(data, calibration_split, spec, batch_size, calibration_clips):
-        cal_mels.append(module.features(batch["audio"]))
+    for batch in iterate_batches(data, split, module.features.spec, batch_size, clips):
+        cal_mels.append(module.features(batch["audio"].to(module.device)))
         cal_refs += [event_times(m) for m in batch["meta"]]
-    detector = calibrate(cal_mels, cal_refs, spec.mel_rate, tolerance)
-    log.info("onset detector: threshold %.4f, latency %.1f ms", detector.threshold, 1000 * detector.latency)
+    return calibrate(cal_mels, cal_refs, module.features.spec.mel_rate, tolerance), cal_mels
 
-    # 2. Generate for the test split (matched and mismatched video) and score.
-    scores = {"sync": OnsetScores(), "ref_gt": OnsetScores(), "ref_mismatched": OnsetScores()}
-    mel_l1, n_clips, gen_seconds, previous = [], 0, 0.0, None
-    generator = torch.Generator().manual_seed(seed)
-    audio_dir = out_dir / "audio"
-    for batch in tqdm(list(iterate_batches(data, split, spec, batch_size, max_clips)), desc="evaluate", unit="batch"):
-        frames, references = batch["frames"], [event_times(m) for m in batch["meta"]]
+
+def _generate_all(module, data, split, batch_size, max_clips, steps, cfg_scale, seed, watermarker,
+                  store: GenerationStore, rank: int | None = None, world: int = 1) -> dict:
+    """Generate matched and mismatched audio for this process's clips into the store.
+
+    The shard reader gives rank r the clips r, r + world, ...; of the first ``max_clips`` clips, that is
+    ``len(range(r, max_clips, world))``.
+    """
+    spec = module.features.spec
+    if max_clips is not None and world > 1:
+        max_clips = len(range(rank or 0, max_clips, world))
+    generator = torch.Generator().manual_seed(seed + 1000 * (rank or 0))
+    gen_seconds, keys, previous = 0.0, [], None
+    for batch in tqdm(list(iterate_batches(data, split, spec, batch_size, max_clips)), desc="generate", unit="batch"):
+        frames = batch["frames"]
         start = time.perf_counter()
         generated = module.generate_audio(frames, steps=steps, cfg_scale=cfg_scale, generator=generator)
         gen_seconds += time.perf_counter() - start
         mismatched = module.generate_audio(_mismatched(frames, previous), steps=steps, cfg_scale=cfg_scale,
                                            generator=generator)
         previous = frames
-        gt_mel = module.features(batch["audio"].to(module.device))
-        gen_mel = module.features(generated)
-        detections = {"sync": detector(gen_mel), "ref_gt": detector(gt_mel),
-                      "ref_mismatched": detector(module.features(mismatched))}
-        for name, detected_per_clip in detections.items():
-            for detected, reference in zip(detected_per_clip, references, strict=True):
-                scores[name].add(detected, reference, tolerance)
-        mel_l1.append((gen_mel - gt_mel).abs().mean(dim=(1, 2)).cpu())
-        for i, key in enumerate(batch["key"]):
-            if save_audio:
-                write_audio(audio_dir / f"{key}.wav", generated[i].cpu().numpy(), spec.sample_rate)
-            if n_clips + i < plots:
-                plot_mels(out_dir / "plots" / f"{key}.png",
-                          [("ground truth", gt_mel[i].cpu().numpy()), ("generated", gen_mel[i].cpu().numpy())],
-                          spec.mel_rate, references[i].tolist(),
-                          {"ground truth": detections["ref_gt"][i].tolist(),
-                           "generated": detections["sync"][i].tolist()})
-        n_clips += len(batch["key"])
-    if n_clips == 0:
+        for condition, audio in (("generated", generated), ("mismatched", mismatched)):
+            for key, clip in zip(batch["key"], audio.cpu().numpy(), strict=True):
+                if watermarker is not None:  # as generate.py ships it: marked before it is written
+                    clip = watermarker.embed(clip, spec.sample_rate)
+                store.write(condition, key, clip, spec.sample_rate)
+        keys += batch["key"]
+    return {"gen_seconds": gen_seconds, "n_clips": len(keys), "keys": keys}
+
+
+def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test", calibration_split: str = "val",
+             steps: int | None = None, cfg_scale: float | None = None, batch_size: int = 50,
+             max_clips: int | None = None, calibration_clips: int = 200, seed: int = 0, plots: int = 4,
+             device: str = "cpu", reuse: bool = False, cache_dir: str | None = None,
+             classifier: str | None = None, whisper: str = "auto", embedders: list | None = None,
+             watermark: object | None = None, onset_kinds: tuple[str, ...] = ("impact",),
+             sync_model: str | None = None, wandb: bool = False, save_audio: bool | None = None) -> dict:
+    """Score ``ckpt`` on ``split``; writes ``out/metrics.json``, ``metrics.csv`` and ``report.md``.
+
+    Returns the metrics (on rank 0; other ranks of ``accelerate launch`` return an empty dict).
+    ``whisper``: ``auto`` (used when installed), ``true`` (required) or ``false``.
+    """
+    del save_audio  # generations are always kept (OUT/generations); the old switch is accepted and ignored
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    module = load_module(ckpt, device=device)
+    data = str(data or module.run_config["data"]["root"])
+    store = GenerationStore(out_dir)
+    settings = {"ckpt": str(ckpt), "ckpt_sha256": file_sha256(ckpt), "data": data, "split": split,
+                "steps": module.sampler.steps if steps is None else steps,
+                "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale, "seed": seed,
+                "max_clips": max_clips, "watermark": watermark is not None}
+
+    # 1. Generation (split over processes under accelerate launch), unless reusing stored generations.
+    state = distributed_state()
+    if reuse:
+        manifest = store.manifest(settings)
+        log.info("reuse=true: scoring the %d stored generations in %s", manifest["n_clips"], store.root)
+    elif state is None:
+        manifest = {**settings, **_generate_all(module, data, split, batch_size, max_clips, steps, cfg_scale, seed,
+                                                watermark, store, None), "world_size": 1}
+        store.write_manifest(manifest)
+    else:
+        part = _generate_all(module, data, split, batch_size, max_clips, steps, cfg_scale, seed, watermark, store,
+                             state.process_index, state.num_processes)
+        store.write_manifest({**settings, **part}, rank=state.process_index)
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return {}
+        manifest = store.merge_rank_manifests(state.num_processes)
+    if manifest["n_clips"] == 0:
         raise ValueError(f"split '{split}' of {data} holds no clips")
 
-    metrics: dict[str, float] = {}
-    for prefix, name in (("sync/", "sync"), ("ref/gt_", "ref_gt"), ("ref/mismatched_", "ref_mismatched")):
-        metrics.update({prefix + k: v for k, v in scores[name].as_dict().items()})
-    metrics["quality/mel_l1"] = float(torch.cat(mel_l1).mean())
-    metrics["speed/rtf"] = gen_seconds / (n_clips * spec.duration)
-    metrics["eval/clips"] = n_clips
-    metrics["detector/threshold"] = detector.threshold
-    metrics["detector/latency_ms"] = 1000 * detector.latency
-    info = {"ckpt": str(ckpt), "global_step": module.global_step_loaded, "data": str(data), "split": split,
-            "steps": module.sampler.steps if steps is None else steps, "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale,
-            "seed": seed}
-    tmp = out_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps({"metrics": metrics, "run": info}, indent=2))
-    os.replace(tmp, out_dir / "metrics.json")
-    write_report(out_dir / "report.md", metrics, info)
+    options = ScoreOptions(out_dir=out_dir, data=data, split=split, calibration_split=calibration_split,
+                           batch_size=batch_size, max_clips=max_clips, calibration_clips=calibration_clips, plots=plots,
+                           cache_dir=cache_dir, classifier=classifier, whisper=whisper, embedders=embedders,
+                           watermark=watermark, onset_kinds=tuple(onset_kinds), sync_model=sync_model, wandb=wandb,
+                           reuse=reuse)
+    with whole_split():
+        return _score(module, options, settings, manifest, store)
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """The options of :func:`evaluate` that scoring needs (see its docstring and conf/evaluate.yaml)."""
+
+    out_dir: Path
+    data: str
+    split: str
+    calibration_split: str
+    batch_size: int
+    max_clips: int | None
+    calibration_clips: int
+    plots: int
+    cache_dir: str | None
+    classifier: str | None
+    whisper: str
+    embedders: list | None
+    watermark: object | None
+    onset_kinds: tuple[str, ...]
+    sync_model: str | None
+    wandb: bool
+    reuse: bool
+
+
+def _score(module, o: ScoreOptions, settings: dict, manifest: dict, store: GenerationStore) -> dict:
+    """Rank 0 (or the only process): references, analysis of every condition, metrics and outputs."""
+    out_dir, data, split, batch_size, max_clips, plots = o.out_dir, o.data, o.split, o.batch_size, o.max_clips, o.plots
+    calibration_split, calibration_clips, watermark, onset_kinds = o.calibration_split, o.calibration_clips, o.watermark, o.onset_kinds
+    spec = module.features.spec
+    tolerance = 1.0 / spec.fps  # ±1 video frame
+    # 2. References (cached per data set and tools) and the tools that measure every condition.
+    root, split_name = resolve_split(data, split)
+    cal_root, cal_name = resolve_split(data, calibration_split)
+    tools = build_tools(module, classifier=o.classifier, whisper=o.whisper, embedders=o.embedders, watermark=watermark)
+    key = cache_key({"test": split_checksum(root / split_name), "val": split_checksum(cal_root / cal_name),
+                     "spec": spec.__dict__, "features": [module.features.mean, module.features.std],
+                     "clips": [max_clips, calibration_clips], "tools": tools.identity(exclude_detector=True),
+                     "onset_kinds": list(onset_kinds)})
+    cache = ReferenceCache(o.cache_dir, key)
+    reference = cache.load()
+    ref_start = time.perf_counter()
+    if reference is None:
+        tools.detector, cal_mels = _calibrate(module, data, calibration_split, batch_size, calibration_clips, tolerance)
+        val_embeddings = {}
+        if tools.embedders:
+            for batch in iterate_batches(data, calibration_split, spec, batch_size, calibration_clips):
+                for embedder in tools.embedders:
+                    val_embeddings.setdefault(embedder.name, []).extend(
+                        embedder.embed(batch["audio"].numpy(), spec.sample_rate))
+        val_embeddings = {k: np.asarray(v) for k, v in val_embeddings.items()}
+    ref_seconds = time.perf_counter() - ref_start  # + the ground-truth analysis in the loop below, on a miss
+    if reference is not None:
+        tools.detector = tools.make_detector(reference["detector"])
+        val_embeddings = {k[4:]: v for k, v in reference["embeddings"].items() if k.startswith("val/")}
+    log.info("onset detector: threshold %.4f, latency %.1f ms", tools.detector.threshold, 1000 * tools.detector.latency)
+
+    # 3. Score: one pass over the test clips.
+    conditions = ("generated", "gt", "mismatched")
+    analyses = {c: empty_analysis(tools) for c in conditions}
+    if reference is not None:
+        analyses["gt"] = {k: v for k, v in reference["gt"].items()}
+        analyses["gt"].update({f"emb/{k[3:]}": list(v) for k, v in reference["embeddings"].items() if k.startswith("gt/")})
+    pairwise = {c: {"mel_l1": [], "lsd_db": []} for c in ("generated", "mismatched")}
+    metas, keys, video_peaks, plot_data = [], [], [], []
+    for batch in tqdm(list(iterate_batches(data, split, spec, batch_size, max_clips)), desc="score", unit="batch"):
+        gt_audio = batch["audio"].to(module.device)
+        gt_mel = module.features(gt_audio)
+        if reference is None:
+            start = time.perf_counter()
+            analyse(gt_audio, batch["meta"], tools, spec.sample_rate, spec.fps, analyses["gt"])
+            ref_seconds += time.perf_counter() - start
+        for condition in ("generated", "mismatched"):
+            audio = torch.from_numpy(np.stack([store.read(condition, k) for k in batch["key"]])).to(module.device)
+            mel = analyse(audio, batch["meta"], tools, spec.sample_rate, spec.fps, analyses[condition])
+            pairwise[condition]["mel_l1"] += mel_l1(mel, gt_mel).cpu().tolist()
+            pairwise[condition]["lsd_db"] += log_spectral_distance(audio, gt_audio, n_fft=spec.n_fft,
+                                                                   hop_length=spec.hop_length).cpu().tolist()
+            if condition == "generated" and len(plot_data) < plots:
+                plot_data += [(k, gt_mel[i].cpu().numpy(), mel[i].cpu().numpy(), m, batch["frames"][i])
+                              for i, (k, m) in enumerate(zip(batch["key"], batch["meta"], strict=True))][: plots - len(plot_data)]
+        metas += batch["meta"]
+        keys += batch["key"]
+        video_peaks += [motion_peaks(f, spec.fps).tolist() for f in batch["frames"]]
+    if reference is not None and reference["keys"] != keys:
+        raise ValueError(f"reference cache {cache.folder} holds other clips than {data}/{split}: delete it")
+    if reference is None:
+        gt = as_arrays(analyses["gt"])
+        embeddings = {f"gt/{k[4:]}": v for k, v in gt.items() if k.startswith("emb/")}
+        embeddings.update({f"val/{k}": v for k, v in val_embeddings.items()})
+        cache.save({"keys": keys, "detector": {"threshold": tools.detector.threshold, "latency": tools.detector.latency},
+                    "gt": {k: v for k, v in analyses["gt"].items() if not k.startswith("emb/")},
+                    "embeddings": embeddings})
+    if keys != manifest["keys"] and sorted(keys) != sorted(manifest["keys"]):
+        raise ValueError(f"stored generations in {store.root} are for other clips than {data}/{split}")
+
+    scorer = Scorer(tolerance=tolerance, fps=spec.fps, onset_kinds=tuple(onset_kinds),
+                    vocabularies=tools.classifier.vocabularies if tools.classifier is not None else {})
+    scorer.skipped.update({f"tool/{k}": v for k, v in tools.notes.items()})
+    arrays = {c: as_arrays(analyses[c]) for c in conditions}
+    scorer.sync(metas, arrays, video_peaks)
+    scorer.quality(arrays, val_embeddings, pairwise, metas)
+    scorer.speech(metas, arrays)
+    scorer.watermark(arrays, watermark is not None, getattr(watermark, "fpr", None))
+    if o.sync_model is None:
+        scorer.skipped["sync/desync_s"] = "no sync model configured (sync_model=null)"
+    else:
+        scorer.skipped["sync/desync_s"] = f"sync_model={o.sync_model}: the sync stage is not built yet in this framework"
+    metrics = scorer.metrics
+    metrics["speed/rtf"] = manifest["gen_seconds"] / (manifest["n_clips"] * spec.duration)
+    metrics["eval/clips"] = len(keys)
+    metrics["detector/threshold"] = tools.detector.threshold
+    metrics["detector/latency_ms"] = 1000 * tools.detector.latency
+    info = {**{k: v for k, v in settings.items()}, "global_step": module.global_step_loaded,
+            "reference_cache": "hit" if reference is not None else "miss", "reference_cache_key": key,
+            "reference_seconds": round(ref_seconds, 3), "reused_generations": bool(o.reuse),
+            "generation_world_size": manifest.get("world_size", 1),
+            "tools": tools.identity(exclude_detector=True)}
+    write_outputs(out_dir, metrics, scorer.skipped, info, plot_data, spec, tools.detector, wandb=o.wandb)
     return metrics
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
-    return "\n".join(f"{k}: {v:.4f}" if isinstance(v, float) and np.isfinite(v) else f"{k}: {v}" for k, v in metrics.items())
+    """One ``key: value`` line per metric."""
+    return "\n".join(f"{k}: {v:.4f}" if isinstance(v, float) and np.isfinite(v) else f"{k}: {v}"
+                     for k, v in metrics.items())
+
+

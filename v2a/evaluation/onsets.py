@@ -21,16 +21,23 @@ def onset_strength(mel: torch.Tensor) -> torch.Tensor:
 
 def pick_peaks(novelty: np.ndarray, threshold: float, frame_rate: float, min_gap_s: float = 0.03) -> np.ndarray:
     """Times (s) of local maxima of ``novelty`` above ``threshold``, at least ``min_gap_s`` apart."""
+    return pick_peaks_with_strength(novelty, threshold, frame_rate, min_gap_s)[0]
+
+
+def pick_peaks_with_strength(novelty: np.ndarray, threshold: float, frame_rate: float,
+                             min_gap_s: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
+    """(times in s, novelty heights) of the peaks that :func:`pick_peaks` keeps, in time order."""
     x = np.asarray(novelty)
     if len(x) < 3:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0)
     is_peak = (x[1:-1] > x[:-2]) & (x[1:-1] >= x[2:]) & (x[1:-1] > threshold)
     candidates = np.nonzero(is_peak)[0] + 1
     kept: list[int] = []
     for index in candidates[np.argsort(-x[candidates])]:  # strongest first, suppress close neighbours
         if all(abs(index - k) / frame_rate >= min_gap_s for k in kept):
             kept.append(int(index))
-    return np.sort(np.array(kept, dtype=np.float64)) / frame_rate
+    kept.sort()
+    return np.array(kept, dtype=np.float64) / frame_rate, x[kept].astype(np.float64)
 
 
 def match_onsets(detected: np.ndarray, reference: np.ndarray, tolerance: float) -> list[tuple[float, float]]:
@@ -83,6 +90,36 @@ class OnsetDetector:
     def __call__(self, mel: torch.Tensor) -> list[np.ndarray]:
         novelty = onset_strength(mel).cpu().numpy()
         return [pick_peaks(n, self.threshold, self.frame_rate, self.min_gap_s) - self.latency for n in novelty]
+
+    def candidates(self, mel: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every peak of the novelty curve (no threshold) as (latency-corrected times, strengths): for AP."""
+        out = []
+        for n in onset_strength(mel).cpu().numpy():
+            times, strengths = pick_peaks_with_strength(n, 0.0, self.frame_rate, self.min_gap_s)
+            out.append((times - self.latency, strengths))
+        return out
+
+
+def average_precision(candidates: list[tuple[np.ndarray, np.ndarray]], references: list[np.ndarray],
+                      tolerance: float) -> float:
+    """Onset AP: detections of all clips ranked by strength, each matched to the closest unmatched
+    reference of its clip within ``tolerance``; the area under the (non-interpolated) precision-recall
+    curve, i.e. the mean precision at each true positive over all references (as in PASCAL VOC)."""
+    n_references = sum(len(r) for r in references)
+    if n_references == 0:
+        return float("nan")
+    ranked = sorted(((float(s), clip, float(t)) for clip, (times, strengths) in enumerate(candidates)
+                     for t, s in zip(times, strengths, strict=True)), key=lambda item: -item[0])
+    used: list[set[int]] = [set() for _ in references]
+    hits, precision_sum = 0, 0.0
+    for rank, (_, clip, t) in enumerate(ranked, start=1):
+        reference = references[clip]
+        free = [(abs(t - r), j) for j, r in enumerate(reference) if j not in used[clip] and abs(t - r) <= tolerance]
+        if free:
+            used[clip].add(min(free)[1])
+            hits += 1
+            precision_sum += hits / rank
+    return precision_sum / n_references
 
 
 def calibrate(mels: list[torch.Tensor], references: list[np.ndarray], frame_rate: float, tolerance: float,
