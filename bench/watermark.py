@@ -3,6 +3,10 @@
     .venv/bin/python bench/watermark.py                     # 100 clips of 8 s, writes docs/benchmarks.md
     .venv/bin/python bench/watermark.py --peer perth        # + resemble-perth side by side
 
+Writes the ``watermark`` section of docs/benchmarks.md (bench/report.py) and, next to it,
+``watermark_spectrogram.png`` (original / marked / difference of three clips). ``--floor-db``
+and ``--level-gamma`` with ``--section NAME`` run an ablation into a section of its own.
+
 Clips are procedural (v2a.watermark.synth: mixtures, impacts, tones, noise, chirps, speech-like
 pulse trains) plus real synthetic speech from the espeak-ng binary when it is installed. The
 peer runs in its own venv (``--perth-python``) through bench/perth_adapter.py.
@@ -25,13 +29,17 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from v2a.watermark import Watermarker, synth
-from v2a.watermark.attacks import ATTACKS
-from v2a.watermark.audio_io import resample
-
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- watermark:begin -->", "<!-- watermark:end -->"
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ is not part of the package
+
+from bench.report import write_section  # noqa: E402
+from v2a.watermark import Watermarker, synth  # noqa: E402
+from v2a.watermark.attacks import ATTACKS  # noqa: E402
+from v2a.watermark.audio_io import resample  # noqa: E402
+from v2a.watermark.params import WatermarkParams  # noqa: E402
+
 SR = 16_000
+FIGURE_NAME = "watermark_spectrogram.png"  # written next to --out
 # Half the clips are mixtures of 2-3 kinds (a generic soundtrack), the rest one kind each.
 KIND_CYCLE = ["mixture", "impacts", "mixture", "tones", "mixture", "noise", "mixture", "chirps", "mixture",
               "speech_like"]
@@ -51,6 +59,47 @@ VOICES = ["en", "en-us", "en+f3", "en+m3", "en-us+f2", "de", "fr", "es"]
 def snr_db(ref: np.ndarray, test: np.ndarray) -> float:
     ref = ref.astype(np.float64)
     return float(10 * np.log10(np.sum(ref**2) / max(np.sum((test.astype(np.float64) - ref) ** 2), 1e-30)))
+
+
+def segmental_snr_db(ref: np.ndarray, test: np.ndarray, frame: int = 512) -> float:
+    """Mean per-frame SNR (32 ms frames at 16 kHz, each clamped to [-10, 35] dB, silent frames skipped).
+
+    Unlike the whole-clip SNR it shows where the mark is loud relative to quiet passages.
+    """
+    n = len(ref) // frame * frame
+    r = ref[:n].astype(np.float64).reshape(-1, frame)
+    d = test[:n].astype(np.float64).reshape(-1, frame) - r
+    sig, err = np.sum(r**2, axis=1), np.sum(d**2, axis=1)
+    keep = (sig > 0) | (err > 0)
+    seg = 10 * np.log10(np.maximum(sig[keep], 1e-20) / np.maximum(err[keep], 1e-20))
+    return float(np.mean(np.clip(seg, -10, 35))) if seg.size else 35.0
+
+
+def plot_spectrograms(examples: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> None:
+    """Original, marked and difference spectrograms (dB, one colour scale per clip) of a few clips."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(examples), 3, figsize=(10, 2.0 * len(examples)), squeeze=False)
+    for row, (kind, x, y) in zip(axes, examples, strict=True):
+        specs = [x, y, y - x]
+        db = [10 * np.log10(np.abs(np.fft.rfft(
+            np.lib.stride_tricks.sliding_window_view(a, 512)[::256] * np.hanning(512), axis=1)) ** 2 + 1e-12)
+            for a in specs]
+        top = float(db[0].max())
+        for ax, d, title in zip(row, db, ["original", "marked", "marked - original"], strict=True):
+            ax.imshow(d.T, origin="lower", aspect="auto", vmin=top - 90, vmax=top, cmap="magma",
+                      extent=(0, len(x) / SR, 0, SR / 2000))
+            ax.set_title(f"{kind}: {title}", fontsize=9)
+            ax.set_xlabel("s", fontsize=8)
+            ax.set_ylabel("kHz", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=60)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def espeak_clip(rng: np.random.Generator, seconds: float, exe: str) -> np.ndarray:
@@ -90,7 +139,7 @@ def attacked_versions(audio: np.ndarray, seed: int, index: int) -> list[tuple[st
 
 def run_v2a(clips, marker: Watermarker, seed: int) -> dict:
     """Embed, attack, detect; returns per-condition results and timings."""
-    res: dict = {"snr": [], "detected": defaultdict(list), "p": defaultdict(list), "kinds": [],
+    res: dict = {"snr": [], "segsnr": [], "detected": defaultdict(list), "p": defaultdict(list), "kinds": [],
                  "embed_s": 0.0, "detect_s": 0.0, "audio_s": 0.0, "wrong_key_p": []}
     other = Watermarker("bench-wrong-key")
     for i, (kind, x) in enumerate(clips):
@@ -99,7 +148,9 @@ def run_v2a(clips, marker: Watermarker, seed: int) -> dict:
         res["embed_s"] += time.perf_counter() - t
         res["audio_s"] += len(x) / SR
         res["snr"].append(snr_db(x, y))
+        res["segsnr"].append(segmental_snr_db(x, y))
         res["kinds"].append(kind)
+        res.setdefault("examples", {}).setdefault(kind, (x, y))
         for name, a, sr in attacked_versions(y, seed, i):
             t = time.perf_counter()
             r = marker.detect(a, sr)
@@ -185,7 +236,12 @@ def render(args, clips, res, null_p, perth, perth_note: str, elapsed: float, esp
         + (" (espeak = real synthetic speech from espeak-ng)." if espeak else
            " — espeak-ng not installed, so the real-synthetic-speech kind was skipped."),
         "",
-        f"SNR marked vs original: min {min(res['snr']):.2f} dB, mean {np.mean(res['snr']):.2f} dB. "
+        f"SNR marked vs original: min {min(res['snr']):.2f} dB, mean {np.mean(res['snr']):.2f} dB; segmental SNR "
+        f"(32 ms frames clamped to [-10, 35] dB, mean over frames): mean {np.mean(res['segsnr']):.1f} dB, "
+        + ", ".join(f"{k} {np.mean([s for s, kk in zip(res['segsnr'], res['kinds'], strict=True) if kk == k]):.1f}"
+                    for k in kinds)
+        + f" dB (a mark at a constant 30 dB below the local level would give 30). Spectrograms of original, marked "
+        f"and difference: `docs/{FIGURE_NAME}`. Settings: {args.settings}. "
         f"Embed {res['embed_s'] / res['audio_s'] * 60:.2f} s and detect {res['detect_s'] / res['audio_s'] * 60:.2f} s "
         "per minute of audio (one process, 2 cores shared).",
         "",
@@ -224,16 +280,6 @@ def render(args, clips, res, null_p, perth, perth_note: str, elapsed: float, esp
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace what is between the watermark markers in ``path``; keep the rest untouched."""
-    doc = path.read_text() if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in doc or END not in doc:
-        doc = doc.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=100)
@@ -246,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-null", type=int, default=100, help="unmarked excerpts for the peer's threshold")
     parser.add_argument("--perth-python", default="/work/perth-venv/bin/python")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--floor-db", type=float, default=None, help="override the floor (0 = off; ablation)")
+    parser.add_argument("--level-gamma", type=float, default=None, help="override level_gamma (ablation)")
+    parser.add_argument("--section", default="watermark", help="docs/benchmarks.md section to write")
     parser.add_argument("--no-write", action="store_true", help="print the section, do not edit --out")
     args = parser.parse_args(argv)
     args.command_line = " ".join([".venv/bin/python bench/watermark.py", *(argv if argv is not None else sys.argv[1:])])
@@ -255,7 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     if not espeak:
         print("espeak-ng not found: skipping the real-synthetic-speech kind", file=sys.stderr)
     clips = make_clips(args.clips, args.seconds, args.seed, espeak)
-    marker = Watermarker("v2a-bench-key", fpr=args.fpr)
+    overrides = {k: v for k, v in (("floor_db", args.floor_db), ("level_gamma", args.level_gamma)) if v is not None}
+    marker = Watermarker("v2a-bench-key", fpr=args.fpr, **overrides)
+    p = marker.params
+    defaults = WatermarkParams()
+    args.settings = ", ".join(f"{f}={getattr(p, f):g}" for f in ("snr_db", "level_gamma", "floor_db", "floor_share")) + (
+        "" if all(getattr(p, f) == getattr(defaults, f) for f in ("snr_db", "level_gamma", "floor_db")) else " (not the defaults)")
     res = run_v2a(clips, marker, args.seed)
     print(f"v2a done in {time.perf_counter() - start:.0f}s", file=sys.stderr)
     null = null_excerpts(clips, args.null, args.seed)
@@ -271,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             perth["thr"] = float(max(perth["scores"]["null"]))
             # Same clips with v2a's mark as strong as perth's (its mean SNR): what the SNR budget buys.
             perth["v2a_snr"] = round(float(np.mean(perth["snr"])), 1)
-            strong = run_v2a(clips[:k], Watermarker("v2a-bench-key", fpr=args.fpr, snr_db=perth["v2a_snr"]),
+            strong = run_v2a(clips[:k], Watermarker("v2a-bench-key", fpr=args.fpr, **{**overrides, "snr_db": perth["v2a_snr"]}),
                              args.seed)
             perth["v2a_same_snr"] = strong["detected"]
             note = (f"resemble-perth {k} clips (the first {k} of the same set, same attacks and seeds), "
@@ -291,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     text = render(args, clips, res, null_p, perth, note, time.perf_counter() - start, espeak)
     print(text)
     if not args.no_write:
-        write_section(args.out, text)
+        write_section(args.section, text, path=args.out)
+        kinds = [k for k in ("impacts", "espeak", "mixture") if k in res["kinds"]]
+        if args.section == "watermark":  # ablations keep the default run's figure
+            plot_spectrograms([(k, *res["examples"][k]) for k in kinds], args.out.parent / FIGURE_NAME)
     return 0
 
 

