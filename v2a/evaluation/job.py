@@ -29,6 +29,7 @@ from v2a.evaluation.spectral import log_spectral_distance, mel_l1
 from v2a.evaluation.store import GenerationStore, file_sha256
 from v2a.evaluation.tools import build_tools, distributed_state, whole_split
 from v2a.inference.loading import load_module
+from v2a.sync.offsets import load_sync_model
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,8 @@ def _score(module, o: ScoreOptions, settings: dict, manifest: dict, store: Gener
         analyses["gt"] = {k: v for k, v in reference["gt"].items()}
         analyses["gt"].update({f"emb/{k[3:]}": list(v) for k, v in reference["embeddings"].items() if k.startswith("gt/")})
     pairwise = {c: {"mel_l1": [], "lsd_db": []} for c in ("generated", "mismatched")}
+    sync_model = load_sync_model(o.sync_model, spec) if o.sync_model else None
+    desync: dict[str, list[float]] = {c: [] for c in conditions}  # |predicted audio delay| per clip, seconds
     metas, keys, video_peaks, plot_data = [], [], [], []
     for batch in tqdm(list(iterate_batches(data, split, spec, batch_size, max_clips)), desc="score", unit="batch"):
         gt_audio = batch["audio"].to(module.device)
@@ -201,8 +204,12 @@ def _score(module, o: ScoreOptions, settings: dict, manifest: dict, store: Gener
             start = time.perf_counter()
             analyse(gt_audio, batch["meta"], tools, spec.sample_rate, spec.fps, analyses["gt"])
             ref_seconds += time.perf_counter() - start
+        if sync_model is not None:
+            desync["gt"] += sync_model.predict_offset(batch["frames"], gt_audio).abs().cpu().tolist()
         for condition in ("generated", "mismatched"):
             audio = torch.from_numpy(np.stack([store.read(condition, k) for k in batch["key"]])).to(module.device)
+            if sync_model is not None:
+                desync[condition] += sync_model.predict_offset(batch["frames"], audio).abs().cpu().tolist()
             mel = analyse(audio, batch["meta"], tools, spec.sample_rate, spec.fps, analyses[condition])
             pairwise[condition]["mel_l1"] += mel_l1(mel, gt_mel).cpu().tolist()
             pairwise[condition]["lsd_db"] += log_spectral_distance(audio, gt_audio, n_fft=spec.n_fft,
@@ -233,11 +240,13 @@ def _score(module, o: ScoreOptions, settings: dict, manifest: dict, store: Gener
     scorer.quality(arrays, val_embeddings, pairwise, metas)
     scorer.speech(metas, arrays)
     scorer.watermark(arrays, watermark is not None, getattr(watermark, "fpr", None))
-    if o.sync_model is None:
-        scorer.skipped["sync/desync_s"] = "no sync model configured (sync_model=null)"
-    else:
-        scorer.skipped["sync/desync_s"] = f"sync_model={o.sync_model}: the sync stage is not built yet in this framework"
     metrics = scorer.metrics
+    if sync_model is None:
+        scorer.skipped["sync/desync_s"] = "no sync model configured (sync_model=null)"
+    else:  # DeSync: mean |audio-visual offset| the sync stage predicts, with its ceiling and floor
+        for condition, name in (("generated", "sync/desync_s"), ("gt", "ref/gt_desync_s"),
+                                ("mismatched", "ref/mismatched_desync_s")):
+            metrics[name] = float(np.mean(desync[condition]))
     metrics["speed/rtf"] = manifest["gen_seconds"] / (manifest["n_clips"] * spec.duration)
     metrics["eval/clips"] = len(keys)
     metrics["detector/threshold"] = tools.detector.threshold

@@ -50,8 +50,11 @@ def offset_accuracy(module, batches: Iterable[dict], delays: Iterable[int]) -> d
             "sync/eventful_fraction": eventful[1] / max(total, 1), "sync/offset_trials": float(total)}
 
 
-def load_sync_model(path: str | Path):
-    """A trained sync-stage module (eval mode) from its checkpoint, loaded without pickle."""
+def load_sync_model(path: str | Path, spec=None):
+    """A trained sync-stage module (eval mode) from its checkpoint, loaded without pickle.
+
+    With ``spec`` (the data being scored), a model trained on another frame rate or mel grid is refused.
+    """
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -62,6 +65,11 @@ def load_sync_model(path: str | Path):
     if "SyncModule" not in str(config.model.get("_target_", "")):
         raise CheckpointError(f"{path} is not a sync-stage checkpoint (model is {config.model.get('_target_')})")
     module = instantiate(config.model)
+    trained = module.features.spec
+    if spec is not None and any(getattr(trained, k) != getattr(spec, k) for k in ("fps", "sample_rate", "hop_length", "n_mels")):
+        raise CheckpointError(f"sync model {path} was trained at {trained.fps} fps / {trained.sample_rate} Hz / hop "
+                              f"{trained.hop_length} / {trained.n_mels} mels; the data is {spec.fps} fps / "
+                              f"{spec.sample_rate} Hz / hop {spec.hop_length} / {spec.n_mels} mels")
     module.load_state_dict(checkpoint["state_dict"])
     module.run_config = checkpoint["v2a_config"]
     return module.eval()
