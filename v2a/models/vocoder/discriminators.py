@@ -17,6 +17,17 @@ def _leaky(x: torch.Tensor) -> torch.Tensor:
     return nn.functional.leaky_relu(x, 0.1)
 
 
+
+def _run_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> Output:
+    """Leaky-ReLU conv stack then the logit conv: (flattened logits, every layer's feature map)."""
+    features = []
+    for conv in convs:
+        x = _leaky(conv(x))
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return x.flatten(1), features
+
 class PeriodDiscriminator(nn.Module):
     """Folds the waveform into [T / p, p] and applies 2-D convolutions along time only."""
 
@@ -36,13 +47,7 @@ class PeriodDiscriminator(nn.Module):
         if length % self.period:
             wave = nn.functional.pad(wave, (0, self.period - length % self.period), mode="reflect")
         x = wave.view(batch, 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = _leaky(conv(x))
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _run_stack(self.convs, self.post, x)
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -62,13 +67,7 @@ class ResolutionDiscriminator(nn.Module):
     def forward(self, wave: torch.Tensor) -> Output:
         spec = torch.stft(wave.float(), self.n_fft, self.hop_length, window=self.window, return_complex=True)
         x = torch.log(spec.abs().clamp_min(1e-5)).transpose(1, 2).unsqueeze(1)
-        features = []
-        for conv in self.convs:
-            x = _leaky(conv(x))
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _run_stack(self.convs, self.post, x)
 
 
 class VocoderDiscriminators(nn.Module):
