@@ -67,7 +67,12 @@ class CPUFSDPStrategy(FSDPStrategy):
         # offload_to_cpu=True (Lightning's setting), skips the copy because `.cpu()` of a CPU tensor is
         # the tensor itself: on CPU, exp_avg comes back overwritten by exp_avg_sq. On GPUs `.cpu()` copies.
         # Gather without offload (which clones) to keep the CPU test's checkpoints right.
-        from torch.distributed.fsdp import FullOptimStateDictConfig, FullStateDictConfig, OptimStateKeyType, StateDictType
+        from torch.distributed.fsdp import (
+            FullOptimStateDictConfig,
+            FullStateDictConfig,
+            OptimStateKeyType,
+            StateDictType,
+        )
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
         with FSDP.state_dict_type(self.model, StateDictType.FULL_STATE_DICT, FullStateDictConfig(rank0_only=True),
