@@ -12,8 +12,7 @@ import numpy as np
 
 from v2a.data.synthetic.base import AudioTrack, Canvas, SourceResult
 from v2a.data.synthetic.draw import rectangle
-from v2a.data.synthetic.impacts import FLOOR, PHYSICS_DT, _impact_sound, _Object, _simulate
-from v2a.data.synthetic.materials import MATERIALS
+from v2a.data.synthetic.impacts import FLOOR, PHYSICS_DT, _impact_sound, _Object, _simulate, random_objects
 
 
 @dataclass(frozen=True)
@@ -26,17 +25,7 @@ class ImpactSource:
 
     def render(self, canvas: Canvas, audio: AudioTrack, rng: np.random.Generator) -> SourceResult:
         duration = canvas.n_frames / canvas.fps
-        objects = [
-            _Object(
-                material=MATERIALS[int(rng.integers(len(MATERIALS)))],
-                x=float(rng.uniform(0.15, 0.85)),
-                size=float(rng.uniform(0.1, 0.22)),
-                y0=float(rng.uniform(0.05, 0.4)),
-                v0=float(rng.uniform(-1.0, 1.5)),
-                start=float(rng.uniform(0.0, 0.5 * duration)),
-            )
-            for _ in range(int(rng.integers(1, self.max_objects + 1)))
-        ]
+        objects = random_objects(rng, self.max_objects, duration)
         events = []
         heights = []
         for index, obj in enumerate(objects):

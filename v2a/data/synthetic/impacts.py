@@ -99,6 +99,22 @@ def _draw_frames(objects: list[_Object], heights: list[np.ndarray], spec: ClipSp
     return frames
 
 
+def random_objects(rng: np.random.Generator, max_objects: int, duration: float) -> list[_Object]:
+    """1..``max_objects`` objects of random material, position, size, height, speed and drop time."""
+    n_objects = int(rng.integers(1, max_objects + 1))
+    return [
+        _Object(
+            material=MATERIALS[int(rng.integers(len(MATERIALS)))],
+            x=float(rng.uniform(0.15, 0.85)),
+            size=float(rng.uniform(0.1, 0.22)),
+            y0=float(rng.uniform(0.05, 0.4)),
+            v0=float(rng.uniform(-1.0, 1.5)),
+            start=float(rng.uniform(0.0, 0.5 * duration)),
+        )
+        for _ in range(n_objects)
+    ]
+
+
 def render_impact_clip(
     rng: np.random.Generator,
     spec: ClipSpec,
@@ -107,18 +123,7 @@ def render_impact_clip(
     noise_level: float = 0.003,
 ) -> SyntheticClip:
     """Render one clip of 1..``max_objects`` falling objects with exact event times and materials."""
-    n_objects = int(rng.integers(1, max_objects + 1))
-    objects = [
-        _Object(
-            material=MATERIALS[int(rng.integers(len(MATERIALS)))],
-            x=float(rng.uniform(0.15, 0.85)),
-            size=float(rng.uniform(0.1, 0.22)),
-            y0=float(rng.uniform(0.05, 0.4)),
-            v0=float(rng.uniform(-1.0, 1.5)),
-            start=float(rng.uniform(0.0, 0.5 * spec.duration)),
-        )
-        for _ in range(n_objects)
-    ]
+    objects = random_objects(rng, max_objects, spec.duration)
     audio = (noise_level * rng.standard_normal(spec.n_samples)).astype(np.float32)
     heights, events = [], []
     for index, obj in enumerate(objects):
