@@ -61,3 +61,18 @@ def compose_config(overrides: list[str], config_name: str = "config"):
 def tiny_cfg(tiny_shards, tmp_path):
     return compose_config(TINY + [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}",
                                   f"data.root={tiny_shards}"])
+
+
+@pytest.fixture(scope="session")
+def one_step_checkpoint(tmp_path_factory, tiny_shards) -> str:
+    """A v2a_tiny checkpoint after one training step (for tests that need any loadable model)."""
+    from omegaconf import open_dict
+
+    from v2a.training.run import train
+
+    out = tmp_path_factory.mktemp("one_step")
+    cfg = compose_config(TINY + [f"paths.root_dir={out}", f"paths.output_dir={out / 'run'}", f"data.root={tiny_shards}"])
+    with open_dict(cfg):
+        cfg.trainer.max_steps = 1
+        cfg.callbacks.demo_samples = None
+    return train(cfg)["checkpoint"]

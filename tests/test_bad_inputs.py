@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from omegaconf import open_dict
 
 from tests.conftest import ROOT
 from v2a.data.datamodule import ShardDataModule
@@ -27,16 +26,8 @@ from v2a.inference.loading import CheckpointError, load_module
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, tiny_shards):
-    from tests.conftest import TINY, compose_config
-    from v2a.training.run import train
-
-    out = tmp_path_factory.mktemp("badrun")
-    cfg = compose_config(TINY + [f"paths.root_dir={out}", f"paths.output_dir={out / 'run'}", f"data.root={tiny_shards}"])
-    with open_dict(cfg):
-        cfg.trainer.max_steps = 1
-        cfg.callbacks.demo_samples = None
-    return train(cfg)["checkpoint"]
+def ckpt(one_step_checkpoint):
+    return one_step_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -8,23 +8,15 @@ import pytest
 import soundfile as sf
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
-from tests.conftest import CONF, TINY, compose_config
+from tests.conftest import CONF
 from tests.data.videos import make_video
 from v2a.cli import generate_overrides, generate_parser, hydra_quote, main
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, tiny_shards):
-    from v2a.training.run import train
-
-    out = tmp_path_factory.mktemp("clirun")
-    cfg = compose_config(TINY + [f"paths.root_dir={out}", f"paths.output_dir={out / 'run'}", f"data.root={tiny_shards}"])
-    with open_dict(cfg):
-        cfg.trainer.max_steps = 1
-        cfg.callbacks.demo_samples = None
-    return train(cfg)["checkpoint"]
+def ckpt(one_step_checkpoint):
+    return one_step_checkpoint
 
 
 def _compose(overrides):

@@ -96,13 +96,17 @@ def bar_charts(out: Path, rows: list[tuple[str, dict]]) -> list[Path]:
         ax.set_xticks(x, [label for label, _ in rows], rotation=20, ha="right", fontsize=7)
         ax.set_title(key, fontsize=9)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / "plots" / f"bar_{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, out / "plots" / f"bar_{name}.png", dpi=90))
     return written
+
+
+def _save(fig, path: Path, dpi: int) -> Path:
+    """Lay out, write (creating the folder) and close a figure."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def spectrograms(out: Path, runs: list[Path], labels: list[str], clips: int = 3) -> list[Path]:
@@ -124,12 +128,7 @@ def spectrograms(out: Path, runs: list[Path], labels: list[str], clips: int = 3)
                 ax.plot([t, t], [mel.shape[0] * 0.85, mel.shape[0]], color="red", linewidth=2)
             ax.set_title(title, fontsize=8)
         axes[-1, 0].set_xlabel("time (s)")
-        fig.tight_layout()
-        path = out / "plots" / f"spectrogram_{key}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, out / "plots" / f"spectrogram_{key}.png", dpi=80))
     return written
 
 
