@@ -11,6 +11,10 @@ Why the p-value is exact-ish: for one hypothesis (s, shift) the score is
 ``p_j``. Without this key's mark the bits are independent fair +-1 given the audio, so ``c``
 is a Rademacher sum with known variance ``V = sum_j T_j^2``; ``z = c / sqrt(V)`` is ~N(0,1)
 for any audio (see ``stats``).
+
+The detector scores two views of the audio (``detector_views``): the high-passed log band,
+inverse-variance weighted, and the power relative to its local mean. Both are computed from the
+audio alone, so each gives a valid p-value; the smallest, times two, is the result.
 """
 
 from __future__ import annotations
@@ -29,6 +33,18 @@ LOCAL_SIZE = (3, 9)
 NF_K = 3.0             # floor at 3x each bin's 10th-percentile power over time: cells that only
 NF_PCT = 10            # hold stationary background noise (e.g. added hiss) carry no mark
 CLIP = 2.0             # clip high-passed cells at CLIP x their median magnitude
+IVW_SIZE = (9, 5)      # neighbourhood (frames, bins) of the local variance used to weigh cells
+IVW_EPS = 0.05         # keeps the weight of near-constant cells (silence) bounded
+RATIO_SIZE = (9, 9)    # neighbourhood of the local mean power in the ratio view
+RATIO_CLIP = 2.0       # clip the ratio view's cells at +-RATIO_CLIP
+
+
+def _band_power(x16: np.ndarray, p: WatermarkParams) -> tuple[np.ndarray, float]:
+    """Power ``[frames, bins]`` for bins 0..band_hi*(1+max_speed)+1 and the mean power of the band."""
+    n_bins = min(p.n_fft // 2 + 1, int(np.ceil(p.band_hi * (1 + p.max_speed))) + 2)
+    power = np.abs(spectral.stft(x16, p)[:, :n_bins]) ** 2
+    band_mean = float(power[:, p.band_lo: p.band_hi].mean()) if power.size else 0.0
+    return power, band_mean
 
 
 def log_band_spectrogram(x16: np.ndarray, p: WatermarkParams) -> np.ndarray:
@@ -38,9 +54,7 @@ def log_band_spectrogram(x16: np.ndarray, p: WatermarkParams) -> np.ndarray:
     host structure that would otherwise swamp it, and is key-independent so the p-value
     argument (see ``stats``) still holds.
     """
-    n_bins = min(p.n_fft // 2 + 1, int(np.ceil(p.band_hi * (1 + p.max_speed))) + 2)
-    power = np.abs(spectral.stft(x16, p)[:, :n_bins]) ** 2
-    band_mean = float(power[:, p.band_lo: p.band_hi].mean()) if power.size else 0.0
+    power, band_mean = _band_power(x16, p)
     # A floor relative to the clip's level makes silence (and near-silence) a constant, which
     # the high-pass turns into zeros instead of amplified rounding noise; a floor relative to
     # the local level compresses deep valleys (between partials, in decays) whose log-level
@@ -56,6 +70,42 @@ def log_band_spectrogram(x16: np.ndarray, p: WatermarkParams) -> np.ndarray:
     active = np.abs(hp) > 1e-6
     scale = float(np.median(np.abs(hp[active]))) if active.any() else 1.0
     return np.clip(hp, -CLIP * scale, CLIP * scale)
+
+
+def inverse_variance_weighted(cells: np.ndarray) -> np.ndarray:
+    """``cells`` divided by their local variance: the matched filter for a small shift in noise.
+
+    Where another sound (added noise, a mix) fills cells the host left quiet, those cells swing
+    wildly and carry no mark; dividing by the local variance lets the steady, host-dominated cells
+    that still carry it decide the score. Key-independent, so the p-value argument holds.
+    """
+    var = uniform_filter(cells**2, size=IVW_SIZE, mode="nearest")
+    positive = var > 0
+    if not positive.any():
+        return cells
+    var = var / float(np.median(var[positive]))
+    return cells / (var + IVW_EPS)
+
+
+def ratio_spectrogram(x16: np.ndarray, p: WatermarkParams) -> np.ndarray:
+    """Power relative to its local mean, minus one, clipped: the second view of the detector.
+
+    For noise-like hosts the mark is a small change of each cell's *variance*; the linear ratio
+    estimates it with less spread than the log (whose per-cell spread on noise is 1.28 nepers),
+    which is what short crops of noisy audio need. Same bins as ``log_band_spectrogram``.
+    """
+    power, band_mean = _band_power(x16, p)
+    local = uniform_filter(power, size=RATIO_SIZE, mode="nearest") + p.floor_rel * band_mean + 1e-20
+    return np.clip((power - local) / local, -RATIO_CLIP, RATIO_CLIP)
+
+
+def detector_views(x16: np.ndarray, p: WatermarkParams) -> list[np.ndarray]:
+    """The preprocessed spectrograms the detector scores; their p-values are Bonferroni-combined.
+
+    Each view suits different hosts and attacks (see the two functions); all are computed from the
+    audio alone, so each gives a valid p-value and the smallest times the number of views is one.
+    """
+    return [inverse_variance_weighted(log_band_spectrogram(x16, p)), ratio_spectrogram(x16, p)]
 
 
 def speed_grid(n_frames: int, p: WatermarkParams) -> np.ndarray:

@@ -69,16 +69,18 @@ class Watermarker:
         """Look for this key's mark; multi-channel audio is mixed down to mono first."""
         p = self.params
         x16 = resample(to_mono(audio), int(sample_rate), p.analysis_sr)
-        logspec = detection.log_band_spectrogram(x16, p)
-        wins = [w for w in detection.windows(logspec.shape[0], p) if w.stop - w.start >= p.period_frames]
-        best: tuple[float, float, float] | None = None  # (p-value, z, speed) of the best window
+        views = detection.detector_views(x16, p)
+        wins = [w for w in detection.windows(views[0].shape[0], p) if w.stop - w.start >= p.period_frames]
+        best: tuple[float, float, float] | None = None  # (p-value, z, speed) of the best window and view
         n_hyp = 0
         for win in wins:
-            z, speeds = detection.correlate(logspec[win], self._pattern, p)
-            n_hyp += z.size
-            pv, zz, sp = stats.family_p_value(z, speeds, aligned_shift=(-win.start) % p.period_frames)
-            if best is None or pv < best[0]:
-                best = (pv, zz, sp)
+            for view in views:
+                z, speeds = detection.correlate(view[win], self._pattern, p)
+                n_hyp += z.size
+                pv, zz, sp = stats.family_p_value(z, speeds, aligned_shift=(-win.start) % p.period_frames)
+                pv = min(1.0, pv * len(views))  # Bonferroni over the views
+                if best is None or pv < best[0]:
+                    best = (pv, zz, sp)
         if best is None:  # shorter than one pattern period: nothing to score
             return DetectionResult(score=0.0, p_value=1.0, watermarked=False, speed=1.0, n_hypotheses=0)
         # Sidak over windows: the smallest of k window p-values.
