@@ -103,3 +103,15 @@ def test_eval_loader_is_deterministic(tiny_shards):
     assert all(torch.equal(a["frames"], b["frames"]) and torch.equal(a["audio"], b["audio"])
                for a, b in zip(first, second, strict=True))
     assert len({m["crop_start"] for b in first for m in b["meta"]}) > 1
+
+
+def test_per_frame_tracks_follow_the_crop():
+    """A talking head's mouth track (one value per stored frame) is cut with the frames it describes."""
+    track = [round(0.01 * i, 2) for i in range(100)]  # 4 s at 25 fps: value = frame index / 100
+    sample, _ = stored_sample(4.0, seed=3, mouth=track, fps=25)
+    for draw in range(3):
+        out = decode_sample(sample, CROP, crop=RandomCrop(), rng=random.Random(draw))
+        first = round(out["meta"]["crop_start"] * CROP.fps)
+        assert out["meta"]["mouth"] == track[first : first + 50]
+    short, _ = stored_sample(1.2, seed=4, mouth=track[:30], fps=25)
+    assert decode_sample(short, CROP, crop=StartCrop())["meta"]["mouth"] == track[:30]  # padding adds no values

@@ -18,6 +18,9 @@ from v2a.shapes import ClipSpec
 
 # Event fields that are times on the clip's clock (shifted by a crop); others are copied as they are.
 TIME_FIELDS = ("time", "start", "end")
+# Top-level fields holding one value per stored video frame (e.g. the talking head's mouth opening):
+# a crop keeps the values of the frames it shows.
+PER_FRAME_FIELDS = ("mouth", "mouth_opening")
 
 
 class TimeCrop:
@@ -107,6 +110,12 @@ def crop_meta(meta: dict, window: CropWindow, spec: ClipSpec) -> dict:
         if begin is None or (end if end is not None else begin) >= 0 and begin < window.valid_s:
             events.append(shifted)
     out["events"] = events
+    source_fps = meta.get("fps") if isinstance(meta.get("fps"), int | float) and meta["fps"] > 0 else spec.fps
+    for name in PER_FRAME_FIELDS:
+        track = meta.get(name)
+        if isinstance(track, list | tuple) and track:
+            shown = video_indices(window, spec, float(source_fps), len(track))
+            out[name] = [track[i] for i in shown[window.frame_mask(spec)]]
     out["duration"] = spec.duration
     if isinstance(meta.get("clip_start"), int | float):  # ingested clips: the crop's time in its source video
         out["clip_start"] = round(meta["clip_start"] + window.start_s, 3)
