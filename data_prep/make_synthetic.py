@@ -32,6 +32,7 @@ def main(cfg: DictConfig) -> None:
         index = build_split(
             out, split, int(split_cfg.clips), int(cfg.seed) + int(split_cfg.seed_offset), spec,
             shard_size=int(cfg.shard_size), max_objects=int(cfg.max_objects), workers=int(cfg.workers), scene=scene,
+            hidden_material_prob=float(cfg.get("hidden_material_prob", 0.0)),
         )
         log.info("%s: %d clips in %d shards at %s", split, index["samples"], len(index["shards"]), out / split)
 

@@ -4,6 +4,7 @@ import logging
 import tarfile
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from v2a.data.datamodule import ShardDataModule
@@ -83,3 +84,23 @@ def test_decode_resamples_foreign_rates_and_sizes(tiny_spec):
     assert out["audio"].shape == (32000,)
     assert out["audio"][16000:].abs().max() == 0  # 1 s of audio padded with silence to the 2 s clip
     assert int(out["audio_mask"].sum()) == 16000 and int(out["mask"].sum()) == 25  # ... and masked
+
+
+def test_hidden_material_clips_hide_only_the_colour(tiny_spec, tmp_path):
+    """Grey objects: same sounds and events as the coloured clip, no material colour on screen."""
+    from v2a.data.synthetic.impacts import NEUTRAL_COLOUR
+    from v2a.data.synthetic.materials import MATERIALS
+
+    def colours(frames: np.ndarray) -> set[tuple[int, ...]]:
+        return {tuple(int(c) for c in px) for px in np.unique(frames.reshape(-1, 3), axis=0)}
+
+    shown = render_impact_clip(np.random.default_rng(5), tiny_spec, max_objects=2)
+    hidden = render_impact_clip(np.random.default_rng(5), tiny_spec, max_objects=2, hidden_material_prob=1.0)
+    assert np.array_equal(shown.audio, hidden.audio) and shown.meta["events"] == hidden.meta["events"]
+    assert hidden.meta["material_hidden"] is True and "material_hidden" not in shown.meta
+    palette = {m.colour for m in MATERIALS}
+    assert colours(shown.frames) & palette and not colours(hidden.frames) & palette
+    assert tuple(NEUTRAL_COLOUR) in colours(hidden.frames)
+    build_split(tmp_path, "train", 2, 0, tiny_spec, shard_size=2, max_objects=1, workers=1, hidden_material_prob=0.5)
+    with pytest.raises(ValueError, match="another impacts"):  # a folder of another recipe is refused, not mixed
+        build_split(tmp_path, "train", 4, 0, tiny_spec, shard_size=2, max_objects=1, workers=1)

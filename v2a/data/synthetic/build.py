@@ -32,6 +32,7 @@ class ShardJob:
     spec: ClipSpec
     max_objects: int
     scene: Scene | None = None
+    hidden_material_prob: float = 0.0
 
 
 def _clip_rng(seed: int, clip: int) -> np.random.Generator:
@@ -39,18 +40,20 @@ def _clip_rng(seed: int, clip: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, clip]))
 
 
-def render_clip(seed: int, clip: int, spec: ClipSpec, *, max_objects: int = 2, scene: Scene | None = None) -> SyntheticClip:
+def render_clip(seed: int, clip: int, spec: ClipSpec, *, max_objects: int = 2, scene: Scene | None = None,
+                hidden_material_prob: float = 0.0) -> SyntheticClip:
     """Clip number ``clip`` of the split seeded ``seed``: impacts only without a ``scene``, else a mixed scene."""
     rng = _clip_rng(seed, clip)
     if scene is None:
-        return render_impact_clip(rng, spec, max_objects=max_objects)
+        return render_impact_clip(rng, spec, max_objects=max_objects, hidden_material_prob=hidden_material_prob)
     return render_scene(rng, spec, scene)
 
 
 def _render_shard(job: ShardJob) -> tuple[ShardJob, int]:
     def samples():
         for clip in range(job.first_clip, job.first_clip + job.n_clips):
-            rendered = render_clip(job.seed, clip, job.spec, max_objects=job.max_objects, scene=job.scene)
+            rendered = render_clip(job.seed, clip, job.spec, max_objects=job.max_objects, scene=job.scene,
+                                   hidden_material_prob=job.hidden_material_prob)
             yield {
                 "__key__": f"synthetic-{job.split}-{clip:07d}",
                 "mp4": encode_mp4(rendered.frames, job.spec.fps),
@@ -79,7 +82,7 @@ def _check_settings(split_dir: Path, index: dict, key: str, value: dict | None) 
 
 def build_split(
     out_dir: Path, split: str, n_clips: int, seed: int, spec: ClipSpec, *, shard_size: int, max_objects: int,
-    workers: int, scene: Scene | None = None,
+    workers: int, scene: Scene | None = None, hidden_material_prob: float = 0.0,
 ) -> dict:
     """Render ``n_clips`` into ``out_dir/split``; shards already finished are skipped.
 
@@ -90,19 +93,23 @@ def build_split(
     split_dir.mkdir(parents=True, exist_ok=True)
     index = read_index(split_dir)
     recipe = describe_scene(scene) if scene is not None else None
+    hidden = {"hidden_material_prob": hidden_material_prob} if hidden_material_prob > 0 else None
     if index["shards"]:
         _check_settings(split_dir, index, "spec", spec.__dict__)
         _check_settings(split_dir, index, "scene", recipe)
+        _check_settings(split_dir, index, "impacts", hidden)
     index.setdefault("spec", spec.__dict__)
     if recipe is not None:
         index.setdefault("scene", recipe)
+    if hidden is not None:
+        index.setdefault("impacts", hidden)
     done = finished_shards(split_dir, index)
     jobs = []
     for number, first in enumerate(range(0, n_clips, shard_size)):
         path = split_dir / shard_name(split, number)
         if path.name not in done:
             jobs.append(ShardJob(split, seed, number, first, min(shard_size, n_clips - first), path, spec,
-                                 max_objects, scene))
+                                 max_objects, scene, hidden_material_prob))
     if not jobs:
         log.info("%s: all %d shards present, nothing to do", split, len(done))
         return index

@@ -7,6 +7,7 @@ video frame rate; frames sample the continuous trajectory.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +100,9 @@ def _draw_frames(objects: list[_Object], heights: list[np.ndarray], spec: ClipSp
     return frames
 
 
+NEUTRAL_COLOUR = (128, 128, 128)  # no material's colour: the object's look says nothing of its sound
+
+
 def random_objects(rng: np.random.Generator, max_objects: int, duration: float) -> list[_Object]:
     """1..``max_objects`` objects of random material, position, size, height, speed and drop time."""
     n_objects = int(rng.integers(1, max_objects + 1))
@@ -121,8 +125,16 @@ def render_impact_clip(
     *,
     max_objects: int = 2,
     noise_level: float = 0.003,
+    hidden_material_prob: float = 0.0,
 ) -> SyntheticClip:
-    """Render one clip of 1..``max_objects`` falling objects with exact event times and materials."""
+    """Render one clip of 1..``max_objects`` falling objects with exact event times and materials.
+
+    With probability ``hidden_material_prob`` every object is drawn in one neutral grey: the video
+    still shows *when* things land but no longer *what* they are made of, so only the caption tells
+    the material (``meta["material_hidden"]``) — the ambiguous videos of the prompt-following test.
+    """
+    if not 0.0 <= hidden_material_prob <= 1.0:
+        raise ValueError(f"hidden_material_prob must be in [0, 1], got {hidden_material_prob}")
     objects = random_objects(rng, max_objects, spec.duration)
     audio = (noise_level * rng.standard_normal(spec.n_samples)).astype(np.float32)
     heights, events = [], []
@@ -139,7 +151,11 @@ def render_impact_clip(
             )
     events.sort(key=lambda e: e["time"])
     background = rng.integers(10, 60, size=3).astype(np.float32)
-    frames = _draw_frames(objects, heights, spec, background)
+    # Drawn only when enabled, so the default keeps every existing clip's random stream unchanged.
+    hidden = hidden_material_prob > 0 and bool(rng.random() < hidden_material_prob)
+    drawn = [dataclasses.replace(o, material=dataclasses.replace(o.material, colour=NEUTRAL_COLOUR)) for o in objects] \
+        if hidden else objects
+    frames = _draw_frames(drawn, heights, spec, background)
     materials = sorted({o.material.name for o in objects})
     caption = " and ".join(f"a {m} object bouncing on the floor" for m in materials)
     meta = {
@@ -154,4 +170,6 @@ def render_impact_clip(
         "source": "synthetic:impacts",
         "license": "CC0-1.0",
     }
+    if hidden_material_prob > 0:
+        meta["material_hidden"] = hidden
     return SyntheticClip(frames=frames, audio=np.clip(audio, -1, 1), meta=meta)
