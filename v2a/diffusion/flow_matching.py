@@ -5,22 +5,35 @@ Convention: t = 0 is noise (x0), t = 1 is data (x1); x_t = (1 - t) x0 + t x1, ve
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 
+Keep = torch.Tensor | dict[str, torch.Tensor]
+
 
 class RectifiedFlow:
-    """The training objective. ``loss`` takes the network as an argument, so any network fits."""
+    """The training objective. ``loss`` takes the network as an argument, so any network fits.
 
-    def __init__(self, *, time_sampling: str = "logit_normal", cond_dropout: float = 0.1) -> None:
+    Condition dropout (for classifier-free guidance): ``cond_dropout`` drops every condition of a
+    sample together. ``modality_dropout`` (e.g. ``{video: 0.1, prompt: 0.2, transcript: 0.2}``) adds
+    independent drops per modality, so each can be guided or left out at sampling; then the keep-mask
+    handed to the network is a dict of per-modality masks instead of one mask.
+    """
+
+    def __init__(self, *, time_sampling: str = "logit_normal", cond_dropout: float = 0.1,
+                 modality_dropout: Mapping[str, float] | None = None) -> None:
         if time_sampling not in ("uniform", "logit_normal"):
             raise ValueError(f"time_sampling must be 'uniform' or 'logit_normal', got {time_sampling!r}")
         if not 0.0 <= cond_dropout < 1.0:
             raise ValueError(f"cond_dropout must be in [0, 1), got {cond_dropout}")
+        for name, p in (modality_dropout or {}).items():
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"modality_dropout.{name} must be in [0, 1), got {p}")
         self.time_sampling = time_sampling
         self.cond_dropout = cond_dropout
+        self.modality_dropout = dict(modality_dropout) if modality_dropout else None
 
     @staticmethod
     def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -37,9 +50,17 @@ class RectifiedFlow:
         # logit-normal puts more training signal at intermediate t, where the task is hardest
         return torch.sigmoid(torch.randn(batch, generator=generator, device=device))
 
-    def keep_mask(self, batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        """Per-sample bool: keep the condition (False = dropped, trains the unconditional branch)."""
-        return torch.rand(batch, generator=generator, device=device) >= self.cond_dropout
+    def keep_mask(self, batch: int, generator: torch.Generator, device: torch.device) -> Keep:
+        """Per-sample bool: keep the condition (False = dropped, trains the unconditional branch).
+
+        With ``modality_dropout``: ``{modality: mask}``, each mask = not jointly dropped and not
+        dropped on its own (draws in the configured order: the stream is reproducible).
+        """
+        joint = torch.rand(batch, generator=generator, device=device) >= self.cond_dropout
+        if self.modality_dropout is None:
+            return joint
+        return {name: joint & (torch.rand(batch, generator=generator, device=device) >= p)
+                for name, p in self.modality_dropout.items()}
 
     def loss(self, velocity: Callable[..., torch.Tensor], x1: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """MSE between ``velocity(x_t, t, keep)`` and the straight-line target."""
@@ -48,6 +69,7 @@ class RectifiedFlow:
         batch, source = x1.shape[0], generator.device
         x0 = torch.randn(x1.shape, generator=generator, device=source).to(x1)
         t = self.sample_time(batch, generator, source).to(x1.device)
-        keep = self.keep_mask(batch, generator, source).to(x1.device)
+        keep = self.keep_mask(batch, generator, source)
+        keep = {k: m.to(x1.device) for k, m in keep.items()} if isinstance(keep, dict) else keep.to(x1.device)
         prediction = velocity(self.interpolate(x0, x1, t), t, keep)
         return F.mse_loss(prediction.float(), self.target(x0, x1).float())

@@ -127,8 +127,11 @@ def _write_stream(path: Path, pieces, sample_rate: int) -> tuple[Path, int]:
 def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int | None, cfg_scale: float | None,
                        seed: int, overlap_s: float, original_audio: str, duration: float | None,
                        audio_format: str = "wav", streaming: Streaming = Streaming(), watermarker=None,
-                       settings: dict | None = None) -> dict:
-    """Generate, watermark, write audio + muxed video + sidecar json; returns the sidecar."""
+                       settings: dict | None = None, texts: dict[str, str | None] | None = None) -> dict:
+    """Generate, watermark, write audio + muxed video + sidecar json; returns the sidecar.
+
+    ``texts``: ``prompt`` / ``negative_prompt`` / ``transcript`` for text models (each window gets all of it).
+    """
     started = time.perf_counter()
     spec = module.features.spec
     seconds = min(duration, video.duration) if duration else video.duration
@@ -136,12 +139,13 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
     n_frames = max(1, math.ceil(seconds * spec.fps - 1e-6))
     n_samples = max(1, int(round(seconds * spec.sample_rate)))
     generator = torch.Generator().manual_seed(seed)
+    given = {name: value for name, value in (texts or {}).items() if value}  # video-only calls stay unchanged
     window = spec.n_video_frames
     n_windows = len(window_starts(n_frames, window, round(overlap_s * spec.fps))) if n_frames >= window else 1
     bar = tqdm(total=n_windows, desc=video.path.name, unit="window", leave=False)
 
     def mel_for(frames: torch.Tensor) -> torch.Tensor:
-        return module.generate_mel(frames, steps=steps, cfg_scale=cfg_scale, generator=generator)
+        return module.generate_mel(frames, steps=steps, cfg_scale=cfg_scale, generator=generator, **given)
 
     def vocode(mel: np.ndarray) -> np.ndarray:
         return module.vocoder(torch.from_numpy(mel)[None].to(module.device))[0].float().cpu().numpy()
@@ -251,7 +255,7 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
                     module, source, candidate_path(out_video, index, num_candidates), steps=steps,
                     cfg_scale=cfg_scale, seed=seed + index, overlap_s=overlap_s, original_audio=original_audio,
                     duration=duration, audio_format=audio_format, streaming=streaming, watermarker=watermarker,
-                    settings=settings))
+                    settings=settings, texts=texts))
         except (VideoInputError, MuxError) as error:
             if not many:
                 raise

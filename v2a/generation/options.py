@@ -49,6 +49,10 @@ def check_conditioning(module, **texts: str | None) -> None:
     if unsupported:
         raise ValueError(f"this checkpoint has no conditioning for {', '.join(unsupported)} "
                          f"(it supports: {', '.join(sorted(supported)) or 'video only'})")
+    conditioning = getattr(module, "text_conditioning", None)
+    if given and conditioning is not None and conditioning.tokenizer is None:
+        raise ValueError("this checkpoint carries no tokenizer, so its text inputs cannot be tokenised "
+                         "(a text model's checkpoint or export holds tokenizer.model)")
 
 
 def model_sha256(ckpt: str | Path) -> str | None:

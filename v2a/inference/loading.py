@@ -9,7 +9,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from v2a.inference.export import read_export
+from v2a.inference.export import read_export, read_export_tokenizer
+from v2a.inference.text import TOKENIZER_KEY
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,36 @@ def _load_export(path: Path, overrides: dict | None):
     config = OmegaConf.create(config)
     for key, value in (overrides or {}).items():
         OmegaConf.update(config, key, value, merge=False, force_add=True)
+    _without_tokenizer_path(config)
     module = instantiate(config.model)
     try:
         module.net.load_state_dict(weights)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not match the config ({str(error).splitlines()[0]})") from error
     module.ema.module.load_state_dict(weights)
+    _attach_tokenizer(module, read_export_tokenizer(path), path)
     module.run_config = OmegaConf.to_container(config, resolve=True)
     module.global_step_loaded = -1
     return module
+
+
+def _without_tokenizer_path(config) -> None:
+    """Inference never reads the training data's tokenizer: the one stored with the weights is used."""
+    if OmegaConf.select(config, "model.tokenizer") is not None:
+        OmegaConf.update(config, "model.tokenizer", None, merge=False)
+
+
+def _attach_tokenizer(module, tokenizer: bytes | None, path: Path) -> None:
+    conditioning = getattr(module, "text_conditioning", None)
+    if conditioning is None or not conditioning.streams:
+        return
+    if tokenizer is None:
+        log.warning("%s: a text model without a stored tokenizer: text inputs cannot be tokenised", path)
+        return
+    try:
+        conditioning.set_tokenizer(tokenizer)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from error
 
 
 def load_module(path: str | Path, *, device: str | torch.device = "cpu", overrides: dict | None = None):
@@ -66,6 +88,7 @@ def load_module(path: str | Path, *, device: str | torch.device = "cpu", overrid
     config = OmegaConf.create(checkpoint["v2a_config"])
     for key, value in (overrides or {}).items():
         OmegaConf.update(config, key, value, merge=False, force_add=True)
+    _without_tokenizer_path(config)
     module = instantiate(config.model)
     missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
     # A vocoder swapped at load time brings its own weights (and leaves the old one's unused); anything
@@ -74,6 +97,7 @@ def load_module(path: str | Path, *, device: str | torch.device = "cpu", overrid
     unexpected = [k for k in unexpected if not k.startswith("vocoder.")]
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    _attach_tokenizer(module, checkpoint.get(TOKENIZER_KEY), path)
     module.run_config = OmegaConf.to_container(config, resolve=True)
     module.global_step_loaded = int(checkpoint.get("global_step", 0))
     return module.to(device).eval()

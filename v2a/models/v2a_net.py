@@ -1,4 +1,4 @@
-"""The trainable V2A network: visual encoder + denoiser, exposed as a velocity function."""
+"""The trainable V2A network: visual and text encoders + denoiser, exposed as a velocity function."""
 
 from __future__ import annotations
 
@@ -7,30 +7,77 @@ from torch import nn
 
 from v2a.models.denoiser import MelDenoiser
 
+Keep = torch.Tensor | dict[str, torch.Tensor] | None
+MODALITIES = ("video", "prompt", "transcript")
+
 
 class V2ANet(nn.Module):
-    """Encodes frames once, then answers velocity queries for any (x_t, t, keep-mask)."""
+    """Encodes conditions once, then answers velocity queries for any (x_t, t, keep-mask).
 
-    def __init__(self, *, visual_encoder: nn.Module, denoiser: MelDenoiser) -> None:
+    ``keep`` is one bool [B] mask for every condition (the video-only convention), or a dict of masks
+    per modality (``video``, ``prompt``, ``transcript``; a missing one is kept).
+    """
+
+    def __init__(self, *, visual_encoder: nn.Module | None, denoiser: MelDenoiser,
+                 prompt_encoder: nn.Module | None = None, transcript_encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.visual_encoder = visual_encoder
         self.denoiser = denoiser
+        # Separate instances, not one shared encoder: a prompt is a short description of the whole clip
+        # (read as one pooled vector and a few tokens), a transcript a sequence to be spoken in time.
+        self.text_encoders = nn.ModuleDict({name: encoder for name, encoder in
+                                            (("prompt", prompt_encoder), ("transcript", transcript_encoder))
+                                            if encoder is not None})
+        streams = tuple(self.text_encoders)
+        if set(streams) != set(denoiser.text_streams):
+            raise ValueError(f"the text encoders ({list(streams) or 'none'}) do not match the denoiser's "
+                             f"text_streams ({list(denoiser.text_streams) or 'none'})")
+        for name, encoder in self.text_encoders.items():
+            if encoder.dim != denoiser.text_dim:
+                raise ValueError(f"{name} encoder dim {encoder.dim} != denoiser text_dim {denoiser.text_dim}")
+        if (visual_encoder is None) != (denoiser.visual_dim is None):
+            raise ValueError("a visual encoder needs a denoiser with visual_dim and vice versa "
+                             "(no-video models set both to null)")
 
-    def encode(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Frames [B, T, 3, H, W] -> visual conditions (per-frame tokens and a pooled vector)."""
-        tokens, pooled = self.visual_encoder(frames)
-        return {"visual_tokens": tokens, "pooled": pooled}
+    @property
+    def text_streams(self) -> tuple[str, ...]:
+        return tuple(self.text_encoders)
+
+    def encode(self, frames: torch.Tensor | None = None,
+               text: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+        """Conditions: visual tokens + pooled vector of frames [B, T, 3, H, W]; per text stream
+        (``text[name] = (ids [B, L], mask [B, L])``) its features and mask, and the pooled prompt."""
+        cond: dict[str, torch.Tensor] = {}
+        if self.visual_encoder is not None and frames is not None:
+            cond["visual_tokens"], cond["pooled"] = self.visual_encoder(frames)
+        for name, (ids, mask) in (text or {}).items():
+            if name not in self.text_encoders:
+                raise ValueError(f"this network has no {name} encoder (it has: {list(self.text_encoders) or 'none'})")
+            features, pooled = self.text_encoders[name](ids, mask)
+            cond[f"{name}_tokens"], cond[f"{name}_mask"] = features, mask.bool()
+            if name == "prompt":
+                cond["prompt_pooled"] = pooled
+        return cond
 
     def forward(self, x: torch.Tensor | None = None, t: torch.Tensor | None = None,
-                cond: dict[str, torch.Tensor] | None = None, keep: torch.Tensor | None = None, *,
-                frames: torch.Tensor | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
-        """The velocity at (x_t, t) given ``cond``; or, given only ``frames``, the visual conditions.
+                cond: dict[str, torch.Tensor] | None = None, keep: Keep = None, *,
+                frames: torch.Tensor | None = None,
+                text: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
+        """The velocity at (x_t, t) given ``cond``; or, given only ``frames``/``text``, the conditions.
 
         Encoding is reachable through forward because FSDP gathers a wrapped unit's weights only when
         the unit itself is called: code that may run sharded calls ``net(frames=...)``, not ``encode``.
         """
-        if frames is not None:
-            return self.encode(frames)
+        if frames is not None or text is not None:
+            return self.encode(frames, text)
         if x is None or t is None or cond is None:
-            raise TypeError("V2ANet needs (x, t, cond) or frames=")
-        return self.denoiser(x, t, visual_mask=keep, **cond)
+            raise TypeError("V2ANet needs (x, t, cond) or frames= / text=")
+        if isinstance(keep, dict):
+            unknown = set(keep) - set(MODALITIES)
+            if unknown:
+                raise ValueError(f"unknown modalities in keep: {sorted(unknown)} (known: {MODALITIES})")
+            masks = {name: keep.get(name) for name in MODALITIES}
+        else:
+            masks = dict.fromkeys(MODALITIES, keep)
+        return self.denoiser(x, t, visual_mask=masks["video"], prompt_keep=masks["prompt"],
+                             transcript_keep=masks["transcript"], **cond)

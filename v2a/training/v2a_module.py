@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -10,7 +10,8 @@ import torch
 
 from v2a.audio.mel import LogMel
 from v2a.diffusion import ODESampler, RectifiedFlow, guided_velocity
-from v2a.models.v2a_net import V2ANet
+from v2a.inference.text import TOKENIZER_KEY, TextConditioning, TextInput, check_modalities
+from v2a.models.v2a_net import MODALITIES, V2ANet
 from v2a.models.vocoder.base import Vocoder
 from v2a.training.ema import make_ema
 
@@ -26,14 +27,24 @@ class V2AModule(pl.LightningModule):
 
     text_inputs: tuple[str, ...] = ()  # text conditions this model accepts (none: video only)
 
-    def __init__(self, *, visual_encoder: torch.nn.Module, denoiser: torch.nn.Module, objective: RectifiedFlow, sampler: ODESampler, features: LogMel,
-                 vocoder: Vocoder, optimizer: Callable[..., torch.optim.Optimizer],
+    def __init__(self, *, visual_encoder: torch.nn.Module | None, denoiser: torch.nn.Module, objective: RectifiedFlow,
+                 sampler: ODESampler, features: LogMel, vocoder: Vocoder, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, ema_decay: float = 0.998, cfg_scale: float = 3.0,
-                 seed: int = 0, visual_init: str | None = None, freeze_visual: bool = False) -> None:
+                 seed: int = 0, visual_init: str | None = None, freeze_visual: bool = False,
+                 prompt_encoder: torch.nn.Module | None = None, transcript_encoder: torch.nn.Module | None = None,
+                 tokenizer: str | None = None, text_max_tokens: dict[str, int] | None = None,
+                 cfg_modalities: Sequence[str] = MODALITIES) -> None:
         super().__init__()
         self.visual_init = visual_init  # a sync-stage checkpoint whose visual encoder starts this model
         self.freeze_visual = freeze_visual
-        self.net = V2ANet(visual_encoder=visual_encoder, denoiser=denoiser)
+        self.net = V2ANet(visual_encoder=visual_encoder, denoiser=denoiser, prompt_encoder=prompt_encoder,
+                          transcript_encoder=transcript_encoder)
+        streams = self.net.text_streams
+        self.text_inputs = (("prompt", "negative_prompt") if "prompt" in streams else ()) + \
+            (("transcript",) if "transcript" in streams else ())
+        self.text_conditioning = TextConditioning(streams, tokenizer_path=tokenizer, max_tokens=text_max_tokens,
+                                     vocab_sizes={n: e.vocab_size for n, e in self.net.text_encoders.items()})
+        self.cfg_modalities = check_modalities(cfg_modalities)
         self.ema = make_ema(self.net, ema_decay)
         self.objective = objective
         self.sampler = sampler
@@ -47,10 +58,13 @@ class V2AModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         # Before Lightning restores a resumed checkpoint (which then wins), after construction — so
-        # loading a trained model for inference never needs the sync checkpoint.
+        # loading a trained model for inference never needs the sync checkpoint (nor the data's tokenizer).
         if stage == "fit" and self.visual_init:
             self.load_visual_encoder(self.visual_init)
-        if self.freeze_visual:
+        if stage == "fit" and self.net.text_streams:
+            data_tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
+            self.text_conditioning.load_for_training(getattr(data_tokenizer, "path", None))
+        if self.freeze_visual and self.net.visual_encoder is not None:
             self.net.visual_encoder.requires_grad_(False)
 
     def load_visual_encoder(self, checkpoint_path: str) -> None:
@@ -62,6 +76,8 @@ class V2AModule(pl.LightningModule):
         weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if not weights:
             raise ValueError(f"{checkpoint_path} holds no visual_encoder weights (is it a sync_base checkpoint?)")
+        if self.net.visual_encoder is None:
+            raise ValueError("visual_init is set but this model has no visual encoder (model.visual_encoder=null)")
         for encoder in (self.net.visual_encoder, self.ema.module.visual_encoder):
             encoder.load_state_dict(weights)  # strict: a different encoder config is an error, not a silent skip
 
@@ -82,7 +98,8 @@ class V2AModule(pl.LightningModule):
     # --- training ---------------------------------------------------------------------------
     def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator) -> torch.Tensor:
         mel = self.features(batch["audio"])
-        cond = net(frames=batch["frames"])
+        text = self.text_conditioning.from_batch(batch)
+        cond = net(frames=batch["frames"], text=text) if text else net(frames=batch["frames"])
         return self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -123,19 +140,38 @@ class V2AModule(pl.LightningModule):
     @torch.no_grad()
     def generate_mel(self, frames: torch.Tensor, *, steps: int | None = None, cfg_scale: float | None = None,
                      generator: torch.Generator | None = None, n_mel_frames: int | None = None,
-                     use_ema: bool = True) -> torch.Tensor:
-        """Video frames [B, T, 3, H, W] -> normalised log-mel [B, n_mels, F] (EMA weights, CFG)."""
+                     use_ema: bool = True, prompt: TextInput = None, negative_prompt: TextInput = None,
+                     transcript: TextInput = None, cfg_modalities: Sequence[str] | None = None) -> torch.Tensor:
+        """Video frames [B, T, 3, H, W] -> normalised log-mel [B, n_mels, F] (EMA weights, CFG).
+
+        Text (models with text encoders): a string (tokenised with the checkpoint's tokenizer, the same
+        for every row) or ``(ids [B, L], mask [B, L])``. Guidance: v = v_u + s (v_c - v_u), where the
+        unconditional branch drops ``cfg_modalities`` (default: the model's ``cfg_modalities``) and has
+        the prompt replaced by ``negative_prompt`` when one is given: v = v_neg + s (v_cond - v_neg).
+        """
         net = self.ema.module if use_ema else self.net
         spec = self.features.spec
         frames = frames.to(self.device)
         batch = frames.shape[0]
         n_mel_frames = n_mel_frames or frames.shape[1] * spec.tokens_per_video_frame * spec.mel_frames_per_token
-        cond = net(frames=frames)
+        texts = self.text_conditioning.tokenize(batch, self.device, prompt=prompt, transcript=transcript,
+                                                negative_prompt=negative_prompt)
+        negative = texts.pop("negative_prompt", None)
+        cond = net(frames=frames, text=texts) if texts else net(frames=frames)
         scale = self.cfg_scale if cfg_scale is None else cfg_scale
+        drop = self.cfg_modalities if cfg_modalities is None else check_modalities(cfg_modalities)
         keep = torch.ones(batch, dtype=torch.bool, device=self.device)
-        velocity = guided_velocity(
-            lambda x, t: net(x, t, cond, keep), lambda x, t: net(x, t, cond, ~keep), scale
-        )
+        if not self.net.text_streams:  # video only: the one-mask convention, as before text existed
+            unconditional = (lambda x, t: net(x, t, cond, ~keep)) if "video" in drop else None
+        else:
+            uncond = dict(cond)
+            uncond_keep = {name: ~keep if name in drop else keep for name in MODALITIES}
+            if negative is not None:  # steer away from the negative prompt instead of from "no prompt"
+                uncond.update(net(text={"prompt": negative}))
+                uncond_keep["prompt"] = keep
+            unconditional = lambda x, t: net(x, t, uncond, uncond_keep)  # noqa: E731
+        conditional = lambda x, t: net(x, t, cond, keep)  # noqa: E731
+        velocity = guided_velocity(conditional, unconditional, scale)
         source = generator.device if generator is not None else self.device
         noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(self.device)
         return self.sampler(velocity, noise, steps=steps)
@@ -148,6 +184,12 @@ class V2AModule(pl.LightningModule):
     # --- checkpoint state -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["v2a_config"] = self.run_config
+        if self.text_conditioning.tokenizer is not None:  # the tokenizer travels with the weights, never looked up later
+            checkpoint[TOKENIZER_KEY] = self.text_conditioning.tokenizer.model
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if checkpoint.get(TOKENIZER_KEY):
+            self.text_conditioning.set_tokenizer(checkpoint[TOKENIZER_KEY])
 
     def export_to(self, out_dir: Any) -> Any:
         """Write the inference export (EMA weights in safetensors + config JSON) to ``out_dir``.
