@@ -30,8 +30,12 @@ def main(cfg: DictConfig) -> float | None:
     for key in ("paths", "watermark"):
         options.pop(key, None)
     data = options.pop("data", None)
+    data = data["root"] if isinstance(data, dict) else data
+    prompt_following = options.pop("prompt_following", False)
     try:
-        metrics = evaluate(data=data["root"] if isinstance(data, dict) else data, watermark=watermark, **options)
+        metrics = evaluate(data=data, watermark=watermark, **options)
+        if metrics and prompt_following:
+            metrics.update(run_prompt_following(cfg, data))
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
@@ -40,6 +44,17 @@ def main(cfg: DictConfig) -> float | None:
     print(format_metrics(metrics), flush=True)
     print(f"metrics: {cfg.out}/metrics.json", flush=True)
     return metrics.get("sync/onset_f1")
+
+
+def run_prompt_following(cfg: DictConfig, data: str | None) -> dict[str, float]:
+    """The prompt / negative-prompt trials (v2a.evaluation.prompt_following), merged into metrics.json."""
+    from v2a.evaluation.prompt_following import evaluate_prompt_following
+    from v2a.inference.loading import load_module
+
+    module = load_module(cfg.ckpt, device=cfg.device)
+    return evaluate_prompt_following(module, data=str(data or module.run_config["data"]["root"]), split=cfg.split,
+                                     classifier=cfg.classifier, out_dir=cfg.out, batch_size=cfg.batch_size,
+                                     max_clips=cfg.max_clips, steps=cfg.steps, cfg_scale=cfg.cfg_scale, seed=cfg.seed)
 
 
 if __name__ == "__main__":

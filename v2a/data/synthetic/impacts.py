@@ -100,6 +100,11 @@ def _draw_frames(objects: list[_Object], heights: list[np.ndarray], spec: ClipSp
     return frames
 
 
+def material_caption(material: str) -> str:
+    """The caption phrase of one object's material (also the prompts of the prompt-following test)."""
+    return f"a {material} object bouncing on the floor"
+
+
 NEUTRAL_COLOUR = (128, 128, 128)  # no material's colour: the object's look says nothing of its sound
 
 
@@ -157,7 +162,7 @@ def render_impact_clip(
         if hidden else objects
     frames = _draw_frames(drawn, heights, spec, background)
     materials = sorted({o.material.name for o in objects})
-    caption = " and ".join(f"a {m} object bouncing on the floor" for m in materials)
+    caption = " and ".join(material_caption(m) for m in materials)
     meta = {
         "fps": spec.fps,
         "sample_rate": spec.sample_rate,
