@@ -12,7 +12,15 @@ import numpy as np
 
 from v2a.data.synthetic.base import AudioTrack, Canvas, SourceResult
 from v2a.data.synthetic.draw import rectangle
-from v2a.data.synthetic.impacts import FLOOR, PHYSICS_DT, _impact_sound, _Object, _simulate, random_objects
+from v2a.data.synthetic.impacts import (
+    FLOOR,
+    PHYSICS_DT,
+    _impact_sound,
+    _Object,
+    _simulate,
+    material_caption,
+    random_objects,
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,7 @@ class ImpactSource:
                                "material": obj.material.name, "speed": round(speed, 3)})
         self._draw(canvas, objects, heights)
         materials = sorted({o.material.name for o in objects})
-        caption = " and ".join(f"a {m} object bouncing on the floor" for m in materials)
+        caption = " and ".join(material_caption(m) for m in materials)
         info = {"objects": [{"material": o.material.name, "x": round(o.x, 4), "size": round(o.size, 4)} for o in objects]}
         return SourceResult(name="impacts", caption=caption, tags=frozenset({"impact", *materials}),
                             events=sorted(events, key=lambda e: e["time"]), info=info)
