@@ -7,6 +7,9 @@ log-spectral distance (dB) on impacts (benchmark test split) and speech (espeak-
 precision/recall/F1 against the impacts' ground-truth events with the detector calibrated on
 ground-truth validation audio (as evaluate.py); PESQ (wide band) and STOI on speech. Speed: real-time
 factor of one 8 s clip on ``--threads`` CPU threads (median of ``--repeats`` interleaved runs).
+``--refine K:M ...`` adds rows for the neural vocoder followed by K phase-consistency projections and M
+mel-envelope corrections (``model.vocoder.refine_iters=K model.vocoder.mel_iters=M``), next to the
+network alone.
 Writes the "vocoder" section of docs/benchmarks.md with ``--write``.
 """
 
@@ -121,9 +124,12 @@ def run(args: argparse.Namespace) -> dict:
     features = LogMel(spec=spec, mean=f["mean"], std=f["std"], log_floor=f["log_floor"], log_ceil=f["log_ceil"])
     vocoders = {"griffin_lim": GriffinLimVocoder(features=features, n_iter=args.gl_iters).eval(),
                 "neural": NeuralVocoder(features=features, checkpoint=args.export).eval()}
+    for k, m in args.refine:
+        vocoders[f"neural+{k}:{m}"] = NeuralVocoder(features=features, checkpoint=args.export, refine_iters=k,
+                                                    mel_iters=m).eval()
     results: dict = {"export": str(args.export), "trained_steps": config.get("trained_steps"),
                      "generator": config["generator"], "threads": args.threads,
-                     "generator_parameters": sum(p.numel() for p in vocoders["neural"].parameters()),
+                     "generator_parameters": sum(p.numel() for p in vocoders["neural"].generator.parameters()),
                      "vocoders": list(vocoders)}
     tolerance = 1.0 / args.fps
 
@@ -131,7 +137,7 @@ def run(args: argparse.Namespace) -> dict:
     detector = calibrate([features(cal_audio)], [event_times(m) for m in cal_metas], spec.mel_rate, tolerance)
     results["detector"] = {"threshold": detector.threshold, "latency_ms": 1000 * detector.latency}
     for kind, root in (("impacts", args.impacts), ("speech", args.speech)):
-        reference, metas = load_split(Path(root), "test", spec, args.max_clips)
+        reference, metas = load_split(Path(root), args.split, spec, args.max_clips)
         mel = features(reference)
         rows = {"ground_truth": {}}
         if kind == "impacts":
@@ -166,25 +172,47 @@ def _f(value: float | None, digits: int = 3) -> str:
 def _label(name: str, gl_iters: int) -> str:
     if name == "griffin_lim":
         return f"Griffin-Lim ({gl_iters} it.)"
-    return name
+    if name.startswith("neural+"):
+        k, m = name.removeprefix("neural+").split(":")
+        return f"neural + {k} phase projections + {m} mel corrections"
+    return "neural (network only)" if name == "neural" else name
+
+
+def _default_label(default: dict) -> str:
+    k, m = default["refine_iters"], default["mel_iters"]
+    return _label(f"neural+{k}:{m}" if k or m else "neural", 0)
+
+
+def shipped_default() -> dict:
+    """refine_iters / mel_iters of ``model/vocoder=neural`` (read from its config, so the docs cannot drift)."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf/model/vocoder/neural.yaml")
+    return {"refine_iters": int(config.get("refine_iters", 0)), "mel_iters": int(config.get("mel_iters", 0))}
 
 
 def markdown(results: dict, command: str, train_note: str) -> str:
     imp, sp, rtf = results["impacts"], results["speech"], results["rtf"]
     g = results["generator"]
+    prior = ("log-magnitude predicted as a residual on the mel pseudo-inverse, " if g.get("magnitude_prior")
+             else "")
     lines = [
         "## Vocoder: copy-synthesis (ground-truth mel -> waveform), neural vs Griffin-Lim",
         "",
         f"Command: `{command}` — {machine()}; load average at start {results['load']}.",
         "",
         f"Neural vocoder: `{results['export']}` — Vocos-style (ConvNeXt, width {g['dim']}, {g['depth']} blocks, "
-        f"iSTFT head n_fft {g['n_fft']}), {results['generator_parameters'] / 1e6:.2f} M parameters, "
+        f"iSTFT head n_fft {g['n_fft']}{', ' + prior.rstrip(', ') if prior else ''}), "
+        f"{results['generator_parameters'] / 1e6:.2f} M parameters, "
         f"{results['trained_steps']} steps. {train_note}".rstrip(),
+        f"Shipped default (`conf/model/vocoder/neural.yaml`): refine_iters={results['default']['refine_iters']}, "
+        f"mel_iters={results['default']['mel_iters']}, i.e. the row "
+        f"'{_default_label(results['default'])}' below.",
         f"Griffin-Lim: {results['gl_iters']} iterations (the skeleton's default). Onset detector calibrated on "
         f"the impacts' validation ground truth (threshold {results['detector']['threshold']:.3f}, latency "
         f"{results['detector']['latency_ms']:.1f} ms), tolerance ±40 ms.",
         "",
-        f"Impacts (benchmark test split, {imp['clips']} clips of 2 s):",
+        f"Impacts (benchmark {results['split']} split, {imp['clips']} clips of 2 s):",
         "",
         "| audio | mel L1 ↓ | LSD dB ↓ | onset P | onset R | onset F1 ↑ | onset MAE |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -194,7 +222,7 @@ def markdown(results: dict, command: str, train_note: str) -> str:
         r, label = imp[name], "ground truth (ceiling)" if name == "ground_truth" else _label(name, results["gl_iters"])
         lines.append(f"| {label} | {_f(r.get('mel_l1'))} | {_f(r.get('lsd_db'), 2)} | {_f(r['onset_precision'])} | "
                      f"{_f(r['onset_recall'])} | {_f(r['onset_f1'])} | {_f(r['onset_mae_ms'], 1)} ms |")
-    lines += ["", f"Speech (espeak-ng test split: unseen sentences, {sp['clips']} clips of 2 s):", "",
+    lines += ["", f"Speech (espeak-ng {results['split']} split: unseen sentences, {sp['clips']} clips of 2 s):", "",
               "| audio | mel L1 ↓ | LSD dB ↓ | PESQ wb ↑ | STOI ↑ |", "| --- | --- | --- | --- | --- |"]
     for name in names:
         r, label = sp[name], _label(name, results["gl_iters"])
@@ -212,13 +240,27 @@ def markdown(results: dict, command: str, train_note: str) -> str:
     return "\n".join(lines)
 
 
+def _refine_spec(text: str) -> tuple[int, int]:
+    try:
+        k, m = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K:M (two integers), got {text!r}") from None
+    if k < 0 or m < 0 or k + m == 0:
+        raise argparse.ArgumentTypeError(f"K and M must be >= 0 and not both 0, got {text!r}")
+    return k, m
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", required=True, help="vocoder export folder (RUN/export of experiment=vocoder_*)")
     parser.add_argument("--impacts", default="data/synthetic")
     parser.add_argument("--speech", default="data/speech")
     parser.add_argument("--max-clips", type=int, default=None)
+    parser.add_argument("--split", default="test", choices=["test", "val"],
+                        help="split scored (val: for choosing settings, e.g. --refine, without the test split)")
     parser.add_argument("--gl-iters", type=int, default=32)
+    parser.add_argument("--refine", type=_refine_spec, nargs="*", default=[], metavar="K:M",
+                        help="also score/time the neural vocoder + K phase projections + M mel corrections")
     parser.add_argument("--fps", type=float, default=25.0, help="video fps of the impacts (tolerance = 1 frame)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for the quality pass")
     parser.add_argument("--rtf-threads", type=int, nargs="+", default=[2], help="thread counts to time")
@@ -231,7 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     load = os.getloadavg()[0]
     results = run(args)
-    results.update(load=f"{load:.1f}", gl_iters=args.gl_iters, rtf_seconds=args.rtf_seconds, repeats=args.repeats)
+    results.update(load=f"{load:.1f}", gl_iters=args.gl_iters, default=shipped_default(), split=args.split,
+                   rtf_seconds=args.rtf_seconds, repeats=args.repeats)
     command = "python bench/vocoder.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     text = markdown(results, command, args.train_note)
     print(text, flush=True)

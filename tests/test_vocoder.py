@@ -19,9 +19,11 @@ from v2a.data.audio_stream import AudioShardDataModule
 from v2a.data.media import encode_flac
 from v2a.data.shard_writer import read_index, record_shard, write_shard
 from v2a.models.vocoder.discriminators import VocoderDiscriminators
-from v2a.models.vocoder.export import load_vocoder_export
-from v2a.models.vocoder.losses import MultiResolutionSTFTLoss, discriminator_loss, mel_l1
+from v2a.models.vocoder.export import load_vocoder_export, write_vocoder_export
+from v2a.models.vocoder.losses import LogSpectralLoss, MultiResolutionSTFTLoss, discriminator_loss, mel_l1
 from v2a.models.vocoder.neural import NeuralVocoder
+from v2a.models.vocoder.prior import MelMagnitudePrior
+from v2a.models.vocoder.refine import correct_mel, refine_phase
 from v2a.models.vocoder.vocos import VocosGenerator
 from v2a.shapes import ClipSpec
 from v2a.training.run import train
@@ -34,7 +36,7 @@ TINY_VOCODER = [
     "model.generator.dim=16", "model.generator.hidden=32", "model.generator.depth=1",
     "model.discriminators.periods=[2,3]", "model.discriminators.period_channels=[4,8]",
     "model.discriminators.resolutions=[[256,64]]", "model.discriminators.resolution_channels=4",
-    "model.segment_frames=16", "model.gan_start_step=1", "model.scheduler.warmup_steps=1",
+    "model.segment_frames=16", "model.gan_start_step=1", "model.scheduler.warmup_steps=1", "model.lsd_weight=1.0",
     "data.batch_size=2", "data.eval_batch_size=4", "data.shuffle_buffer=4", "data.samples_per_epoch=8",
     "trainer.max_steps=3", "trainer.val_check_interval=3", "trainer.limit_val_batches=1",
     "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
@@ -92,6 +94,152 @@ def test_generator_maps_mel_frames_to_hop_samples():
         VocosGenerator(hop_length=160, n_fft=128)
 
 
+def _prior_settings(features: LogMel) -> dict:
+    return {"n_fft": features.spec.n_fft, "sample_rate": features.spec.sample_rate, "mean": features.mean,
+            "std": features.std, "log_floor": features.log_floor, "log_ceil": features.log_ceil}
+
+
+def _tone_and_noise(seconds: float = 1.0) -> torch.Tensor:
+    torch.manual_seed(0)
+    t = torch.arange(int(seconds * SPEC.sample_rate)) / SPEC.sample_rate
+    return 0.3 * torch.sin(2 * np.pi * 440 * t)[None] + 0.05 * torch.randn(1, len(t))
+
+
+def test_magnitude_prior_inverts_the_logmel_filterbank():
+    features = LogMel(spec=SPEC)
+    prior = MelMagnitudePrior(n_mels=SPEC.n_mels, **_prior_settings(features))
+    mel = features(_tone_and_noise())
+    linear = prior(mel).exp()
+    assert linear.shape == (1, SPEC.n_fft // 2 + 1, mel.shape[-1])
+    # the same filterbank as LogMel: mapping the prior back through it gives the mel again
+    remel = features.normalize(torch.log((features.mel.mel_scale.fb.T @ linear).clamp_min(np.exp(-8.0))))
+    assert (remel - mel).abs().mean() < 0.1
+    # and it is close to the true magnitude where the energy is (the 440 Hz bin)
+    true = torch.stft(_tone_and_noise(), SPEC.n_fft, SPEC.hop_length, window=torch.hann_window(SPEC.n_fft),
+                      return_complex=True).abs()[..., : mel.shape[-1]]
+    peak = round(440 * SPEC.n_fft / SPEC.sample_rate)
+    ratio = linear[0, peak - 1:peak + 2].sum(0) / true[0, peak - 1:peak + 2].sum(0)
+    assert 0.5 < ratio.median() < 2.0
+
+
+def test_prior_head_starts_at_the_prior_and_needs_the_mels_n_fft():
+    torch.manual_seed(0)
+    features = LogMel(spec=SPEC)
+    generator = VocosGenerator(dim=16, hidden=32, depth=1, n_fft=SPEC.n_fft, max_magnitude=1e3,
+                               magnitude_prior=_prior_settings(features))
+    mel = features(_tone_and_noise())
+    spec = generator.spectrogram(mel)
+    assert spec.shape == (1, SPEC.n_fft // 2 + 1, mel.shape[-1] + 1)
+    expected = generator.prior(torch.nn.functional.pad(mel, (0, 1), mode="replicate")).exp()
+    assert torch.allclose(spec.abs(), expected, rtol=1e-4)  # zero-initialised residual: magnitude = prior
+    assert generator(mel).shape == (1, mel.shape[-1] * SPEC.hop_length)
+    assert not any(k.startswith("prior") for k in generator.state_dict())  # the buffer is not exported
+    with pytest.raises(ValueError, match="n_fft"):
+        VocosGenerator(n_fft=640, magnitude_prior=_prior_settings(features))
+
+
+def test_phase_refinement_keeps_the_magnitude_and_makes_the_spectrogram_consistent():
+    n_fft, hop = 512, 128
+    window = torch.hann_window(n_fft)
+
+    def stft(wave):
+        return torch.stft(wave, n_fft, hop, n_fft, window, return_complex=True)
+
+    wave = _tone_and_noise(0.5)
+    length = wave.shape[-1]
+    magnitude = stft(wave).abs()
+    start = torch.polar(magnitude, torch.rand(magnitude.shape, generator=torch.Generator().manual_seed(0)) * 6.3)
+    seen = []
+
+    def istft(spec):
+        seen.append(spec)
+        return torch.istft(spec, n_fft, hop, n_fft, window, length=length)
+
+    def inconsistency(iters: int) -> float:
+        seen.clear()
+        out = refine_phase(start, istft=istft, stft=stft, iters=iters)
+        assert torch.allclose(seen[-1].abs(), magnitude, rtol=1e-4, atol=1e-6)  # |target| re-imposed
+        return float((stft(out).abs() - magnitude).norm() / magnitude.norm())
+
+    assert torch.equal(refine_phase(start, istft=istft, stft=stft, iters=0), istft(start))
+    errors = [inconsistency(k) for k in (0, 2, 8)]
+    assert errors[0] > errors[1] > errors[2]
+    with pytest.raises(ValueError, match="iters"):
+        refine_phase(start, istft=istft, stft=stft, iters=-1)
+
+
+def test_mel_correction_pulls_the_mel_to_the_target_and_keeps_the_rest():
+    features = LogMel(spec=SPEC)
+    wave = _tone_and_noise(0.5)
+    mel = features(wave)
+    target = torch.exp(torch.nn.functional.pad(features.denormalize(mel), (0, 1), mode="replicate"))
+    # a coloured version of the clip: +6 dB below 1 kHz, -6 dB above (as a vocoder's spectral error)
+    spec = torch.stft(wave, SPEC.n_fft, SPEC.hop_length, window=torch.hann_window(SPEC.n_fft), return_complex=True)
+    tilt = torch.where(torch.arange(spec.shape[1]) < 64, 2.0, 0.5)[:, None]
+    coloured = torch.istft(spec * tilt, SPEC.n_fft, SPEC.hop_length, window=torch.hann_window(SPEC.n_fft),
+                           length=wave.shape[-1])
+    kwargs = {"filterbank": features.mel.mel_scale.fb, "n_fft": SPEC.n_fft, "hop_length": SPEC.hop_length,
+              "floor": float(np.exp(features.log_floor))}
+    errors = [float((features(correct_mel(coloured, target, iters=k, **kwargs)) - mel).abs().mean())
+              for k in (0, 1, 3)]
+    assert errors[0] > 0.3 and errors[0] > errors[1] > errors[2] and errors[2] < 0.05
+    assert torch.equal(correct_mel(coloured, target, iters=0, **kwargs), coloured)
+    assert correct_mel(coloured, target, iters=2, **kwargs).shape == coloured.shape
+    with pytest.raises(ValueError, match="iters"):
+        correct_mel(coloured, target, iters=-1, **kwargs)
+
+
+def test_prior_export_round_trip_and_refined_neural_vocoder(tmp_path):
+    torch.manual_seed(0)
+    features = LogMel(spec=SPEC)
+    kwargs = {"dim": 16, "hidden": 32, "depth": 1, "n_fft": SPEC.n_fft, "max_magnitude": 1e3,
+              "magnitude_prior": _prior_settings(features)}
+    generator = VocosGenerator(**kwargs)
+    with torch.no_grad():  # a trained-looking residual, so the round trip checks real weights
+        generator.head.proj.weight.normal_(0, 0.01)
+    export = write_vocoder_export(tmp_path / "prior", generator=generator, architecture="vocos", kwargs=kwargs,
+                                  features=features)
+    loaded, config = load_vocoder_export(export)
+    assert config["generator"]["magnitude_prior"] == _prior_settings(features)
+    mel = features(_tone_and_noise())
+    with torch.no_grad():
+        assert torch.equal(loaded(mel), generator(mel))
+    plain = NeuralVocoder(features=features, checkpoint=str(export))
+    refined = NeuralVocoder(features=features, checkpoint=str(export), refine_iters=3)
+    corrected = NeuralVocoder(features=features, checkpoint=str(export), mel_iters=2)
+    # mel corrections bring the output's mel closer to the input mel
+    assert (features(corrected(mel)) - mel).abs().mean() < (features(plain(mel)) - mel).abs().mean()
+    a, b = plain(mel), refined(mel)
+    assert a.shape == b.shape == (1, mel.shape[-1] * SPEC.hop_length) and not torch.equal(a, b)
+    # refinement moves the output's STFT magnitude towards the predicted one
+    head = loaded.head
+    with torch.no_grad():
+        target = loaded.spectrogram(mel).abs()
+    gaps = [float((head.stft(w).abs() - target).norm() / target.norm()) for w in (a, b)]
+    assert gaps[1] < gaps[0]
+    with pytest.raises(ValueError, match="refine_iters"):
+        NeuralVocoder(features=features, checkpoint=str(export), refine_iters=-1)
+    with pytest.raises(ValueError, match="mel_iters"):
+        NeuralVocoder(features=features, checkpoint=str(export), mel_iters=-1)
+
+
+def test_init_from_copies_the_tensors_whose_shapes_agree(vocoder_cfg, tmp_path):
+    torch.manual_seed(0)
+    features = LogMel(spec=SPEC)
+    g = vocoder_cfg.model.generator
+    old_kwargs = {"dim": g.dim, "hidden": g.hidden, "depth": g.depth, "n_fft": 640}  # another head, no prior
+    old = VocosGenerator(**old_kwargs)
+    export = write_vocoder_export(tmp_path / "old", generator=old, architecture="vocos", kwargs=old_kwargs,
+                                  features=features)
+    with open_dict(vocoder_cfg):
+        vocoder_cfg.model.init_from = str(export)
+    module = instantiate(vocoder_cfg.model)
+    assert torch.equal(module.generator.embed.weight, old.embed.weight)
+    assert torch.equal(module.generator.blocks[0].fc1.weight, old.blocks[0].fc1.weight)
+    assert module.generator.head.proj.weight.shape != old.head.proj.weight.shape
+    assert module.generator.head.proj.weight[: SPEC.n_fft // 2 + 1].abs().sum() == 0  # residual still zero
+
+
 def test_discriminators_give_logits_and_feature_maps_per_sub_discriminator():
     torch.manual_seed(0)
     discriminators = VocoderDiscriminators(periods=(2, 3, 5), period_channels=(4, 8),
@@ -114,6 +262,9 @@ def test_losses_vanish_on_identical_audio_and_grow_with_the_error():
     slightly, badly = real + 0.01 * torch.randn_like(real), torch.randn_like(real) * 0.1
     assert 0 < stft(slightly, real) < stft(badly, real)
     assert 0 < mel_l1(features, slightly, real) < mel_l1(features, badly, real)
+    lsd = LogSpectralLoss()
+    assert lsd(real, real).item() == pytest.approx(0.0, abs=1e-5)
+    assert 0 < lsd(slightly, real) < lsd(badly, real)
     perfect = [(torch.ones(2, 5), []), (torch.ones(2, 3), [])]
     fooled = [(torch.zeros(2, 5), []), (torch.zeros(2, 3), [])]
     assert discriminator_loss(perfect, fooled).item() == 0.0
@@ -145,7 +296,8 @@ def test_one_step_of_each_optimizer(vocoder_cfg):
     assert trainer.global_step == 2
     assert any(not torch.equal(a, b) for a, b in zip(d0, module.discriminators.parameters(), strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(g1, module.generator.parameters(), strict=True))
-    assert {"train/d_loss", "train/adv", "train/fm", "train/mel", "train/stft"} <= set(trainer.callback_metrics)
+    assert {"train/d_loss", "train/adv", "train/fm", "train/mel", "train/stft", "train/magnitude",
+            "train/lsd"} <= set(trainer.callback_metrics)
 
 
 def test_audio_data_streams_every_root_and_skips_bad_samples(audio_roots, caplog):
@@ -186,10 +338,20 @@ def test_train_exports_a_vocoder_that_the_v2a_model_loads_without_pickle(vocoder
     v2a.train()
     assert not v2a.vocoder.training  # a training V2A run never puts the frozen vocoder in train mode
     mel = v2a.features(torch.randn(2, SPEC.n_samples) * 0.1)
+    # the shipped refinement settings reach the vocoder; without refinement it is the bare generator
+    assert (v2a.vocoder.refine_iters, v2a.vocoder.mel_iters) == (v2a_cfg.model.vocoder.refine_iters,
+                                                                  v2a_cfg.model.vocoder.mel_iters)
+    assert v2a.vocoder(mel).shape == (2, SPEC.n_samples)
+    bare = NeuralVocoder(features=v2a.features, checkpoint=str(export))
+    # phase projections need a magnitude prior: an export without one gets them switched off, not applied
+    assert config["generator"]["magnitude_prior"] is not None
+    old_style = tmp_path / "old_style"
+    write_vocoder_export(old_style, generator=VocosGenerator(dim=16, hidden=32, depth=1), architecture="vocos",
+                         kwargs={"dim": 16, "hidden": 32, "depth": 1}, features=v2a.features)
+    assert NeuralVocoder(features=v2a.features, checkpoint=str(old_style), refine_iters=4).refine_iters == 0
     with torch.no_grad():
         expected = generator(mel).clamp(-1, 1)
-    assert torch.equal(v2a.vocoder(mel), expected)
-    assert v2a.vocoder(mel).shape == (2, SPEC.n_samples)
+    assert torch.equal(bare(mel), expected)
 
     # An export trained on another normalisation is refused with the differing keys named.
     with pytest.raises(ValueError, match="mean"):

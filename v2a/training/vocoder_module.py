@@ -5,10 +5,16 @@ generator (log-mel L1 + multi-resolution STFT: cheap, and what makes a short CPU
 Griffin-Lim); from then on each batch takes a discriminator step and a generator step with the
 adversarial and feature-matching terms added. ``trainer.global_step`` counts generator steps (=
 batches), so ``trainer.max_steps`` means what it says.
+
+``lsd_weight`` adds the benchmark's log-spectral distance (dB) of the output. ``magnitude_weight`` adds
+an L1 between the head's predicted log-magnitude and the real STFT's (same window and hop): it keeps the predicted magnitude a true magnitude, which the inference-time phase
+refinement (``NeuralVocoder.refine_iters``) re-imposes. ``init_from`` starts the generator from an
+export's weights wherever names and shapes agree (e.g. the backbone of a generator with another head).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,14 +26,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from v2a.audio.mel import LogMel
 from v2a.models.vocoder.discriminators import VocoderDiscriminators
-from v2a.models.vocoder.export import ARCHITECTURES, write_vocoder_export
+from v2a.models.vocoder.export import ARCHITECTURES, load_vocoder_export, write_vocoder_export
 from v2a.models.vocoder.losses import (
+    LogSpectralLoss,
     MultiResolutionSTFTLoss,
     discriminator_loss,
     feature_matching_loss,
     generator_adversarial_loss,
     mel_l1,
 )
+
+log = logging.getLogger(__name__)
 
 
 class VocoderModule(pl.LightningModule):
@@ -38,7 +47,8 @@ class VocoderModule(pl.LightningModule):
                  optimizer_d: Callable[..., torch.optim.Optimizer], scheduler: Callable[..., Any] | None = None,
                  segment_frames: int = 64, gan_start_step: int = 0, mel_weight: float = 45.0,
                  stft_weight: float = 15.0, adv_weight: float = 1.0, fm_weight: float = 2.0,
-                 grad_clip: float | None = 10.0, seed: int = 0) -> None:
+                 magnitude_weight: float = 0.0, lsd_loss: LogSpectralLoss | None = None, lsd_weight: float = 0.0,
+                 grad_clip: float | None = 10.0, init_from: str | None = None, seed: int = 0) -> None:
         super().__init__()
         if architecture not in ARCHITECTURES:
             raise ValueError(f"unknown vocoder architecture {architecture!r} (known: {sorted(ARCHITECTURES)})")
@@ -48,16 +58,24 @@ class VocoderModule(pl.LightningModule):
         self.features = features
         self.architecture = architecture
         # plain types only: the kwargs go to config.json in the export
-        self.generator_kwargs = OmegaConf.to_container(generator) if isinstance(generator, DictConfig) else dict(generator)
+        self.generator_kwargs = OmegaConf.to_container(generator, resolve=True) if isinstance(generator, DictConfig) else dict(generator)
         self.generator = ARCHITECTURES[architecture](**self.generator_kwargs)
+        if magnitude_weight and not hasattr(self.generator, "spectrogram"):
+            raise ValueError(f"magnitude_weight needs a generator with an STFT head, not {architecture!r}")
+        if init_from:
+            self.init_generator(init_from)
         self.discriminators = discriminators
         self.stft_loss = stft_loss
+        if lsd_weight and lsd_loss is None:
+            raise ValueError("lsd_weight > 0 needs an lsd_loss")
+        self.lsd_loss = lsd_loss if lsd_weight else None
         self.optimizer_g_factory = optimizer_g
         self.optimizer_d_factory = optimizer_d
         self.scheduler_factory = scheduler
         self.segment_frames = segment_frames
         self.gan_start_step = gan_start_step
-        self.weights = {"mel": mel_weight, "stft": stft_weight, "adv": adv_weight, "fm": fm_weight}
+        self.weights = {"mel": mel_weight, "stft": stft_weight, "adv": adv_weight, "fm": fm_weight,
+                        "magnitude": magnitude_weight, "lsd": lsd_weight}
         self.grad_clip = grad_clip
         self.seed = seed
         self.run_config: dict | None = None  # resolved Hydra config, stored in checkpoints by train.py
@@ -73,13 +91,40 @@ class VocoderModule(pl.LightningModule):
         starts = torch.randint(0, audio.shape[-1] - length + 1, (audio.shape[0],), generator=generator)
         return torch.stack([clip[s:s + length] for clip, s in zip(audio, starts.tolist(), strict=True)])
 
+    def init_generator(self, export: str | Path) -> None:
+        """Copy an export's generator weights wherever name and shape agree; log what was left out."""
+        source, _ = load_vocoder_export(export)
+        own = self.generator.state_dict()
+        loaded = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+        self.generator.load_state_dict(loaded, strict=False)
+        log.info("generator initialised from %s: %d of %d tensors (not loaded: %s)", export, len(loaded), len(own),
+                 ", ".join(sorted(set(own) - set(loaded))) or "none")
+
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """Normalised log-mel [B, n_mels, F] -> waveform [B, F * hop]."""
         return self.generator(mel)
 
     # --- training -----------------------------------------------------------------------------
+    def generate(self, real: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(waveform generated from the mel of ``real``, the head-magnitude loss when it is weighted)."""
+        mel = self.features(real)
+        if not self.weights["magnitude"]:
+            return self.generator(mel), {}
+        spec = self.generator.spectrogram(mel)
+        fake = self.generator.head.istft(spec, mel.shape[-1] * self.features.spec.hop_length)
+        target = self.generator.head.stft(real.float()).abs()
+        magnitude = (torch.log(spec.abs().clamp_min(1e-5)) - torch.log(target.clamp_min(1e-5))).abs().mean()
+        return fake, {"magnitude": magnitude}
+
     def reconstruction_losses(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"mel": mel_l1(self.features, fake, real), "stft": self.stft_loss(fake, real)}
+        losses = {"mel": mel_l1(self.features, fake, real), "stft": self.stft_loss(fake, real)}
+        if self.lsd_loss is not None:
+            losses["lsd"] = self.lsd_loss(fake, real)
+        return losses
+
+    def weighted(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The generator objective: the weighted sum of the losses present."""
+        return sum(self.weights[k] * v for k, v in losses.items())
 
     def _step(self, optimizer: Any, loss: torch.Tensor, *, counted: bool) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -93,7 +138,7 @@ class VocoderModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         opt_g, opt_d = self.optimizers()
         real = self.random_segments(batch["audio"])
-        fake = self.generator(self.features(real))
+        fake, extra = self.generate(real)
         gan = self.global_step >= self.gan_start_step
         logs: dict[str, torch.Tensor] = {}
         if gan:
@@ -101,14 +146,14 @@ class VocoderModule(pl.LightningModule):
             d_loss = discriminator_loss(self.discriminators(real), self.discriminators(fake.detach()))
             self._step(opt_d, d_loss, counted=False)
             logs["train/d_loss"] = d_loss.detach()
-        losses = self.reconstruction_losses(fake, real)
-        g_loss = self.weights["mel"] * losses["mel"] + self.weights["stft"] * losses["stft"]
+        losses = {**self.reconstruction_losses(fake, real), **extra}
+        g_loss = self.weighted(losses)
         if gan:
             self.discriminators.requires_grad_(False)  # the generator step must not touch D's gradients
             real_out, fake_out = self.discriminators(real), self.discriminators(fake)
-            losses["adv"] = generator_adversarial_loss(fake_out)
-            losses["fm"] = feature_matching_loss(real_out, fake_out)
-            g_loss = g_loss + self.weights["adv"] * losses["adv"] + self.weights["fm"] * losses["fm"]
+            adversarial = {"adv": generator_adversarial_loss(fake_out), "fm": feature_matching_loss(real_out, fake_out)}
+            g_loss = g_loss + self.weighted(adversarial)
+            losses.update(adversarial)
         if not torch.isfinite(g_loss):
             raise FloatingPointError(f"non-finite training loss {g_loss.item()} at step {self.global_step}")
         self._step(opt_g, g_loss, counted=True)
@@ -124,13 +169,15 @@ class VocoderModule(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         real = batch["audio"]
-        fake = self.generator(self.features(real))
-        losses = self.reconstruction_losses(fake, real)
+        fake, extra = self.generate(real)
+        losses = {**self.reconstruction_losses(fake, real), **extra}
         size = real.shape[0]
         self.log("val/mel_l1", losses["mel"], prog_bar=True, sync_dist=True, batch_size=size)
         self.log("val/stft", losses["stft"], sync_dist=True, batch_size=size)
-        self.log("val/loss", self.weights["mel"] * losses["mel"] + self.weights["stft"] * losses["stft"],
-                 sync_dist=True, batch_size=size)
+        for name in ("magnitude", "lsd"):
+            if name in losses:
+                self.log(f"val/{name}", losses[name], sync_dist=True, batch_size=size)
+        self.log("val/loss", self.weighted(losses), sync_dist=True, batch_size=size)
 
     def configure_optimizers(self) -> Any:
         opt_g = self.optimizer_g_factory(params=self.generator.parameters())

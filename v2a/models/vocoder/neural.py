@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 
 import torch
@@ -9,6 +11,9 @@ import torch
 from v2a.audio.mel import LogMel
 from v2a.models.vocoder.base import Vocoder
 from v2a.models.vocoder.export import feature_config, load_vocoder_export
+from v2a.models.vocoder.refine import correct_mel, refine_phase
+
+log = logging.getLogger(__name__)
 
 
 class NeuralVocoder(Vocoder):
@@ -16,11 +21,24 @@ class NeuralVocoder(Vocoder):
 
     The generator is frozen: a V2A run that uses it for its samples never trains it. The feature
     settings of the export must equal ``features`` (same mel, same normalisation), else a clear error.
+
+    ``refine_iters`` > 0 adds that many phase-consistency projections (Griffin-Lim steps that keep the
+    generator's predicted magnitude and start from its phase) after the network; ``mel_iters`` > 0 then
+    that many mel-envelope corrections (the output's STFT rescaled band by band until its mel matches the
+    input mel). Each costs one STFT/iSTFT pair: quality for a little time. Phase projections need a
+    generator whose predicted magnitude is a true magnitude (one trained with a magnitude prior); for
+    older exports they are switched off with a warning (measured: they ruined such an export's output).
     """
 
-    def __init__(self, *, features: LogMel, checkpoint: str) -> None:
+    def __init__(self, *, features: LogMel, checkpoint: str, refine_iters: int = 0, refine_momentum: float = 0.99,
+                 mel_iters: int = 0) -> None:
         super().__init__(features=features)
+        if refine_iters < 0 or mel_iters < 0:
+            raise ValueError(f"refine_iters and mel_iters must be >= 0, got {refine_iters}, {mel_iters}")
         self.checkpoint = str(checkpoint)
+        self.refine_iters = refine_iters
+        self.refine_momentum = refine_momentum
+        self.mel_iters = mel_iters
         generator, config = load_vocoder_export(Path(checkpoint))
         expected, trained = feature_config(features), config["features"]
         differences = [f"{k} (vocoder {trained.get(k)!r}, model {v!r})" for k, v in expected.items()
@@ -28,6 +46,10 @@ class NeuralVocoder(Vocoder):
         if differences:
             raise ValueError(f"vocoder {checkpoint} was trained on other mel features: " + ", ".join(differences))
         self.generator = generator.requires_grad_(False)
+        if self.refine_iters and getattr(generator, "prior", None) is None:
+            log.warning("vocoder %s has no magnitude prior: its predicted magnitude is not a true STFT magnitude, "
+                        "so the %d phase projections are skipped (refine_iters=0)", checkpoint, self.refine_iters)
+            self.refine_iters = 0
 
     def train(self, mode: bool = True) -> NeuralVocoder:
         # Stay in eval mode when a parent LightningModule switches to training.
@@ -35,7 +57,21 @@ class NeuralVocoder(Vocoder):
 
     @torch.no_grad()
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.generator(mel.float()).clamp(-1, 1)
+        mel = mel.float()
+        if self.refine_iters:
+            head, length = self.generator.head, mel.shape[-1] * self.generator.hop_length
+            wave = refine_phase(self.generator.spectrogram(mel), istft=lambda s: head.istft(s, length),
+                                stft=head.stft, iters=self.refine_iters, momentum=self.refine_momentum)
+        else:
+            wave = self.generator(mel)
+        if self.mel_iters:
+            spec, log_mel = self.features.spec, self.features.denormalize(mel)
+            # the mel drops the last centred frame; repeat it so the target covers every STFT frame
+            target = torch.exp(torch.nn.functional.pad(log_mel, (0, 1), mode="replicate"))
+            wave = correct_mel(wave, target, filterbank=self.features.mel.mel_scale.fb, n_fft=spec.n_fft,
+                               hop_length=spec.hop_length, iters=self.mel_iters,
+                               floor=math.exp(self.features.log_floor))
+        return wave.clamp(-1, 1)
 
 
 def _same(a: object, b: object) -> bool:
