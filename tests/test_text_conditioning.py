@@ -292,3 +292,31 @@ def test_generate_accepts_text_for_a_text_model_and_refuses_it_for_a_video_only_
                    "--prompt", "a wood object bouncing", *common])
     torch.set_num_threads(2)
     assert status == 2 and "no conditioning for prompt" in capsys.readouterr().err
+
+
+def test_demo_samples_of_a_text_model_use_each_clips_caption(text_run, tiny_shards, tmp_path):
+    """The demo renderer samples a text model with its clips' captions and transcripts, not without text."""
+    from types import SimpleNamespace
+
+    from v2a.data.datamodule import ShardDataModule
+    from v2a.inference.loading import load_module
+    from v2a.training.callbacks import DemoSamples
+
+    module = load_module(text_run["result"]["checkpoint"])
+    data = ShardDataModule(root=str(tiny_shards), spec=SPEC, eval_batch_size=4, num_workers=0,
+                           tokenizer=str(text_run["tokenizer"]))
+    batch = next(iter(data.val_dataloader()))
+    texts = module.clip_texts(batch, 2)
+    assert set(texts) == {"prompt", "transcript"} and texts["prompt"][0].shape[0] == 2
+    assert torch.equal(texts["prompt"][0], batch["caption_tokens"][:2])
+    seen = {}
+
+    def recording(frames, **kwargs):
+        seen.update(kwargs)
+        return torch.zeros(frames.shape[0], SPEC.n_mels, SPEC.n_mel_frames)
+
+    module.generate_mel = recording
+    trainer = SimpleNamespace(datamodule=data, global_step=0, is_global_zero=True)
+    DemoSamples(out_dir=str(tmp_path), num_clips=2).render(trainer, module)
+    assert torch.equal(seen["prompt"][0], batch["caption_tokens"][:2])
+    assert torch.equal(seen["transcript"][1], batch["transcript_mask"][:2])

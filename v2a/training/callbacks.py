@@ -46,7 +46,8 @@ class DemoSamples(pl.Callback):
         generator = torch.Generator().manual_seed(self.seed)
         was_training = module.training
         module.eval()
-        mel = module.generate_mel(frames, generator=generator)
+        # a text model is sampled as it is meant to be used: with each clip's caption and transcript
+        mel = module.generate_mel(frames, generator=generator, **module.clip_texts(batch, self.num_clips))
         audio = module.vocoder(mel).cpu().numpy()
         reference = module.features(batch["audio"][: self.num_clips].to(module.device)).cpu().numpy()
         module.train(was_training)

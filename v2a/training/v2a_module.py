@@ -176,6 +176,13 @@ class V2AModule(pl.LightningModule):
         noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(self.device)
         return self.sampler(velocity, noise, steps=steps)
 
+    def clip_texts(self, batch: dict, rows: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The ``generate_mel`` text arguments of a loader batch's clips (their captions as the prompt, their
+        transcripts), first ``rows`` only; ``{}`` for a video-only model."""
+        if not self.net.text_streams:
+            return {}
+        return {name: (ids[:rows], mask[:rows]) for name, (ids, mask) in self.text_conditioning.from_batch(batch).items()}
+
     @torch.no_grad()
     def generate_audio(self, frames: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """Video frames -> waveform [B, samples] through the configured vocoder."""
