@@ -9,8 +9,9 @@ import pytorch_lightning as pl
 import torch
 
 from v2a.audio.mel import LogMel
+from v2a.data.text_tokens import text_of
 from v2a.diffusion import ODESampler, RectifiedFlow, guided_velocity
-from v2a.inference.text import TOKENIZER_KEY, TextConditioning, TextInput, check_modalities
+from v2a.inference.text import STREAM_FIELDS, TOKENIZER_KEY, TextConditioning, TextInput, check_modalities
 from v2a.models.v2a_net import MODALITIES, V2ANet
 from v2a.models.vocoder.base import Vocoder
 from v2a.training.ema import make_ema
@@ -178,10 +179,21 @@ class V2AModule(pl.LightningModule):
 
     def clip_texts(self, batch: dict, rows: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """The ``generate_mel`` text arguments of a loader batch's clips (their captions as the prompt, their
-        transcripts), first ``rows`` only; ``{}`` for a video-only model."""
+        transcripts), first ``rows`` only; ``{}`` for a video-only model.
+
+        The clips' texts are tokenised with the model's own tokenizer when it has one: a data folder's
+        tokenizer may be another one, whose ids would mean other words to this model.
+        """
         if not self.net.text_streams:
             return {}
-        return {name: (ids[:rows], mask[:rows]) for name, (ids, mask) in self.text_conditioning.from_batch(batch).items()}
+        tokenizer = self.text_conditioning.tokenizer
+        if tokenizer is None or "meta" not in batch:
+            return {name: (ids[:rows], mask[:rows]) for name, (ids, mask) in self.text_conditioning.from_batch(batch).items()}
+        out = {}
+        for name in self.net.text_streams:
+            pairs = [tokenizer(text_of(meta, STREAM_FIELDS[name]), name) for meta in batch["meta"][:rows]]
+            out[name] = (torch.cat([ids for ids, _ in pairs]), torch.cat([mask for _, mask in pairs]))
+        return out
 
     @torch.no_grad()
     def generate_audio(self, frames: torch.Tensor, **kwargs: Any) -> torch.Tensor:
