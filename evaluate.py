@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on held-out data, or compare evaluations:
 
-    python evaluate.py ckpt=CKPT out=DIR [data=synthetic | data.root=SHARDS] [reuse=true] [classifier=EXPORT]
+    python evaluate.py ckpt=CKPT out=DIR [data=synthetic [data.root=SHARDS]] [reuse=true] [classifier=EXPORT]
     accelerate launch --multi_gpu --num_processes N evaluate.py ckpt=CKPT out=DIR   (generation split over processes)
     python evaluate.py compare RUN_DIR... [--out DIR]                     (table.md, table.csv, plots)
 """
