@@ -66,10 +66,12 @@ def _generate_all(module, data, split, batch_size, max_clips, steps, cfg_scale, 
     for batch in tqdm(list(iterate_batches(data, split, spec, batch_size, max_clips)), desc="generate", unit="batch"):
         frames = batch["frames"]
         start = time.perf_counter()
-        generated = module.generate_audio(frames, steps=steps, cfg_scale=cfg_scale, generator=generator)
+        # text models get each clip's caption and transcript (the floor too: only its video is mismatched)
+        texts = module.clip_texts(batch)
+        generated = module.generate_audio(frames, steps=steps, cfg_scale=cfg_scale, generator=generator, **texts)
         gen_seconds += time.perf_counter() - start
         mismatched = module.generate_audio(_mismatched(frames, previous), steps=steps, cfg_scale=cfg_scale,
-                                           generator=generator)
+                                           generator=generator, **texts)
         previous = frames
         for condition, audio in (("generated", generated), ("mismatched", mismatched)):
             for key, clip in zip(batch["key"], audio.cpu().numpy(), strict=True):
@@ -86,7 +88,8 @@ def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test
              device: str = "cpu", reuse: bool = False, cache_dir: str | None = None,
              classifier: str | None = None, whisper: str = "auto", embedders: list | None = None,
              watermark: object | None = None, onset_kinds: tuple[str, ...] = ("impact",),
-             sync_model: str | None = None, wandb: bool = False, save_audio: bool | None = None) -> dict:
+             sync_model: str | None = None, wandb: bool = False, save_audio: bool | None = None,
+             sampler: dict | None = None) -> dict:
     """Score ``ckpt`` on ``split``; writes ``out/metrics.json``, ``metrics.csv`` and ``report.md``.
 
     Returns the metrics (on rank 0; other ranks of ``accelerate launch`` return an empty dict).
@@ -95,12 +98,15 @@ def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test
     del save_audio  # generations are always kept (OUT/generations); the old switch is accepted and ignored
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    module = load_module(ckpt, device=device)
+    # sampler settings other than the model's (method, schedule, shift) replace them before it is built
+    overrides = {f"model.sampler.{k}": v for k, v in (sampler or {}).items() if v is not None}
+    module = load_module(ckpt, device=device, overrides=overrides)
     data = str(data or module.run_config["data"]["root"])
     store = GenerationStore(out_dir)
     settings = {"ckpt": str(ckpt), "ckpt_sha256": file_sha256(ckpt), "data": data, "split": split,
                 "steps": module.sampler.steps if steps is None else steps,
                 "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale, "seed": seed,
+                "sampler": {k: getattr(module.sampler, k, None) for k in ("method", "schedule", "shift")},
                 "max_clips": max_clips, "watermark": watermark is not None}
 
     # 1. Generation (split over processes under accelerate launch), unless reusing stored generations.
