@@ -54,12 +54,12 @@ def test_generate_end_to_end_with_a_vocoder_override(ckpt, tmp_path, capsys):
     video = make_video(tmp_path / "in.mp4", size=(64, 48), fps=30, seconds=4.3, clicks=(1.0,))
     out = tmp_path / "out" / "with sound.mkv"
     status = main(["generate", str(video), "--ckpt", ckpt, "-o", str(out), "--steps", "1", "--vocoder", "griffin_lim",
-                   "model.vocoder.n_iter=2", "--original-audio", "keep", "--audio-format", "flac", "--seed", "7",
+                   "model.vocoder.n_iter=2", "sampler.method=heun", "--original-audio", "keep", "--audio-format", "flac", "--seed", "7",
                    "--no-watermark", "--threads", "1"])
     torch.set_num_threads(2)  # as tests/conftest.py set it
     assert status == 0, capsys.readouterr().err
     sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert sidecar["num_threads"] == 1
+    assert sidecar["num_threads"] == 1 and sidecar["sampler"]["method"] == "heun"  # chosen at generation time
     assert sidecar["vocoder"]["override"]["n_iter"] == 2 and sidecar["seed"] == 7 and sidecar["windows"] == 3
     assert len(sidecar["model_sha256"]) == 64 and sidecar["watermarked"] is False and sidecar["original_audio"] == "keep"
     audio, rate = sf.read(out.with_suffix(".flac"))

@@ -185,9 +185,10 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
     return sidecar
 
 
-def _vocoder_override(vocoder: dict | None) -> dict | None:
-    """``model.vocoder`` replaced (not merged) by the chosen vocoder config, or no override."""
-    return {"model.vocoder": vocoder} if vocoder else None
+def _model_overrides(vocoder: dict | None, sampler: dict | None) -> dict:
+    """``model.vocoder`` replaced (not merged) by the chosen vocoder config; sampler settings that are set."""
+    overrides = {f"model.sampler.{k}": v for k, v in (sampler or {}).items() if v is not None}
+    return {**overrides, "model.vocoder": vocoder} if vocoder else overrides
 
 
 def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_scale: float | None = None,
@@ -195,11 +196,13 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
              device: str = "cpu", watermarker=None, prompt: str | None = None, negative_prompt: str | None = None,
              transcript: str | None = None, num_candidates: int = 1, audio_format: str = "wav",
              vocoder: dict | None = None, streaming: dict | Streaming | None = None,
-             watermark_settings: dict | None = None, num_threads: int | None = None) -> list[dict]:
+             watermark_settings: dict | None = None, num_threads: int | None = None,
+             sampler: dict | None = None) -> list[dict]:
     """Generate for a file or a folder; a bad file in a folder is logged and skipped.
 
     ``transcript`` (and ``prompt``, ``negative_prompt``) is text or the path of a UTF-8 text file.
-    ``vocoder`` is a ``model.vocoder`` config (``_target_`` ...) that replaces the checkpoint's.
+    ``vocoder`` is a ``model.vocoder`` config (``_target_`` ...) that replaces the checkpoint's;
+    ``sampler`` (``method``, ``schedule``, ``shift``; None keeps the model's) replaces its sampler settings.
     ``num_candidates`` > 1 writes ``OUT_cand{i}`` files generated with seeds ``seed + i``.
     """
     check_numbers(num_candidates=num_candidates, steps=steps, duration=duration, overlap_s=overlap_s,
@@ -226,7 +229,7 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
         opened[videos[0]] = open_video(videos[0], max_resolution=streaming.max_resolution,
                                        max_duration_s=streaming.max_duration_s)
     try:
-        module = load_module(ckpt, device=device, overrides=_vocoder_override(vocoder))
+        module = load_module(ckpt, device=device, overrides=_model_overrides(vocoder, sampler))
     except InstantiationException as error:  # e.g. a vocoder export that is missing or for other mels
         cause = error.__cause__ or error
         raise ValueError(f"cannot build the model{' with the chosen vocoder' if vocoder else ''}: "
@@ -237,6 +240,7 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
     check_conditioning(module, **texts)
     settings = {"ckpt": str(ckpt), "model_sha256": model_sha256(ckpt),
                 "steps": module.sampler.steps if steps is None else steps,
+                "sampler": {k: getattr(module.sampler, k, None) for k in ("method", "schedule", "shift")},
                 "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale,
                 "overlap_s": overlap_s, "original_audio": original_audio, "duration": duration,
                 "num_candidates": num_candidates, "audio_format": audio_format, "device": device,
