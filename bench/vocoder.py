@@ -9,7 +9,8 @@ ground-truth validation audio (as evaluate.py); PESQ (wide band) and STOI on spe
 factor of one 8 s clip on ``--threads`` CPU threads (median of ``--repeats`` interleaved runs).
 ``--refine K:M ...`` adds rows for the neural vocoder followed by K phase-consistency projections and M
 mel-envelope corrections (``model.vocoder.refine_iters=K model.vocoder.mel_iters=M``), next to the
-network alone.
+network alone; ``K:M:T`` also keeps the network's own output around onsets of flux > T
+(``model.vocoder.onset_threshold=T``).
 Writes the "vocoder" section of docs/benchmarks.md with ``--write``.
 """
 
@@ -136,9 +137,10 @@ def run(args: argparse.Namespace) -> dict:
     features = LogMel(spec=spec, mean=f["mean"], std=f["std"], log_floor=f["log_floor"], log_ceil=f["log_ceil"])
     vocoders = {"griffin_lim": GriffinLimVocoder(features=features, n_iter=args.gl_iters).eval(),
                 "neural": NeuralVocoder(features=features, checkpoint=args.export).eval()}
-    for k, m in args.refine:
-        vocoders[f"neural+{k}:{m}"] = NeuralVocoder(features=features, checkpoint=args.export, refine_iters=k,
-                                                    mel_iters=m).eval()
+    for k, m, t in args.refine:
+        name = f"neural+{k}:{m}" + (f":{t:g}" if t is not None else "")
+        vocoders[name] = NeuralVocoder(features=features, checkpoint=args.export, refine_iters=k, mel_iters=m,
+                                       onset_threshold=t).eval()
     results: dict = {"export": str(args.export), "trained_steps": config.get("trained_steps"),
                      "generator": config["generator"], "threads": args.threads,
                      "generator_parameters": sum(p.numel() for p in vocoders["neural"].generator.parameters()),
@@ -186,14 +188,16 @@ def _label(name: str, gl_iters: int) -> str:
     if name == "griffin_lim":
         return f"Griffin-Lim ({gl_iters} it.)"
     if name.startswith("neural+"):
-        k, m = name.removeprefix("neural+").split(":")
-        return f"neural + {k} phase projections + {m} mel corrections"
+        k, m, *t = name.removeprefix("neural+").split(":")
+        kept = f", onsets kept unprojected (flux > {t[0]})" if t else ""
+        return f"neural + {k} phase projections + {m} mel corrections{kept}"
     return "neural (network only)" if name == "neural" else name
 
 
 def _default_label(default: dict) -> str:
-    k, m = default["refine_iters"], default["mel_iters"]
-    return _label(f"neural+{k}:{m}" if k or m else "neural", 0)
+    k, m, t = default["refine_iters"], default["mel_iters"], default.get("onset_threshold")
+    suffix = f":{t:g}" if t is not None else ""
+    return _label(f"neural+{k}:{m}{suffix}" if k or m else "neural", 0)
 
 
 def shipped_default() -> dict:
@@ -201,7 +205,9 @@ def shipped_default() -> dict:
     from omegaconf import OmegaConf
 
     config = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf/model/vocoder/neural.yaml")
-    return {"refine_iters": int(config.get("refine_iters", 0)), "mel_iters": int(config.get("mel_iters", 0))}
+    threshold = config.get("onset_threshold")
+    return {"refine_iters": int(config.get("refine_iters", 0)), "mel_iters": int(config.get("mel_iters", 0)),
+            "onset_threshold": None if threshold is None else float(threshold)}
 
 
 def markdown(results: dict, command: str, train_note: str) -> str:
@@ -253,14 +259,19 @@ def markdown(results: dict, command: str, train_note: str) -> str:
     return "\n".join(lines)
 
 
-def _refine_spec(text: str) -> tuple[int, int]:
+def _refine_spec(text: str) -> tuple[int, int, float | None]:
+    """``K:M`` (phase projections : mel corrections) or ``K:M:T`` (and onsets above flux T kept unprojected)."""
     try:
-        k, m = (int(v) for v in text.split(":"))
+        k, m, *rest = text.split(":")
+        k, m = int(k), int(m)
+        t = float(rest[0]) if rest else None
+        if len(rest) > 1:
+            raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected K:M (two integers), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected K:M or K:M:T, got {text!r}") from None
     if k < 0 or m < 0 or k + m == 0:
         raise argparse.ArgumentTypeError(f"K and M must be >= 0 and not both 0, got {text!r}")
-    return k, m
+    return k, m, t
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -272,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--split", default="test", choices=["test", "val"],
                         help="split scored (val: for choosing settings, e.g. --refine, without the test split)")
     parser.add_argument("--gl-iters", type=int, default=32)
-    parser.add_argument("--refine", type=_refine_spec, nargs="*", default=[], metavar="K:M",
+    parser.add_argument("--refine", type=_refine_spec, nargs="*", default=[], metavar="K:M[:T]",
                         help="also score/time the neural vocoder + K phase projections + M mel corrections")
     parser.add_argument("--fps", type=float, default=25.0, help="video fps of the impacts (tolerance = 1 frame)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for the quality pass")

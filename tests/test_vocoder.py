@@ -23,7 +23,7 @@ from v2a.models.vocoder.export import load_vocoder_export, write_vocoder_export
 from v2a.models.vocoder.losses import LogSpectralLoss, MultiResolutionSTFTLoss, discriminator_loss, mel_l1
 from v2a.models.vocoder.neural import NeuralVocoder
 from v2a.models.vocoder.prior import MelMagnitudePrior
-from v2a.models.vocoder.refine import correct_mel, refine_phase
+from v2a.models.vocoder.refine import correct_mel, onset_mask, refine_phase
 from v2a.models.vocoder.vocos import VocosGenerator
 from v2a.shapes import ClipSpec
 from v2a.training.run import train
@@ -221,6 +221,34 @@ def test_prior_export_round_trip_and_refined_neural_vocoder(tmp_path):
         NeuralVocoder(features=features, checkpoint=str(export), refine_iters=-1)
     with pytest.raises(ValueError, match="mel_iters"):
         NeuralVocoder(features=features, checkpoint=str(export), mel_iters=-1)
+
+
+def test_onsets_keep_the_networks_own_output(tmp_path):
+    """Around a sharp onset the projected output is replaced by the network's own; elsewhere it stays."""
+    log_mel = torch.full((1, 80, 40), -6.0)
+    log_mel[:, :, 20:] = -1.0                        # everything rises by 5 nepers at frame 20
+    mask = onset_mask(log_mel, hop_length=160, length=40 * 160, threshold=1.0)
+    assert mask[0, 20 * 160] == 1 and mask[0, 19 * 160 + 80] == 1     # the onset frame and the one before
+    assert mask[0, :17 * 160].max() == 0 and mask[0, 27 * 160:].max() == 0
+    assert ((mask[0, 1:] - mask[0, :-1]).abs() <= 1 / 80).all()      # ramps, never a jump
+    assert onset_mask(log_mel, hop_length=160, length=6400, threshold=6.0).max() == 0  # nothing that sharp
+
+    torch.manual_seed(0)
+    features = LogMel(spec=SPEC)
+    kwargs = {"dim": 16, "hidden": 32, "depth": 1, "n_fft": SPEC.n_fft, "max_magnitude": 1e3,
+              "magnitude_prior": _prior_settings(features)}
+    export = write_vocoder_export(tmp_path / "prior", generator=VocosGenerator(**kwargs), architecture="vocos",
+                                  kwargs=kwargs, features=features)
+    audio = _tone_and_noise()
+    audio[..., : audio.shape[-1] // 2] *= 1e-3      # quiet, then loud: one sharp onset in the middle
+    mel = features(audio)
+    plain = NeuralVocoder(features=features, checkpoint=str(export))(mel)
+    projected = NeuralVocoder(features=features, checkpoint=str(export), refine_iters=3)(mel)
+    kept = NeuralVocoder(features=features, checkpoint=str(export), refine_iters=3, onset_threshold=1.0)(mel)
+    keep = onset_mask(features.denormalize(mel), hop_length=SPEC.hop_length, length=plain.shape[-1], threshold=1.0)
+    assert keep.max() == 1 and keep.min() == 0
+    torch.testing.assert_close(kept[keep == 1], plain[keep == 1])
+    torch.testing.assert_close(kept[keep == 0], projected[keep == 0])
 
 
 def test_init_from_copies_the_tensors_whose_shapes_agree(vocoder_cfg, tmp_path):

@@ -11,7 +11,7 @@ import torch
 from v2a.audio.mel import LogMel
 from v2a.models.vocoder.base import Vocoder
 from v2a.models.vocoder.export import feature_config, load_vocoder_export
-from v2a.models.vocoder.refine import correct_mel, refine_phase
+from v2a.models.vocoder.refine import correct_mel, onset_mask, refine_phase
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,14 @@ class NeuralVocoder(Vocoder):
     ``refine_iters`` > 0 adds that many phase-consistency projections (Griffin-Lim steps that keep the
     generator's predicted magnitude and start from its phase) after the network; ``mel_iters`` > 0 then
     that many mel-envelope corrections (the output's STFT rescaled band by band until its mel matches the
-    input mel). Each costs one STFT/iSTFT pair: quality for a little time. Phase projections need a
+    input mel). ``onset_threshold`` (spectral flux in nepers; None: off) keeps the network's own output,
+    unprojected, around sharp onsets, where projections smear the attack. Each costs one STFT/iSTFT pair: quality for a little time. Phase projections need a
     generator whose predicted magnitude is a true magnitude (one trained with a magnitude prior); for
     older exports they are switched off with a warning (measured: they ruined such an export's output).
     """
 
     def __init__(self, *, features: LogMel, checkpoint: str, refine_iters: int = 0, refine_momentum: float = 0.99,
-                 mel_iters: int = 0) -> None:
+                 mel_iters: int = 0, onset_threshold: float | None = None) -> None:
         super().__init__(features=features)
         if refine_iters < 0 or mel_iters < 0:
             raise ValueError(f"refine_iters and mel_iters must be >= 0, got {refine_iters}, {mel_iters}")
@@ -39,6 +40,7 @@ class NeuralVocoder(Vocoder):
         self.refine_iters = refine_iters
         self.refine_momentum = refine_momentum
         self.mel_iters = mel_iters
+        self.onset_threshold = onset_threshold
         generator, config = load_vocoder_export(Path(checkpoint))
         expected, trained = feature_config(features), config["features"]
         differences = [f"{k} (vocoder {trained.get(k)!r}, model {v!r})" for k, v in expected.items()
@@ -60,8 +62,14 @@ class NeuralVocoder(Vocoder):
         mel = mel.float()
         if self.refine_iters:
             head, length = self.generator.head, mel.shape[-1] * self.generator.hop_length
-            wave = refine_phase(self.generator.spectrogram(mel), istft=lambda s: head.istft(s, length),
+            spectrogram = self.generator.spectrogram(mel)
+            wave = refine_phase(spectrogram, istft=lambda s: head.istft(s, length),
                                 stft=head.stft, iters=self.refine_iters, momentum=self.refine_momentum)
+            if self.onset_threshold is not None:
+                # Projections smear transients (pre-echo); around sharp onsets keep the network's own phase.
+                keep = onset_mask(self.features.denormalize(mel), hop_length=self.generator.hop_length,
+                                  length=length, threshold=self.onset_threshold)
+                wave = keep * head.istft(spectrogram, length) + (1 - keep) * wave
         else:
             wave = self.generator(mel)
         if self.mel_iters:

@@ -55,3 +55,21 @@ def correct_mel(wave: torch.Tensor, target_mel: torch.Tensor, *, filterbank: tor
         per_bin = torch.where(covered, torch.matmul(filterbank, gain) / coverage.clamp_min(1e-12), 1.0)
         wave = torch.istft(spec * per_bin, n_fft, hop_length, n_fft, window, center=True, length=wave.shape[-1])
     return wave
+
+
+def onset_mask(log_mel: torch.Tensor, *, hop_length: int, length: int, threshold: float, before: int = 1,
+               after: int = 4) -> torch.Tensor:
+    """Per-sample weight [B, length] in [0, 1]: 1 around sharp onsets of ``log_mel`` [B, n_mels, F].
+
+    An onset frame is one whose mean positive log-mel rise (spectral flux, nepers) exceeds
+    ``threshold``; the mask covers ``before`` frames before it to ``after`` frames after, with
+    one-frame linear ramps so switching between two waveforms never clicks.
+    """
+    flux = torch.relu(log_mel[..., 1:] - log_mel[..., :-1]).mean(dim=1)          # [B, F - 1]
+    onsets = torch.nn.functional.pad((flux > threshold).float(), (1, 0))          # frame f rose from f - 1
+    kernel = torch.ones(1, 1, before + after + 1, device=log_mel.device)
+    # frame f is covered when an onset lies in [f - after, f + before]
+    covered = torch.nn.functional.conv1d(torch.nn.functional.pad(onsets[:, None], (after, before)), kernel)[:, 0] > 0
+    frames = covered.float()[:, None]                                            # [B, 1, F]
+    weight = torch.nn.functional.interpolate(frames, scale_factor=hop_length, mode="linear", align_corners=False)
+    return torch.nn.functional.pad(weight[:, 0], (0, max(0, length - weight.shape[-1])))[:, :length].clamp(0, 1)
