@@ -22,6 +22,14 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 DEFAULT_MAX_TOKENS = {"caption": 64, "transcript": 128, "negative_caption": 64}
 
 
+def pad_ids(ids: list[int], length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids truncated to ``length`` and padded with ``PAD_ID`` (int64 [length]), and the mask of real ones."""
+    ids = ids[:length]
+    row = np.full(length, PAD_ID, dtype=np.int64)
+    row[: len(ids)] = ids
+    return row, np.arange(length) < len(ids)
+
+
 def text_of(meta: dict, field: str) -> str:
     """The field's text, or "" when it is missing, empty or not a string."""
     value = meta.get(field)
@@ -69,11 +77,7 @@ class TextTokenizer:
         """Token ids int64 [L] and mask bool [L] of each configured field of a sample's metadata."""
         out: dict[str, np.ndarray] = {}
         for field, length in self.max_tokens.items():
-            ids = self.encode(text_of(meta, field))[:length]
-            row = np.full(length, PAD_ID, dtype=np.int64)
-            row[: len(ids)] = ids
-            out[f"{field}_tokens"] = row
-            out[f"{field}_mask"] = np.arange(length) < len(ids)
+            out[f"{field}_tokens"], out[f"{field}_mask"] = pad_ids(self.encode(text_of(meta, field)), length)
         return out
 
 

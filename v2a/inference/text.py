@@ -12,7 +12,7 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 
-from v2a.data.text_tokens import DEFAULT_MAX_TOKENS, PAD_ID
+from v2a.data.text_tokens import DEFAULT_MAX_TOKENS, pad_ids
 from v2a.models.v2a_net import MODALITIES
 
 # Which loader field feeds which text stream of the model, and its default length.
@@ -36,12 +36,9 @@ class PromptTokenizer:
 
     def __call__(self, text: str | None, stream: str, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Ids int64 [batch, L] and mask bool [batch, L] of ``text`` (None or blank: all padding)."""
-        length = self.length(stream)
         text = (text or "").strip()
-        ids = self.processor.encode(text, out_type=int)[:length] if text else []
-        row = torch.full((length,), PAD_ID, dtype=torch.long)
-        row[: len(ids)] = torch.tensor(ids, dtype=torch.long)
-        mask = torch.arange(length) < len(ids)
+        ids, mask = pad_ids(self.processor.encode(text, out_type=int) if text else [], self.length(stream))
+        row, mask = torch.from_numpy(ids), torch.from_numpy(mask)
         return row.expand(batch, -1).clone(), mask.expand(batch, -1).clone()
 
 
