@@ -28,7 +28,7 @@ from v2a.evaluation.scoring import Scorer
 from v2a.evaluation.spectral import log_spectral_distance, mel_l1
 from v2a.evaluation.store import GenerationStore, file_sha256
 from v2a.evaluation.tools import build_tools, distributed_state, whole_split
-from v2a.inference.loading import load_module
+from v2a.inference.loading import load_module, sampler_overrides
 from v2a.sync.offsets import load_sync_model
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     # sampler settings other than the model's (method, schedule, shift) replace them before it is built
-    overrides = {f"model.sampler.{k}": v for k, v in (sampler or {}).items() if v is not None}
+    overrides = sampler_overrides(sampler)
     module = load_module(ckpt, device=device, overrides=overrides)
     data = str(data or module.run_config["data"]["root"])
     store = GenerationStore(out_dir)

@@ -34,7 +34,7 @@ from v2a.generation.video_input import (
     read_windows,
 )
 from v2a.generation.windowed import stream_mel, window_starts
-from v2a.inference.loading import CheckpointError, load_module
+from v2a.inference.loading import CheckpointError, load_module, sampler_overrides
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
 
 def _model_overrides(vocoder: dict | None, sampler: dict | None) -> dict:
     """``model.vocoder`` replaced (not merged) by the chosen vocoder config; sampler settings that are set."""
-    overrides = {f"model.sampler.{k}": v for k, v in (sampler or {}).items() if v is not None}
+    overrides = sampler_overrides(sampler)
     return {**overrides, "model.vocoder": vocoder} if vocoder else overrides
 
 

@@ -73,6 +73,11 @@ def _attach_tokenizer(module, tokenizer: bytes | None, path: Path) -> None:
         raise CheckpointError(f"{path}: {error}") from error
 
 
+def sampler_overrides(sampler: dict | None) -> dict:
+    """``model.sampler.*`` overrides for the sampler settings that are set (None keeps the model's)."""
+    return {f"model.sampler.{k}": v for k, v in (sampler or {}).items() if v is not None}
+
+
 def load_module(path: str | Path, *, device: str | torch.device = "cpu", overrides: dict | None = None):
     """The V2A LightningModule of a training checkpoint or an inference export, in eval mode.
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from v2a.diffusion import ODESampler, RectifiedFlow, guided_velocity
+from v2a.diffusion import ODESampler, RectifiedFlow
 from v2a.diffusion.samplers import Velocity
 from v2a.training.reflow_buffer import PairBuffer
 from v2a.training.v2a_module import V2AModule
@@ -117,12 +117,8 @@ class ReflowModule(V2AModule):
                  self.reflow.method, self.reflow.cfg_scale)
 
     def teacher_velocity(self, frames: torch.Tensor) -> Velocity:
-        """The teacher's guided velocity for these clips (EMA weights), as its generate_mel uses it."""
-        net = self.teacher.ema.module
-        cond = net(frames=frames)
-        keep = torch.ones(frames.shape[0], dtype=torch.bool, device=frames.device)
-        return guided_velocity(lambda x, t: net(x, t, cond, keep), lambda x, t: net(x, t, cond, ~keep),
-                               self.reflow.cfg_scale)
+        """The teacher's guided velocity for these clips (EMA weights), exactly as its generate_mel uses it."""
+        return self.teacher.guided_velocity_for(frames, cfg_scale=self.reflow.cfg_scale)
 
     @torch.no_grad()
     def teacher_pairs(self, frames: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

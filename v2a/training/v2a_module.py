@@ -139,22 +139,13 @@ class V2AModule(pl.LightningModule):
 
     # --- sampling ---------------------------------------------------------------------------
     @torch.no_grad()
-    def generate_mel(self, frames: torch.Tensor, *, steps: int | None = None, cfg_scale: float | None = None,
-                     generator: torch.Generator | None = None, n_mel_frames: int | None = None,
-                     use_ema: bool = True, prompt: TextInput = None, negative_prompt: TextInput = None,
-                     transcript: TextInput = None, cfg_modalities: Sequence[str] | None = None) -> torch.Tensor:
-        """Video frames [B, T, 3, H, W] -> normalised log-mel [B, n_mels, F] (EMA weights, CFG).
-
-        Text (models with text encoders): a string (tokenised with the checkpoint's tokenizer, the same
-        for every row) or ``(ids [B, L], mask [B, L])``. Guidance: v = v_u + s (v_c - v_u), where the
-        unconditional branch drops ``cfg_modalities`` (default: the model's ``cfg_modalities``) and has
-        the prompt replaced by ``negative_prompt`` when one is given: v = v_neg + s (v_cond - v_neg).
-        """
+    def guided_velocity_for(self, frames: torch.Tensor, *, cfg_scale: float | None = None, use_ema: bool = True,
+                            prompt: TextInput = None, negative_prompt: TextInput = None, transcript: TextInput = None,
+                            cfg_modalities: Sequence[str] | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The CFG-guided velocity ``v(x, t)`` that :meth:`generate_mel` integrates (also the reflow teacher's)."""
         net = self.ema.module if use_ema else self.net
-        spec = self.features.spec
         frames = frames.to(self.device)
         batch = frames.shape[0]
-        n_mel_frames = n_mel_frames or frames.shape[1] * spec.tokens_per_video_frame * spec.mel_frames_per_token
         texts = self.text_conditioning.tokenize(batch, self.device, prompt=prompt, transcript=transcript,
                                                 negative_prompt=negative_prompt)
         negative = texts.pop("negative_prompt", None)
@@ -172,7 +163,27 @@ class V2AModule(pl.LightningModule):
                 uncond_keep["prompt"] = keep
             unconditional = lambda x, t: net(x, t, uncond, uncond_keep)  # noqa: E731
         conditional = lambda x, t: net(x, t, cond, keep)  # noqa: E731
-        velocity = guided_velocity(conditional, unconditional, scale)
+        return guided_velocity(conditional, unconditional, scale)
+
+    @torch.no_grad()
+    def generate_mel(self, frames: torch.Tensor, *, steps: int | None = None, cfg_scale: float | None = None,
+                     generator: torch.Generator | None = None, n_mel_frames: int | None = None,
+                     use_ema: bool = True, prompt: TextInput = None, negative_prompt: TextInput = None,
+                     transcript: TextInput = None, cfg_modalities: Sequence[str] | None = None) -> torch.Tensor:
+        """Video frames [B, T, 3, H, W] -> normalised log-mel [B, n_mels, F] (EMA weights, CFG).
+
+        Text (models with text encoders): a string (tokenised with the checkpoint's tokenizer, the same
+        for every row) or ``(ids [B, L], mask [B, L])``. Guidance: v = v_u + s (v_c - v_u), where the
+        unconditional branch drops ``cfg_modalities`` (default: the model's ``cfg_modalities``) and has
+        the prompt replaced by ``negative_prompt`` when one is given: v = v_neg + s (v_cond - v_neg).
+        """
+        spec = self.features.spec
+        frames = frames.to(self.device)
+        batch = frames.shape[0]
+        n_mel_frames = n_mel_frames or frames.shape[1] * spec.tokens_per_video_frame * spec.mel_frames_per_token
+        velocity = self.guided_velocity_for(frames, cfg_scale=cfg_scale, use_ema=use_ema, prompt=prompt,
+                                            negative_prompt=negative_prompt, transcript=transcript,
+                                            cfg_modalities=cfg_modalities)
         source = generator.device if generator is not None else self.device
         noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(self.device)
         return self.sampler(velocity, noise, steps=steps)
