@@ -1,6 +1,7 @@
 """Evaluate a checkpoint on held-out data, or compare evaluations:
 
     python evaluate.py ckpt=CKPT out=DIR [data=synthetic [data.root=SHARDS]] [reuse=true] [classifier=EXPORT]
+    python evaluate.py ckpt=CKPT out=DIR model/vocoder=neural model.vocoder.checkpoint=VOCODER_EXPORT
     accelerate launch --multi_gpu --num_processes N evaluate.py ckpt=CKPT out=DIR   (generation split over processes)
     python evaluate.py compare RUN_DIR... [--out DIR]                     (table.md, table.csv, plots)
 """
@@ -15,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from v2a.evaluation.job import evaluate, format_metrics
-from v2a.inference.loading import CheckpointError
+from v2a.inference.loading import CheckpointError, chosen_vocoder
 from v2a.utils.cli import require
 
 log = logging.getLogger("evaluate")
@@ -26,14 +27,14 @@ def main(cfg: DictConfig) -> float | None:
     require(cfg, "ckpt", "out")
     watermark_cfg = cfg.get("watermark")
     watermark = None if not watermark_cfg or watermark_cfg.get("disabled", False) else instantiate(watermark_cfg)
-    options = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("paths", "watermark"):
-        options.pop(key, None)
+    vocoder = chosen_vocoder(cfg)   # resolved later, inside the checkpoint's config
+    options = {key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+               for key, value in cfg.items() if key not in ("paths", "watermark", "model")}
     data = options.pop("data", None)
     data = data["root"] if isinstance(data, dict) else data
     prompt_following = options.pop("prompt_following", False)
     try:
-        metrics = evaluate(data=data, watermark=watermark, **options)
+        metrics = evaluate(data=data, watermark=watermark, vocoder=vocoder, **options)
         if metrics and prompt_following:
             metrics.update(run_prompt_following(cfg, data))
     except (CheckpointError, FileNotFoundError, ValueError) as error:

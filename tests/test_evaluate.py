@@ -120,6 +120,16 @@ def test_references_are_cached_and_generations_reused(trained, tiny_shards, tmp_
         assert again[key] == pytest.approx(first[key]), key
     with pytest.raises(ValueError, match="cfg_scale"):
         _evaluate(trained, tiny_shards, tmp_path / "a", reuse=True, cfg_scale=1.5)
+    # a vocoder chosen at evaluation time replaces the checkpoint's: recorded, and not confused with it
+    few_iters = {"_target_": "v2a.models.vocoder.GriffinLimVocoder", "features": "${model.features}", "n_iter": 2}
+    with pytest.raises(ValueError, match="vocoder"):
+        _evaluate(trained, tiny_shards, tmp_path / "a", reuse=True, vocoder=few_iters)
+    swapped = _evaluate(trained, tiny_shards, tmp_path / "c", vocoder=few_iters)
+    manifest = json.loads((tmp_path / "c" / "generations" / "manifest.json").read_text())
+    assert manifest["vocoder"]["n_iter"] == 2
+    assert swapped["quality/lsd_db"] != pytest.approx(first["quality/lsd_db"])
+    with pytest.raises(ValueError, match="chosen vocoder"):
+        _evaluate(trained, tiny_shards, tmp_path / "d", vocoder={**few_iters, "_target_": "v2a.models.vocoder.Nope"})
 
     table = compare([str(tmp_path / "a"), str(tmp_path / "b")], tmp_path / "cmp")
     rows = (table / "table.md").read_text().splitlines()

@@ -28,7 +28,7 @@ from v2a.evaluation.scoring import Scorer
 from v2a.evaluation.spectral import log_spectral_distance, mel_l1
 from v2a.evaluation.store import GenerationStore, file_sha256
 from v2a.evaluation.tools import build_tools, distributed_state, whole_split
-from v2a.inference.loading import load_module, sampler_overrides
+from v2a.inference.loading import load_with_choices
 from v2a.sync.offsets import load_sync_model
 
 log = logging.getLogger(__name__)
@@ -89,25 +89,27 @@ def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test
              classifier: str | None = None, whisper: str = "auto", embedders: list | None = None,
              watermark: object | None = None, onset_kinds: tuple[str, ...] = ("impact",),
              sync_model: str | None = None, wandb: bool = False, save_audio: bool | None = None,
-             sampler: dict | None = None) -> dict:
+             sampler: dict | None = None, vocoder: dict | None = None) -> dict:
     """Score ``ckpt`` on ``split``; writes ``out/metrics.json``, ``metrics.csv`` and ``report.md``.
 
     Returns the metrics (on rank 0; other ranks of ``accelerate launch`` return an empty dict).
     ``whisper``: ``auto`` (used when installed), ``true`` (required) or ``false``.
+    ``vocoder``: a ``model.vocoder`` config that replaces the checkpoint's (None keeps it), as in generation.
     """
     del save_audio  # generations are always kept (OUT/generations); the old switch is accepted and ignored
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # sampler settings other than the model's (method, schedule, shift) replace them before it is built
-    overrides = sampler_overrides(sampler)
-    module = load_module(ckpt, device=device, overrides=overrides)
+    # sampler settings other than the model's (method, schedule, shift) and a chosen vocoder replace
+    # the checkpoint's before the model is built
+    module = load_with_choices(ckpt, device=device, vocoder=vocoder, sampler=sampler)
     data = str(data or module.run_config["data"]["root"])
     store = GenerationStore(out_dir)
     settings = {"ckpt": str(ckpt), "ckpt_sha256": file_sha256(ckpt), "data": data, "split": split,
                 "steps": module.sampler.steps if steps is None else steps,
                 "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale, "seed": seed,
                 "sampler": {k: getattr(module.sampler, k, None) for k in ("method", "schedule", "shift")},
-                "max_clips": max_clips, "watermark": watermark is not None}
+                "max_clips": max_clips, "watermark": watermark is not None,
+                "vocoder": vocoder}   # None: the checkpoint's own
 
     # 1. Generation (split over processes under accelerate launch), unless reusing stored generations.
     state = distributed_state()

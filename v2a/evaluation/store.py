@@ -17,7 +17,7 @@ import soundfile as sf
 
 CONDITIONS = ("generated", "mismatched")
 # settings that must match for stored generations to be reused
-MATCHED_SETTINGS = ("ckpt_sha256", "steps", "cfg_scale", "seed", "split", "watermark")
+MATCHED_SETTINGS = ("ckpt_sha256", "steps", "cfg_scale", "seed", "split", "watermark", "sampler", "vocoder")
 
 
 def file_sha256(path: str | Path) -> str:

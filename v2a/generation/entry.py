@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from v2a.generation.job import generate
 from v2a.generation.mux import MuxError
 from v2a.generation.video_input import VideoInputError
-from v2a.inference.loading import CheckpointError
+from v2a.inference.loading import CheckpointError, chosen_vocoder
 from v2a.utils.cli import require
 
 log = logging.getLogger("generate")
@@ -20,9 +20,7 @@ log = logging.getLogger("generate")
 def run_generate(cfg: DictConfig) -> int:
     """Generate from a composed ``conf/generate.yaml``; user errors print one line and return 2."""
     require(cfg, "video", "ckpt", "out")
-    # The vocoder override is resolved inside the checkpoint's config (it refers to ${model.features}).
-    vocoder_cfg = cfg.get("model", {}) or {}
-    vocoder = OmegaConf.to_container(vocoder_cfg["vocoder"], resolve=False) if vocoder_cfg.get("vocoder") else None
+    vocoder = chosen_vocoder(cfg)
     options = {key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
                for key, value in cfg.items() if key not in ("watermark", "model")}
     watermark_cfg = cfg.watermark

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from hydra.errors import InstantiationException
 from tqdm import tqdm
 
 from v2a.generation.chunked import overlapped_map
@@ -34,7 +33,7 @@ from v2a.generation.video_input import (
     read_windows,
 )
 from v2a.generation.windowed import stream_mel, window_starts
-from v2a.inference.loading import CheckpointError, load_module, sampler_overrides
+from v2a.inference.loading import CheckpointError, load_with_choices
 
 log = logging.getLogger(__name__)
 
@@ -185,12 +184,6 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
     return sidecar
 
 
-def _model_overrides(vocoder: dict | None, sampler: dict | None) -> dict:
-    """``model.vocoder`` replaced (not merged) by the chosen vocoder config; sampler settings that are set."""
-    overrides = sampler_overrides(sampler)
-    return {**overrides, "model.vocoder": vocoder} if vocoder else overrides
-
-
 def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_scale: float | None = None,
              seed: int = 0, overlap_s: float = 0.5, original_audio: str = "drop", duration: float | None = None,
              device: str = "cpu", watermarker=None, prompt: str | None = None, negative_prompt: str | None = None,
@@ -228,12 +221,7 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
         output_path(Path(video), out, many)
         opened[videos[0]] = open_video(videos[0], max_resolution=streaming.max_resolution,
                                        max_duration_s=streaming.max_duration_s)
-    try:
-        module = load_module(ckpt, device=device, overrides=_model_overrides(vocoder, sampler))
-    except InstantiationException as error:  # e.g. a vocoder export that is missing or for other mels
-        cause = error.__cause__ or error
-        raise ValueError(f"cannot build the model{' with the chosen vocoder' if vocoder else ''}: "
-                         f"{str(cause).splitlines()[0]}") from error
+    module = load_with_choices(ckpt, device=device, vocoder=vocoder, sampler=sampler)
     if not callable(getattr(module, "generate_mel", None)):  # e.g. a vocoder or classifier run's checkpoint
         raise ValueError(f"{ckpt} is a {type(module).__name__} checkpoint, not a video-to-audio model "
                          "(use a checkpoint of experiment=v2a_*)")

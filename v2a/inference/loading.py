@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
+from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
 from v2a.inference.export import read_export, read_export_tokenizer
@@ -76,6 +77,31 @@ def _attach_tokenizer(module, tokenizer: bytes | None, path: Path) -> None:
 def sampler_overrides(sampler: dict | None) -> dict:
     """``model.sampler.*`` overrides for the sampler settings that are set (None keeps the model's)."""
     return {f"model.sampler.{k}": v for k, v in (sampler or {}).items() if v is not None}
+
+
+def model_overrides(vocoder: dict | None, sampler: dict | None) -> dict:
+    """``model.vocoder`` replaced (not merged) by the chosen vocoder config; sampler settings that are set."""
+    overrides = sampler_overrides(sampler)
+    return {**overrides, "model.vocoder": vocoder} if vocoder else overrides
+
+
+def load_with_choices(path: str | Path, *, device: str | torch.device = "cpu", vocoder: dict | None = None,
+                      sampler: dict | None = None):
+    """``load_module`` with a chosen vocoder and sampler settings; a choice that cannot be built (e.g. a
+    vocoder export that is missing or made for other mels) is a ``ValueError`` naming the cause."""
+    try:
+        return load_module(path, device=device, overrides=model_overrides(vocoder, sampler))
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        raise ValueError(f"cannot build the model{' with the chosen vocoder' if vocoder else ''}: "
+                         f"{str(cause).splitlines()[0]}") from error
+
+
+def chosen_vocoder(cfg) -> dict | None:
+    """The ``model/vocoder=...`` choice of a generate/evaluate config, unresolved (it refers to the
+    checkpoint's ``${model.features}``, resolved once inside that config); None keeps the checkpoint's."""
+    model = cfg.get("model", {}) or {}
+    return OmegaConf.to_container(model["vocoder"], resolve=False) if model.get("vocoder") else None
 
 
 def load_module(path: str | Path, *, device: str | torch.device = "cpu", overrides: dict | None = None):
