@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from v2a.inference.export import read_export, read_export_tokenizer
