@@ -98,13 +98,25 @@ def echo(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarr
     return _f32(np.clip(out / (1 + gain), -1, 1)), sr
 
 
-def mix_equal(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Mix with another (unmarked) procedural sound at the same RMS level."""
-    other = synth.random_clip(rng, sr, len(audio) / sr)[: len(audio)]
+MIX_PARTNERS = (*synth.KINDS, "mixture")   # kinds of sound the mix attacks add
+
+
+def mix_with(audio: np.ndarray, sr: int, rng: np.random.Generator, *, level_db: float = 0.0,
+             kind: str | None = None) -> tuple[np.ndarray, int]:
+    """Mix with another (unmarked) procedural sound of ``kind`` (drawn when None), ``level_db`` relative
+    to the audio's RMS level (0 = equal level), halved so the sum stays in range."""
+    kind = str(rng.choice(MIX_PARTNERS)) if kind is None else kind   # the same draw random_clip would make
+    other = synth.random_clip(rng, sr, len(audio) / sr, kind)[: len(audio)]
     other = np.pad(other, (0, len(audio) - len(other)))
     rms_a = np.sqrt(np.mean(np.asarray(audio, dtype=np.float64) ** 2)) + 1e-12
     rms_o = np.sqrt(np.mean(other.astype(np.float64) ** 2)) + 1e-12
-    return _f32(np.clip(0.5 * (audio + other * (rms_a / rms_o)), -1, 1)), sr
+    gain = (rms_a / rms_o) * 10 ** (level_db / 20)
+    return _f32(np.clip(0.5 * (audio + other * gain), -1, 1)), sr
+
+
+def mix_equal(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Mix with another (unmarked) procedural sound of a random kind at the same RMS level."""
+    return mix_with(audio, sr, rng)
 
 
 ATTACKS: dict[str, Attack] = {
