@@ -13,7 +13,7 @@ import pytest
 
 from v2a.watermark import Watermarker, detection, synth
 from v2a.watermark.__main__ import main
-from v2a.watermark.attacks import ATTACKS
+from v2a.watermark.attacks import ATTACKS, mix_with
 from v2a.watermark.audio_io import write
 from v2a.watermark.keying import ENV_VAR, key_pattern
 from v2a.watermark.stats import max_p_value
@@ -92,6 +92,20 @@ def test_survives_mixing_with_another_sound(marker: Watermarker, clips) -> None:
     # The weakest attack (see the benchmark's rate); this clip is one that survives it.
     audio, sr = ATTACKS["mix_equal"](clips["impacts_bursts"][1], SR, np.random.default_rng(7))
     assert marker.detect(audio, sr).watermarked
+
+
+@pytest.mark.parametrize("level_db", [0.0, -6.0, -10.0])
+def test_mix_with_adds_the_chosen_kind_at_the_chosen_level(level_db: float) -> None:
+    host = synth.tones(np.random.default_rng(3), SR, 2.0)
+    mixed, sr = mix_with(host, SR, np.random.default_rng(4), level_db=level_db, kind="chirps")
+    added = 2 * mixed.astype(np.float64) - host          # the mix halves the sum
+    expected = synth.chirps(np.random.default_rng(4), SR, 2.0)
+    assert sr == SR and abs(np.corrcoef(added, expected)[0, 1]) > 0.999   # that kind, from that rng
+    ratio_db = 10 * np.log10(np.mean(added**2) / np.mean(host.astype(np.float64) ** 2))
+    assert ratio_db == pytest.approx(level_db, abs=0.05)
+    # with no kind given it is the benchmark's equal-level mix, draw for draw
+    same, _ = mix_with(host, SR, np.random.default_rng(5))
+    assert np.array_equal(same, ATTACKS["mix_equal"](host, SR, np.random.default_rng(5))[0])
 
 
 @pytest.mark.parametrize(("kind", "attack", "seconds"), [("tones", "noise_20db", 6.0), ("noise", "crop_2s", 8.0)])
