@@ -294,6 +294,35 @@ def test_generate_accepts_text_for_a_text_model_and_refuses_it_for_a_video_only_
     assert status == 2 and "no conditioning for prompt" in capsys.readouterr().err
 
 
+def test_subtitles_give_each_window_the_lines_spoken_during_it(text_run, tmp_path, monkeypatch):
+    """A long video with an .srt transcript: every window is conditioned on its own lines, tokenised per row."""
+    from v2a.generation.job import generate
+    from v2a.training.v2a_module import V2AModule
+
+    video = make_video(tmp_path / "in.mp4", size=(48, 48), fps=25, seconds=5.0)
+    subtitles = tmp_path / "dialogue.srt"
+    subtitles.write_text("1\n00:00:00,200 --> 00:00:01,000\nhello there\n\n"
+                         "2\n00:00:04,000 --> 00:00:04,800\n<i>wood</i> object\n")
+    seen = []
+    original = V2AModule.generate_mel
+
+    def spy(self, frames, **kwargs):
+        seen.append(kwargs.get("transcript"))
+        ids, mask = self.text_conditioning.tokenize(frames.shape[0], "cpu", transcript=kwargs["transcript"])["transcript"]
+        for row, text in enumerate(kwargs["transcript"]):  # row i holds the tokens of text i, and only those
+            alone = self.text_conditioning.tokenizer(text, "transcript")
+            assert torch.equal(ids[row], alone[0][0]) and torch.equal(mask[row], alone[1][0])
+        return original(self, frames, **kwargs)
+
+    monkeypatch.setattr(V2AModule, "generate_mel", spy)
+    generate(video=str(video), ckpt=str(text_run["out"] / "run" / "export"), out=str(tmp_path / "out.mp4"), steps=1,
+             transcript=str(subtitles), overlap_s=0.5, num_threads=1,
+             vocoder={"_target_": "v2a.models.vocoder.GriffinLimVocoder", "features": "${model.features}", "n_iter": 2})
+    torch.set_num_threads(2)  # as tests/conftest.py set it
+    # 2 s windows at 0, 1.52, 3.0 s (batched together): the middle one hears nobody
+    assert seen == [["hello there", "", "wood object"]]
+
+
 def test_demo_samples_of_a_text_model_use_each_clips_caption(text_run, tiny_shards, tmp_path):
     """The demo renderer samples a text model with its clips' captions and transcripts, not without text."""
     from types import SimpleNamespace

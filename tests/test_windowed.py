@@ -31,7 +31,7 @@ def _fake(spec):
         index = torch.tensor(starts)[:, None] + torch.arange(count)[None, :]
         return index.float()[:, :, None, None, None].expand(-1, -1, 3, 2, 2)
 
-    def fake_mel(frames):  # mel value = index of the video frame it belongs to
+    def fake_mel(frames, starts):  # mel value = index of the video frame it belongs to
         values = frames[:, :, 0, 0, 0].repeat_interleave(mel_per_frame, dim=1)
         return values[:, None, :].expand(-1, spec.n_mels, -1)
 
@@ -58,8 +58,8 @@ def test_stream_mel_yields_final_pieces_as_it_goes():
     torch.manual_seed(0)
     noise = {}
 
-    def random_mel(frames):  # a different random mel per window: the crossfade really mixes
-        starts = frames[:, 0, 0, 0, 0].long().tolist()
+    def random_mel(frames, starts):  # a different random mel per window: the crossfade really mixes
+        assert starts == frames[:, 0, 0, 0, 0].long().tolist()  # the start frames of the windows in the batch
         return torch.stack([noise.setdefault(s, torch.randn(spec.n_mels, spec.n_video_frames * mel_per_frame))
                             for s in starts])
 

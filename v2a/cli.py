@@ -79,7 +79,7 @@ def generate_parser() -> argparse.ArgumentParser:
                                          "(default: VIDEO_v2a.mp4 beside the input)")
     gen.add_argument("--prompt", help="text prompt, or a UTF-8 .txt file")
     gen.add_argument("--negative-prompt", dest="negative_prompt", help="what to avoid, text or a .txt file")
-    gen.add_argument("--transcript", help="dialogue, text or a UTF-8 .txt/.srt file")
+    gen.add_argument("--transcript", help="dialogue, text or a UTF-8 .txt/.srt/.vtt file (subtitles are timed: each window gets its lines)")
     gen.add_argument("--seed", type=int)
     gen.add_argument("-n", "--candidates", type=int, help="candidates per video (OUT_cand{i}.*, seeds seed+i)")
     gen.add_argument("--steps", type=int, help="sampling steps (default: the model's)")

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from v2a.generation.chunked import overlapped_map
 from v2a.generation.mux import MuxError, mux_audio
 from v2a.generation.options import check_conditioning, check_numbers, model_sha256, read_text_option
+from v2a.generation.subtitles import is_subtitles, parse_subtitles, window_transcripts
 from v2a.generation.video_input import (
     MAX_DURATION_S,
     MAX_RESOLUTION,
@@ -129,7 +130,9 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
                        settings: dict | None = None, texts: dict[str, str | None] | None = None) -> dict:
     """Generate, watermark, write audio + muxed video + sidecar json; returns the sidecar.
 
-    ``texts``: ``prompt`` / ``negative_prompt`` / ``transcript`` for text models (each window gets all of it).
+    ``texts``: ``prompt`` / ``negative_prompt`` / ``transcript`` for text models. Each window gets the whole
+    prompt; a transcript in subtitle form (SRT/WebVTT) gives each window only the lines spoken during it,
+    plain text gives every window all of it.
     """
     started = time.perf_counter()
     spec = module.features.spec
@@ -143,8 +146,12 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
     n_windows = len(window_starts(n_frames, window, round(overlap_s * spec.fps))) if n_frames >= window else 1
     bar = tqdm(total=n_windows, desc=video.path.name, unit="window", leave=False)
 
-    def mel_for(frames: torch.Tensor) -> torch.Tensor:
-        return module.generate_mel(frames, steps=steps, cfg_scale=cfg_scale, generator=generator, **given)
+    transcript = given.get("transcript")
+    cues = parse_subtitles(transcript) if transcript and is_subtitles(transcript) else None
+
+    def mel_for(frames: torch.Tensor, starts: list[int]) -> torch.Tensor:
+        texts = given if cues is None else {**given, "transcript": window_transcripts(cues, starts, window, spec.fps)}
+        return module.generate_mel(frames, steps=steps, cfg_scale=cfg_scale, generator=generator, **texts)
 
     def vocode(mel: np.ndarray) -> np.ndarray:
         return module.vocoder(torch.from_numpy(mel)[None].to(module.device))[0].float().cpu().numpy()

@@ -75,18 +75,18 @@ def _stream_join(placed: Iterator[tuple[torch.Tensor, int]], total: int, ramp: i
 
 
 def stream_mel(read_windows: Callable[[list[int], int], torch.Tensor], n_video_frames: int, spec: ClipSpec,
-               generate_mel: Callable[[torch.Tensor], torch.Tensor], *, overlap_s: float = 0.5,
+               generate_mel: Callable[[torch.Tensor, list[int]], torch.Tensor], *, overlap_s: float = 0.5,
                batch_windows: int = 8, progress: Callable[[int], object] | None = None) -> Iterator[torch.Tensor]:
     """Consecutive pieces of the mel [n_mels, f] for a video of ``n_video_frames`` frames at the model fps.
 
     ``read_windows(starts, count)`` returns uint8 frames [len(starts), count, 3, S, S]; ``generate_mel``
-    maps a batch of windows [B, T, 3, S, S] to mels [B, n_mels, F_window]. The pieces, concatenated,
-    hold ``n_video_frames * mel frames per video frame`` frames.
+    maps a batch of windows [B, T, 3, S, S] and their start frames to mels [B, n_mels, F_window]. The
+    pieces, concatenated, hold ``n_video_frames * mel frames per video frame`` frames.
     """
     window = spec.n_video_frames
     mel_per_frame = spec.tokens_per_video_frame * spec.mel_frames_per_token
     if n_video_frames < window:  # shorter than one window: generate a whole window, then trim
-        yield generate_mel(read_windows([0], window))[0, :, : n_video_frames * mel_per_frame].cpu().float()
+        yield generate_mel(read_windows([0], window), [0])[0, :, : n_video_frames * mel_per_frame].cpu().float()
         if progress is not None:
             progress(1)
         return
@@ -96,7 +96,7 @@ def stream_mel(read_windows: Callable[[list[int], int], torch.Tensor], n_video_f
     def placed() -> Iterator[tuple[torch.Tensor, int]]:
         for first in range(0, len(starts), batch_windows):
             chunk = starts[first : first + batch_windows]
-            for mel, start in zip(generate_mel(read_windows(chunk, window)).cpu(), chunk, strict=True):
+            for mel, start in zip(generate_mel(read_windows(chunk, window), chunk).cpu(), chunk, strict=True):
                 yield mel, start * mel_per_frame
             if progress is not None:
                 progress(len(chunk))
@@ -105,6 +105,6 @@ def stream_mel(read_windows: Callable[[list[int], int], torch.Tensor], n_video_f
 
 
 def generate_long(read_windows: Callable[[list[int], int], torch.Tensor], n_video_frames: int, spec: ClipSpec,
-                  generate_mel: Callable[[torch.Tensor], torch.Tensor], **kwargs) -> torch.Tensor:
+                  generate_mel: Callable[[torch.Tensor, list[int]], torch.Tensor], **kwargs) -> torch.Tensor:
     """The whole mel [n_mels, F] at once (:func:`stream_mel` joined): for short videos and tests."""
     return torch.cat(list(stream_mel(read_windows, n_video_frames, spec, generate_mel, **kwargs)), dim=1)

@@ -43,7 +43,8 @@ class PromptTokenizer:
 
 
 TOKENIZER_KEY = "v2a_tokenizer"  # where a training checkpoint stores the tokenizer's bytes
-TextInput = str | tuple[torch.Tensor, torch.Tensor] | None
+# one text for every row, one text per row, or ids and mask already
+TextInput = str | list[str] | tuple[torch.Tensor, torch.Tensor] | None
 
 
 def check_modalities(names: Sequence[str]) -> tuple[str, ...]:
@@ -107,7 +108,8 @@ class TextConditioning:
 
     def tokenize(self, batch: int, device: torch.device | str, **texts: TextInput) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``{name: (ids [B, L], mask [B, L])}`` for the given texts (``prompt``, ``negative_prompt``,
-        ``transcript``: a string, or ids and mask already); None and blank strings are left out."""
+        ``transcript``: a string for every row, a list of one string per row — a blank one is an empty row —
+        or ids and mask already); None and blank strings are left out."""
         out = {}
         for name, value in texts.items():
             if value is None or (isinstance(value, str) and not value.strip()):
@@ -116,11 +118,17 @@ class TextConditioning:
             if stream not in self.streams:
                 raise ValueError(f"this model has no conditioning for {name} "
                                  f"(it has: {', '.join(self.streams) or 'video only'})")
-            if isinstance(value, str):
+            if isinstance(value, (str, list)):
                 if self.tokenizer is None:
                     raise ValueError("this model carries no tokenizer, so text cannot be tokenised "
                                      "(was it trained? checkpoints and exports of trained text models hold one)")
-                ids, mask = self.tokenizer(value, name, batch)
+                if isinstance(value, str):
+                    ids, mask = self.tokenizer(value, name, batch)
+                elif len(value) != batch:
+                    raise ValueError(f"{name}: {len(value)} texts for a batch of {batch} (one per row)")
+                else:
+                    rows = [self.tokenizer(text, name) for text in value]
+                    ids, mask = torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
             else:
                 ids, mask = value
             out[name] = (ids.to(device), mask.to(device).bool())
