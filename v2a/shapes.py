@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
+# Which conditions each row keeps (True = kept): one bool [B] for all of them, or one per modality
+# ("video", "prompt", "transcript"). Drawn by the objective (CFG dropout), read by the network.
+Keep = torch.Tensor | dict[str, torch.Tensor]
+
 
 @dataclass(frozen=True)
 class ClipSpec:

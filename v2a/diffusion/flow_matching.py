@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
-Keep = torch.Tensor | dict[str, torch.Tensor]
+from v2a.shapes import Keep
 
 
 class RectifiedFlow:

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from v2a.models.denoiser import MelDenoiser
+from v2a.shapes import Keep
 
-Keep = torch.Tensor | dict[str, torch.Tensor] | None
 MODALITIES = ("video", "prompt", "transcript")
 
 
@@ -60,7 +60,7 @@ class V2ANet(nn.Module):
         return cond
 
     def forward(self, x: torch.Tensor | None = None, t: torch.Tensor | None = None,
-                cond: dict[str, torch.Tensor] | None = None, keep: Keep = None, *,
+                cond: dict[str, torch.Tensor] | None = None, keep: Keep | None = None, *,
                 frames: torch.Tensor | None = None,
                 text: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
         """The velocity at (x_t, t) given ``cond``; or, given only ``frames``/``text``, the conditions.
