@@ -50,9 +50,11 @@ def main(cfg: DictConfig) -> float | None:
 def run_prompt_following(cfg: DictConfig, data: str | None) -> dict[str, float]:
     """The prompt / negative-prompt trials (v2a.evaluation.prompt_following), merged into metrics.json."""
     from v2a.evaluation.prompt_following import evaluate_prompt_following
-    from v2a.inference.loading import load_module
+    from v2a.inference.loading import load_with_choices
 
-    module = load_module(cfg.ckpt, device=cfg.device)
+    # the same model as the main evaluation: its vocoder and sampler choices too
+    module = load_with_choices(cfg.ckpt, device=cfg.device, vocoder=chosen_vocoder(cfg),
+                               sampler=OmegaConf.to_container(cfg.sampler, resolve=True) if cfg.get("sampler") else None)
     return evaluate_prompt_following(module, data=str(data or module.run_config["data"]["root"]), split=cfg.split,
                                      classifier=cfg.classifier, out_dir=cfg.out, batch_size=cfg.batch_size,
                                      max_clips=cfg.max_clips, steps=cfg.steps, cfg_scale=cfg.cfg_scale, seed=cfg.seed)
