@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from v2a.evaluation.job import evaluate, format_metrics
 from v2a.inference.loading import CheckpointError, chosen_vocoder
-from v2a.utils.cli import require
+from v2a.utils.cli import plain_options, require
 
 log = logging.getLogger("evaluate")
 
@@ -28,8 +28,7 @@ def main(cfg: DictConfig) -> float | None:
     watermark_cfg = cfg.get("watermark")
     watermark = None if not watermark_cfg or watermark_cfg.get("disabled", False) else instantiate(watermark_cfg)
     vocoder = chosen_vocoder(cfg)   # resolved later, inside the checkpoint's config
-    options = {key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-               for key, value in cfg.items() if key not in ("paths", "watermark", "model")}
+    options = plain_options(cfg, exclude=("paths", "watermark", "model"))
     data = options.pop("data", None)
     data = data["root"] if isinstance(data, dict) else data
     prompt_following = options.pop("prompt_following", False)

@@ -12,7 +12,7 @@ from v2a.generation.job import generate
 from v2a.generation.mux import MuxError
 from v2a.generation.video_input import VideoInputError
 from v2a.inference.loading import CheckpointError, chosen_vocoder
-from v2a.utils.cli import require
+from v2a.utils.cli import plain_options, require
 
 log = logging.getLogger("generate")
 
@@ -21,8 +21,7 @@ def run_generate(cfg: DictConfig) -> int:
     """Generate from a composed ``conf/generate.yaml``; user errors print one line and return 2."""
     require(cfg, "video", "ckpt", "out")
     vocoder = chosen_vocoder(cfg)
-    options = {key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-               for key, value in cfg.items() if key not in ("watermark", "model")}
+    options = plain_options(cfg, exclude=("watermark", "model"))
     watermark_cfg = cfg.watermark
     if watermark_cfg.get("disabled", False):
         watermarker = None
