@@ -6,7 +6,7 @@ sentencepiece ids, truncated to a fixed length, padded with ``PAD_ID``, a mask o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import sentencepiece as spm
@@ -64,11 +64,14 @@ class TextConditioning:
     """
 
     def __init__(self, streams: Sequence[str], *, tokenizer_path: str | Path | None = None,
-                 max_tokens: dict[str, int] | None = None, vocab_sizes: dict[str, int] | None = None) -> None:
+                 max_tokens: dict[str, int] | None = None, vocab_sizes: dict[str, int | None] | None = None,
+                 on_tokenizer: Callable[[PromptTokenizer], None] | None = None) -> None:
         self.streams = tuple(streams)
         self.tokenizer_path = tokenizer_path
         self.max_tokens = dict(max_tokens) if max_tokens else None
-        self.vocab_sizes = dict(vocab_sizes or {})
+        # None: an encoder that takes any vocabulary (a pretrained one decodes the ids back to text)
+        self.vocab_sizes = {name: size for name, size in (vocab_sizes or {}).items() if size is not None}
+        self.on_tokenizer = on_tokenizer   # told whenever the tokenizer is set (encoders that read text)
         self.tokenizer: PromptTokenizer | None = None
 
     def load_for_training(self, data_tokenizer: str | Path | None) -> None:
@@ -94,6 +97,8 @@ class TextConditioning:
                 raise ValueError(f"the tokenizer has {tokenizer.vocab_size} pieces but the {name} encoder only "
                                  f"{size} embeddings: raise model.{name}_encoder.vocab_size")
         self.tokenizer = tokenizer
+        if self.on_tokenizer is not None:
+            self.on_tokenizer(tokenizer)
 
     def from_batch(self, batch: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``{stream: (ids, mask)}`` from a loader batch (captions feed the prompt)."""

@@ -53,8 +53,9 @@ class V2ANet(nn.Module):
         for name, (ids, mask) in (text or {}).items():
             if name not in self.text_encoders:
                 raise ValueError(f"this network has no {name} encoder (it has: {list(self.text_encoders) or 'none'})")
-            features, pooled = self.text_encoders[name](ids, mask)
-            cond[f"{name}_tokens"], cond[f"{name}_mask"] = features, mask.bool()
+            # an encoder that re-tokenises (a pretrained one) returns the mask of its own tokens
+            features, pooled, *own_mask = self.text_encoders[name](ids, mask)
+            cond[f"{name}_tokens"], cond[f"{name}_mask"] = features, (own_mask[0] if own_mask else mask).bool()
             if name == "prompt":
                 cond["prompt_pooled"] = pooled
         return cond

@@ -18,7 +18,12 @@ def warmup_ema_fn(decay: float):
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
         n = float(num_averaged)
         beta = min(decay, (1 + n) / (10 + n))
-        torch._foreach_lerp_(averaged, current, 1 - beta)
+        floats = [i for i, a in enumerate(averaged) if a.is_floating_point()]
+        if floats:   # AveragedModel calls this once per (device, dtype) group
+            torch._foreach_lerp_([averaged[i] for i in floats], [current[i] for i in floats], 1 - beta)
+        for a, c in zip(averaged, current, strict=True):
+            if not a.is_floating_point():   # integer buffers (position ids, counters) are copied, not averaged
+                a.copy_(c)
 
     return update
 

@@ -43,10 +43,11 @@ class V2AModule(pl.LightningModule):
         streams = self.net.text_streams
         self.text_inputs = (("prompt", "negative_prompt") if "prompt" in streams else ()) + \
             (("transcript",) if "transcript" in streams else ())
-        self.text_conditioning = TextConditioning(streams, tokenizer_path=tokenizer, max_tokens=text_max_tokens,
-                                     vocab_sizes={n: e.vocab_size for n, e in self.net.text_encoders.items()})
         self.cfg_modalities = check_modalities(cfg_modalities)
         self.ema = make_ema(self.net, ema_decay)
+        self.text_conditioning = TextConditioning(streams, tokenizer_path=tokenizer, max_tokens=text_max_tokens,
+                                                  vocab_sizes={n: e.vocab_size for n, e in self.net.text_encoders.items()},
+                                                  on_tokenizer=self._bind_tokenizer)
         self.objective = objective
         self.sampler = sampler
         self.features = features
@@ -56,6 +57,13 @@ class V2AModule(pl.LightningModule):
         self.cfg_scale = cfg_scale
         self.seed = seed
         self.run_config: dict | None = None  # resolved Hydra config, stored in checkpoints by train.py
+
+    def _bind_tokenizer(self, tokenizer) -> None:
+        """Hand the tokenizer to text encoders that read text (a pretrained one), in the network and its EMA."""
+        for net in (self.net, self.ema.module):
+            for encoder in net.text_encoders.values():
+                if hasattr(encoder, "bind_tokenizer"):
+                    encoder.bind_tokenizer(tokenizer.processor)
 
     def setup(self, stage: str) -> None:
         # Before Lightning restores a resumed checkpoint (which then wins), after construction — so

