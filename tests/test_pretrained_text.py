@@ -31,7 +31,8 @@ def test_minilm_reads_the_models_own_ids_and_pools_its_tokens(tokenizer):
     from v2a.models.pretrained_text import MiniLMTextEncoder
 
     encoder = MiniLMTextEncoder(max_tokens=32)
-    assert not any(p.requires_grad for p in encoder.parameters())   # frozen by default
+    assert not any(p.requires_grad for p in encoder.parameters())   # frozen by default ...
+    assert not encoder.train().bert.training                          # ... and without dropout
     _, tok = tokenizer
     encoder.bind_tokenizer(tok.processor)
     text = "a wood object bouncing on the floor"

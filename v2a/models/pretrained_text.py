@@ -51,6 +51,13 @@ class MiniLMTextEncoder(nn.Module):
         self.vocab_size = None      # any sentencepiece vocabulary: ids are decoded, not embedded
         self.pieces = None          # the model's sentencepiece processor, bound by TextConditioning
 
+    def train(self, mode: bool = True) -> MiniLMTextEncoder:
+        """Frozen, the transformer stays in eval mode (no dropout): a fixed feature extractor."""
+        super().train(mode)
+        if not self.trainable:
+            self.bert.eval()
+        return self
+
     def bind_tokenizer(self, processor) -> None:
         """Use ``processor`` (the model's sentencepiece tokenizer) to turn incoming ids back into text."""
         self.pieces = processor
