@@ -37,10 +37,10 @@ class MiniLMTextEncoder(nn.Module):
 
     def __init__(self, *, max_tokens: int = 128, trainable: bool = False) -> None:
         super().__init__()
+        path = package_model_dir()   # first: without the extra, the error names it
         from tokenizers import Tokenizer
         from transformers import BertModel
 
-        path = package_model_dir()
         self.bert = BertModel.from_pretrained(str(path), local_files_only=True)
         self.wordpiece = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.wordpiece.enable_truncation(max_tokens)
