@@ -31,7 +31,7 @@ def test_mux_streams_from_a_file_keeps_the_original_untouched_and_mixes_in_time(
     import soundfile as sf
 
     from tests.data.videos import make_video
-    from v2a.watermark.audio_io import decode
+    from v2a.utils.audio_io import decode
 
     video = make_video(tmp_path / "in.mp4", size=(32, 32), fps=25, seconds=3.0, clicks=(1.5,))  # 44.1 kHz stereo
     generated = tmp_path / "gen.wav"

@@ -14,9 +14,9 @@ import pytest
 from v2a.watermark import Watermarker, detection, synth
 from v2a.watermark.__main__ import main
 from v2a.watermark.attacks import ATTACKS, mix_with
-from v2a.watermark.audio_io import write
+from v2a.utils.audio_io import write
 from v2a.watermark.keying import ENV_VAR, key_pattern
-from v2a.watermark.stats import max_p_value
+from v2a.watermark.stats import FAMILY_WEIGHTS, family_p_value, max_p_value
 
 SR = 16_000
 KEY = "test-key"
@@ -155,9 +155,37 @@ def test_level_gamma_moves_depth_to_quiet_frames() -> None:
     assert ratio == pytest.approx(10.0, rel=0.01)               # (100x quieter) ** 0.5
 
 
-def test_speed_estimate(marker: Watermarker, clips) -> None:
-    audio, sr = ATTACKS["speed_+5%"](clips["speech_like"][1], SR, np.random.default_rng(0))
-    assert abs(marker.detect(audio, sr).speed - 1.05) < 0.01
+@pytest.mark.parametrize(("attack", "speed"), [("speed_+5%", 1.05), ("speed_-10%", 0.9), ("speed_+20%", 1.2)])
+def test_speed_estimate(marker: Watermarker, clips, attack: str, speed: float) -> None:
+    audio, sr = ATTACKS[attack](clips["speech_like"][1], SR, np.random.default_rng(0))
+    result = marker.detect(audio, sr)
+    assert result.watermarked and abs(result.speed - speed) < 0.01
+
+
+@pytest.mark.parametrize("attack", ["speed_+10%", "speed_-10%", "speed_-20%", "highpass_1.5k"])
+def test_survives_where_peers_are_weak(marker: Watermarker, clips, attack: str) -> None:
+    """PerTh fails every clip at 1.1x speed, AudioSeal drops to ~0.6 at +-10-20 % and 0.61 after a 1.5 kHz
+    high-pass. A detector searching only +-6 % (the first release) misses the speed changes."""
+    narrow = Watermarker(KEY, max_speed=0.06)
+    for kind in ("impacts_bursts", "speech_like"):
+        audio, sr = ATTACKS[attack](clips[kind][1], SR, np.random.default_rng(7))
+        assert marker.detect(audio, sr).watermarked, (kind, attack)
+        if attack.startswith("speed"):
+            assert not narrow.detect(audio, sr).watermarked, (kind, attack)
+
+
+def test_wide_speeds_cost_only_their_own_family() -> None:
+    """Speeds beyond +-near_speed are a separate family: an unchanged file's p-value is not diluted by them."""
+    speeds = 1.0 + 0.01 * np.arange(-20, 21)
+    z = np.zeros((len(speeds), 48))
+    z[20, 5] = 6.0                                                # speed 1, shift 5 (a crop)
+    narrow = family_p_value(z[14:27], speeds[14:27], aligned_shift=0)
+    wide = family_p_value(z, speeds, aligned_shift=0)
+    assert wide[0] == pytest.approx(narrow[0])                    # the shifted family decides both
+    z[38, 7] = 6.0                                                # the same score at speed 1.18
+    p_far, _, speed = family_p_value(z * (np.arange(len(speeds)) == 38)[:, None], speeds, aligned_shift=0)
+    assert speed == pytest.approx(1.18)
+    assert p_far == pytest.approx(max_p_value(6.0, z.size) / FAMILY_WEIGHTS[3])
 
 
 @pytest.mark.parametrize("sr", [8_000, 22_050, 44_100, 48_000])

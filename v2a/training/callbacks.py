@@ -8,7 +8,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from v2a.utils.audio_files import write_audio
+from v2a.utils.audio_io import write
 from v2a.utils.plots import plot_mels
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class DemoSamples(pl.Callback):
             return None
         rate = module.features.spec.mel_rate
         for i, key in enumerate(batch["key"][: self.num_clips]):
-            write_audio(step_dir / f"{key}.wav", audio[i], module.features.spec.sample_rate)
+            write(step_dir / f"{key}.wav", audio[i], module.features.spec.sample_rate)
             events = [e["time"] for e in batch["meta"][i].get("events", [])]
             plot_mels(step_dir / f"{key}.png", [("reference", reference[i]), ("generated", mel[i].cpu().numpy())], rate, events)
         log.info("demo samples written to %s", step_dir)

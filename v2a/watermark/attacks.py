@@ -13,7 +13,7 @@ import numpy as np
 from scipy import signal
 
 from v2a.watermark import synth
-from v2a.watermark.audio_io import codec_roundtrip, resample
+from v2a.utils.audio_io import codec_roundtrip, resample
 
 Attack = Callable[[np.ndarray, int, np.random.Generator], tuple[np.ndarray, int]]
 
@@ -89,6 +89,32 @@ def speed_down_5(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[
     return _speed(audio, sr, Fraction(19, 20))
 
 
+def speed_up_10(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Play 10 % faster (PerTh was measured failing every clip here; AudioSeal drops to ~0.6)."""
+    return _speed(audio, sr, Fraction(11, 10))
+
+
+def speed_down_10(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Play 10 % slower."""
+    return _speed(audio, sr, Fraction(9, 10))
+
+
+def speed_up_20(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Play 20 % faster (the edge of the detector's search range)."""
+    return _speed(audio, sr, Fraction(6, 5))
+
+
+def speed_down_20(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Play 20 % slower."""
+    return _speed(audio, sr, Fraction(4, 5))
+
+
+def highpass_1500(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """8th-order Butterworth high-pass at 1.5 kHz, zero phase (AudioSeal's paper reports 0.61 here)."""
+    sos = signal.butter(8, 1500, btype="high", fs=sr, output="sos")
+    return _f32(signal.sosfiltfilt(sos, audio)), sr
+
+
 def echo(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """One echo with a random 100-300 ms delay and 0.3-0.5 gain."""
     delay = int(sr * rng.uniform(0.1, 0.3))
@@ -133,4 +159,10 @@ ATTACKS: dict[str, Attack] = {
     "speed_-5%": speed_down_5,
     "echo": echo,
     "mix_equal": mix_equal,
+    # Beyond the uploader list: where the peers are reported weak (see each docstring).
+    "speed_+10%": speed_up_10,
+    "speed_-10%": speed_down_10,
+    "speed_+20%": speed_up_20,
+    "speed_-20%": speed_down_20,
+    "highpass_1.5k": highpass_1500,
 }

@@ -123,16 +123,20 @@ def tile_sums(logspec: np.ndarray, speed: float, p: WatermarkParams) -> np.ndarr
     """
     n_frames, n_bins = logspec.shape
     period = p.period_frames
-    # (1) frequency axis: original bin b now sits at b * speed (linear interpolation).
+    # (1) frequency axis: original bin b now sits at b * speed (linear interpolation); bins a speed-up
+    # pushed past the analysed range (or Nyquist) read as zero, i.e. carry no evidence either way.
     pos = np.arange(p.band_lo, p.band_hi) * speed
     i0 = np.clip(np.floor(pos).astype(int), 0, n_bins - 2)
     w = (pos - i0)[None, :]
     band = (1 - w) * logspec[:, i0] + w * logspec[:, i0 + 1]          # [frames, band bins]
+    band[:, pos > n_bins - 1] = 0.0
     # (2) time axis: test frame t shows original frame t * speed -> phase of the pattern clock.
+    # Folding is a product with the [period, frames] one-hot matrix of the phases (BLAS, not add.at).
     phase = np.rint(np.arange(n_frames) * speed).astype(int) % period
-    folded = np.zeros((period, band.shape[1]))
-    np.add.at(folded, phase, band)
-    counts = np.bincount(phase, minlength=period)[:, None]
+    one_hot = np.zeros((period, n_frames))
+    one_hot[phase, np.arange(n_frames)] = 1.0
+    folded = one_hot @ band
+    counts = one_hot.sum(axis=1)[:, None]
     # Centre: per bin across phases (stationary tones), per phase across bins (onsets).
     folded -= (folded.sum(axis=0, keepdims=True) / max(n_frames, 1)) * counts
     folded -= folded.mean(axis=1, keepdims=True)

@@ -34,7 +34,8 @@ class WatermarkParams:
     floor_share: float = 0.5    # at most this share of the mark energy goes to the floor
     # detection
     fpr: float = 1e-4           # p-value threshold for ``watermarked``
-    max_speed: float = 0.06     # search speed factors 1 +- max_speed
+    max_speed: float = 0.2      # search speed factors 1 +- max_speed ...
+    near_speed: float = 0.06    # ... those within 1 +- near_speed form a family with a lower threshold
     max_speed_step: float = 0.006
     window_s: float = 12.0      # long audio is scored in windows this long (speed drift bound)
     floor_rel: float = 1e-4     # power floor relative to mean band power (silence -> constant)

@@ -11,7 +11,9 @@ Bonferroni bound, so the common cases pay for fewer hypotheses:
 
 * ``aligned``: speed 1 and the shift an untouched file has (1 hypothesis);
 * ``shifted``: speed 1, any circular shift (crops, codec delays; ``P`` hypotheses);
-* ``any``: every speed x shift (``S * P``).
+* ``near``: speeds within ``1 +- near_speed`` x any shift (the everyday resampling, pitch and tempo
+  tweaks);
+* ``any``: every speed x shift (``S * P``, up to ``1 +- max_speed``).
 
 Within a family the max over ``H`` scores gets a Sidak bound ``1 - (1 - q)^H``; the family
 p-values are divided by their weights and the smallest is kept. For long audio the same is
@@ -42,23 +44,27 @@ def max_p_value(z_max: float, n_hypotheses: int) -> float:
     return float(-math.expm1(n_hypotheses * math.log1p(-math.exp(log_q))))
 
 
-# Weights of the aligned / shifted / any-speed families (sum to 1).
-FAMILY_WEIGHTS = (0.4, 0.3, 0.3)
+# Weights of the aligned / shifted / near-speed / any-speed families (sum to 1).
+FAMILY_WEIGHTS = (0.4, 0.3, 0.2, 0.1)
 
 
-def family_p_value(z: np.ndarray, speeds: np.ndarray, aligned_shift: int) -> tuple[float, float, float]:
+def family_p_value(z: np.ndarray, speeds: np.ndarray, aligned_shift: int,
+                   near_speed: float = 0.06) -> tuple[float, float, float]:
     """Combine the ``[speeds, shifts]`` z-scores of one window into ``(p_value, z, speed)``.
 
     ``z`` and ``speed`` are those of the family that gave the smallest weighted p-value.
     """
     unit = int(np.argmin(np.abs(speeds - 1.0)))
-    w0, w1, w2 = FAMILY_WEIGHTS
-    flat = int(np.argmax(z))
-    z_all = float(z.flat[flat])
+    w0, w1, w2, w3 = FAMILY_WEIGHTS
     candidates = [
         (max_p_value(float(z[unit, aligned_shift]), 1) / w0, float(z[unit, aligned_shift]), 1.0),
         (max_p_value(float(z[unit].max()), z.shape[1]) / w1, float(z[unit].max()), 1.0),
-        (max_p_value(z_all, z.size) / w2, z_all, float(speeds[flat // z.shape[1]])),
     ]
+    near = np.flatnonzero(np.abs(speeds - 1.0) <= near_speed + 1e-9)
+    for rows, weight in ((near, w2), (np.arange(len(speeds)), w3)):
+        sub = z[rows]
+        flat = int(np.argmax(sub))
+        best = float(sub.flat[flat])
+        candidates.append((max_p_value(best, sub.size) / weight, best, float(speeds[rows[flat // z.shape[1]]])))
     pv, zz, sp = min(candidates, key=lambda c: c[0])
     return min(1.0, pv), zz, sp

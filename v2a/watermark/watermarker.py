@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from v2a.watermark import detection, embedding, stats
-from v2a.watermark.audio_io import resample, to_mono
+from v2a.utils.audio_io import resample, to_mono
 from v2a.watermark.keying import key_pattern, resolve_key
 from v2a.watermark.params import WatermarkParams
 
@@ -41,14 +41,15 @@ class Watermarker:
         max_alpha: cap on the base relative modulation depth (limits the mark on clips whose
             energy is mostly outside the 250-7400 Hz band).
         fpr: false-positive rate; ``detect`` flags ``p_value < fpr``.
-        max_speed: speed changes up to +-this fraction are searched by the detector.
+        max_speed: speed changes up to +-this fraction are searched by the detector (those within
+            ``near_speed``, default +-6 %, at a lower threshold than the rest).
         **params: any other ``WatermarkParams`` field: embedding shape (``level_gamma``,
             ``floor_db``, ``floor_share``: how the energy budget is spread) or geometry
             (embedder and detector must use the same geometry).
     """
 
     def __init__(self, key: str | None = None, *, snr_db: float = 30.1, max_alpha: float = 0.1,
-                 fpr: float = 1e-4, max_speed: float = 0.06, **params: float) -> None:
+                 fpr: float = 1e-4, max_speed: float = 0.2, **params: float) -> None:
         self.params = dataclasses.replace(WatermarkParams(), snr_db=snr_db, max_alpha=max_alpha,
                                           fpr=fpr, max_speed=max_speed, **params)
         self._pattern = key_pattern(resolve_key(key), self.params.pattern_shape)
@@ -77,7 +78,8 @@ class Watermarker:
             for view in views:
                 z, speeds = detection.correlate(view[win], self._pattern, p)
                 n_hyp += z.size
-                pv, zz, sp = stats.family_p_value(z, speeds, aligned_shift=(-win.start) % p.period_frames)
+                pv, zz, sp = stats.family_p_value(z, speeds, aligned_shift=(-win.start) % p.period_frames,
+                                                  near_speed=p.near_speed)
                 pv = min(1.0, pv * len(views))  # Bonferroni over the views
                 if best is None or pv < best[0]:
                     best = (pv, zz, sp)

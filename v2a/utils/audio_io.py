@@ -1,12 +1,14 @@
 """Audio reading, writing, resampling and in-memory codec round trips (PyAV + torchaudio).
 
-Everything here works on float32 numpy arrays shaped ``[channels, samples]`` so the
-watermark code never has to care which container or sample format a file used.
+Everything here works on float32 numpy arrays shaped ``[channels, samples]`` so callers (the
+watermark, generation's muxer, training's audio samples) never have to care which container or
+sample format a file used.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -132,18 +134,29 @@ _PYAV_WRITERS = {".mp3": ("libmp3lame", "mp3"), ".m4a": ("aac", "ipod"), ".aac":
                  ".opus": ("libopus", "ogg")}
 
 
-def write(path: str | Path, audio: np.ndarray, sr: int, bitrate: int = 192_000) -> None:
+def write(path: str | Path, audio: np.ndarray, sr: int, bitrate: int = 192_000) -> Path:
     """Write audio to ``path``; the extension picks the format (wav/flac/ogg via soundfile,
-    mp3/m4a/aac/opus via PyAV at ``bitrate``)."""
+    mp3/m4a/aac/opus via PyAV at ``bitrate``).
+
+    ``audio`` is ``[samples]`` or ``[channels, samples]``. The file is written under a temporary
+    name in the same folder and renamed, so an interrupted write never leaves a half file at ``path``.
+    """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     arr, _ = as_2d(audio)
     ext = path.suffix.lower()
-    if ext in _PYAV_WRITERS:
-        codec, fmt = _PYAV_WRITERS[ext]
-        if codec == "libopus" and sr not in (8000, 12000, 16000, 24000, 48000):
-            arr, sr = resample(arr, sr, 48000), 48000
-        with av.open(str(path), "w", format=fmt) as container:
-            _encode_to(container, np.clip(arr[:2], -1.0, 1.0), sr, codec, bitrate)
-        return
-    subtype = "PCM_16" if ext == ".wav" else None
-    sf.write(str(path), np.clip(arr, -1.0, 1.0).T, sr, subtype=subtype)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")   # keeps the suffix: it names the format
+    try:
+        if ext in _PYAV_WRITERS:
+            codec, fmt = _PYAV_WRITERS[ext]
+            if codec == "libopus" and sr not in (8000, 12000, 16000, 24000, 48000):
+                arr, sr = resample(arr, sr, 48000), 48000
+            with av.open(str(tmp), "w", format=fmt) as container:
+                _encode_to(container, np.clip(arr[:2], -1.0, 1.0), sr, codec, bitrate)
+        else:
+            subtype = "PCM_16" if ext == ".wav" else None
+            sf.write(str(tmp), np.clip(arr, -1.0, 1.0).T, sr, subtype=subtype)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
