@@ -273,7 +273,9 @@ def render(args, clips, res, null_p, perth, perth_note: str, elapsed: float, esp
     if extra:
         lines += ["", f"Rows after `mix_equal` ({', '.join(extra)}) go beyond the issue's uploader list: the speed "
                   "changes and the high-pass where the peers are reported weak (PerTh failing every clip at 1.1x; "
-                  "AudioSeal ~0.6 at +-10-20 % speed and 0.61 after a 1.5 kHz high-pass)."]
+                  "AudioSeal ~0.6 at +-10-20 % speed and 0.61 after a 1.5 kHz high-pass), and the speed control of "
+                  "players and editors, which keeps the pitch (`tempo_`, phase vocoder), or shifts the pitch alone "
+                  "(`pitch_`, two semitones)."]
     lines += ["", "v2a detection rate by kind of clip:", "",
               "| condition | " + " | ".join(f"{k} ({res['kinds'].count(k)})" for k in kinds) + " |",
               "|---|" + "---|" * len(kinds)]

@@ -55,7 +55,7 @@ def aligned_terms(marked: np.ndarray, unmarked: np.ndarray, marker: Watermarker)
 
     def tiles(audio: np.ndarray) -> np.ndarray:
         view = detection.detector_views(audio.astype(np.float32), p)[0]
-        return detection.tile_sums(view, 1.0, p)[rows]
+        return detection.tile_sums(*detection.fold(view, 1.0, p), 1.0, p)[rows]
 
     t_marked, t_plain = tiles(marked), tiles(unmarked)
     return float(np.sum(pattern * (t_marked - t_plain))), float(np.sqrt(np.sum(t_plain**2)))

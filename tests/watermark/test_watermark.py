@@ -159,32 +159,58 @@ def test_level_gamma_moves_depth_to_quiet_frames() -> None:
 def test_speed_estimate(marker: Watermarker, clips, attack: str, speed: float) -> None:
     audio, sr = ATTACKS[attack](clips["speech_like"][1], SR, np.random.default_rng(0))
     result = marker.detect(audio, sr)
-    assert result.watermarked and abs(result.speed - speed) < 0.01
+    assert result.watermarked and abs(result.speed - speed) < 0.01 and abs(result.pitch - speed) < 0.01
 
 
-@pytest.mark.parametrize("attack", ["speed_+10%", "speed_-10%", "speed_-20%", "highpass_1.5k"])
+def _first_release_search(n_frames: int, p) -> tuple[np.ndarray, np.ndarray]:
+    """The scale search before tempo/pitch lines and +-20 %: resampling speeds within +-6 % only."""
+    grid = detection.speed_grid(n_frames, p)
+    grid = grid[np.abs(grid - 1.0) <= 0.06 + 1e-9]
+    return grid, grid
+
+
+@pytest.mark.parametrize("attack", ["speed_+10%", "speed_-10%", "speed_-20%", "tempo_+10%", "tempo_-10%",
+                                    "pitch_+2st", "pitch_-2st", "highpass_1.5k"])
 def test_survives_where_peers_are_weak(marker: Watermarker, clips, attack: str) -> None:
-    """PerTh fails every clip at 1.1x speed, AudioSeal drops to ~0.6 at +-10-20 % and 0.61 after a 1.5 kHz
-    high-pass. A detector searching only +-6 % (the first release) misses the speed changes."""
-    narrow = Watermarker(KEY, max_speed=0.06)
+    """PerTh fails every clip at 1.1x speed, AudioSeal drops to ~0.6 at +-10-20 % speed and 0.61 after a
+    1.5 kHz high-pass; players and editors change tempo with the pitch kept. The first release's search
+    (resampling speeds within +-6 %) misses every one of these speed, tempo and pitch changes."""
     for kind in ("impacts_bursts", "speech_like"):
         audio, sr = ATTACKS[attack](clips[kind][1], SR, np.random.default_rng(7))
         assert marker.detect(audio, sr).watermarked, (kind, attack)
-        if attack.startswith("speed"):
-            assert not narrow.detect(audio, sr).watermarked, (kind, attack)
+        if not attack.startswith("highpass"):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(detection, "scale_hypotheses", _first_release_search)
+                assert not marker.detect(audio, sr).watermarked, (kind, attack)
+
+
+def test_tempo_and_pitch_estimates(marker: Watermarker, clips) -> None:
+    audio, sr = ATTACKS["tempo_+10%"](clips["speech_like"][1], SR, np.random.default_rng(0))
+    result = marker.detect(audio, sr)
+    assert abs(result.speed - 1.1) < 0.01 and result.pitch == 1.0
+    audio, sr = ATTACKS["pitch_-2st"](clips["speech_like"][1], SR, np.random.default_rng(0))
+    result = marker.detect(audio, sr)
+    assert result.speed == 1.0 and abs(result.pitch - 2 ** (-2 / 12)) < 0.01
 
 
 def test_wide_speeds_cost_only_their_own_family() -> None:
-    """Speeds beyond +-near_speed are a separate family: an unchanged file's p-value is not diluted by them."""
+    """Hypotheses beyond the near resampling line are a separate family: an unchanged file's p-value is not
+    diluted by them, and a far one pays its own family's price."""
     speeds = 1.0 + 0.01 * np.arange(-20, 21)
-    z = np.zeros((len(speeds), 48))
-    z[20, 5] = 6.0                                                # speed 1, shift 5 (a crop)
-    narrow = family_p_value(z[14:27], speeds[14:27], aligned_shift=0)
-    wide = family_p_value(z, speeds, aligned_shift=0)
+    others = speeds[speeds != 1.0]
+    tempo = np.concatenate([[1.0], others, others, np.ones_like(others)])
+    pitch = np.concatenate([[1.0], others, np.ones_like(others), others])
+    z = np.zeros((len(tempo), 48))
+    z[0, 5] = 6.0                                                 # speed 1, shift 5 (a crop)
+    near = (tempo == pitch) & (np.abs(tempo - 1) <= 0.06)
+    narrow = family_p_value(z[near], tempo[near], pitch[near], aligned_shift=0)
+    wide = family_p_value(z, tempo, pitch, aligned_shift=0)
     assert wide[0] == pytest.approx(narrow[0])                    # the shifted family decides both
-    z[38, 7] = 6.0                                                # the same score at speed 1.18
-    p_far, _, speed = family_p_value(z * (np.arange(len(speeds)) == 38)[:, None], speeds, aligned_shift=0)
-    assert speed == pytest.approx(1.18)
+    far = np.flatnonzero(np.isclose(tempo, 1.18) & (pitch == 1.0))[0]   # tempo-only, +18 %
+    z_far = np.zeros_like(z)
+    z_far[far, 7] = 6.0
+    p_far, _, t, f = family_p_value(z_far, tempo, pitch, aligned_shift=0)
+    assert (t, f) == (pytest.approx(1.18), 1.0)
     assert p_far == pytest.approx(max_p_value(6.0, z.size) / FAMILY_WEIGHTS[3])
 
 

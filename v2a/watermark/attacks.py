@@ -10,6 +10,8 @@ from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
+import torch
+import torchaudio.functional as AF
 from scipy import signal
 
 from v2a.watermark import synth
@@ -109,6 +111,44 @@ def speed_down_20(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple
     return _speed(audio, sr, Fraction(4, 5))
 
 
+def _stretch(audio: np.ndarray, rate: float, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
+    """Phase-vocoder time stretch (torchaudio): ``rate`` > 1 plays faster, the pitch stays."""
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    window = torch.hann_window(n_fft)
+    spec = torch.stft(x, n_fft, hop, window=window, return_complex=True)
+    advance = torch.linspace(0, np.pi * hop, spec.shape[0])[:, None]
+    stretched = AF.phase_vocoder(spec, rate, advance)
+    return _f32(torch.istft(stretched, n_fft, hop, window=window).numpy())
+
+
+def tempo_up_10(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """10 % faster with the pitch kept (a player's or video editor's speed control)."""
+    return _stretch(audio, 1.1), sr
+
+
+def tempo_down_10(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """10 % slower with the pitch kept."""
+    return _stretch(audio, 1 / 1.1), sr
+
+
+def _pitch(audio: np.ndarray, sr: int, semitones: int) -> np.ndarray:
+    """Stretch by the pitch ratio, then resample back to the length: what torchaudio's ``pitch_shift``
+    does, with the ratio as a small fraction (its exact 2 ** (n / 12) makes the resampling kernel huge)."""
+    ratio = Fraction(2 ** (semitones / 12)).limit_denominator(100)
+    stretched = _stretch(audio, 1 / float(ratio))
+    return _speed(stretched, sr, ratio)[0][: len(audio)]
+
+
+def pitch_up_2(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Pitch up two semitones (+12 %), same length (phase vocoder + resampling)."""
+    return _pitch(audio, sr, 2), sr
+
+
+def pitch_down_2(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Pitch down two semitones (-11 %), same length."""
+    return _pitch(audio, sr, -2), sr
+
+
 def highpass_1500(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """8th-order Butterworth high-pass at 1.5 kHz, zero phase (AudioSeal's paper reports 0.61 here)."""
     sos = signal.butter(8, 1500, btype="high", fs=sr, output="sos")
@@ -159,10 +199,15 @@ ATTACKS: dict[str, Attack] = {
     "speed_-5%": speed_down_5,
     "echo": echo,
     "mix_equal": mix_equal,
-    # Beyond the uploader list: where the peers are reported weak (see each docstring).
+    # Beyond the uploader list: where the peers are reported weak (see each docstring), and speed
+    # controls that keep the pitch (or shift it alone).
     "speed_+10%": speed_up_10,
     "speed_-10%": speed_down_10,
     "speed_+20%": speed_up_20,
     "speed_-20%": speed_down_20,
     "highpass_1.5k": highpass_1500,
+    "tempo_+10%": tempo_up_10,
+    "tempo_-10%": tempo_down_10,
+    "pitch_+2st": pitch_up_2,
+    "pitch_-2st": pitch_down_2,
 }

@@ -1,12 +1,14 @@
-"""Detection: fold the log-spectrogram on the pattern period, correlate, search speed and shift.
+"""Detection: fold the log-spectrogram on the pattern period, correlate, search tempo, pitch and shift.
 
-For each candidate speed factor ``s`` the log-magnitude band is (1) read at frequencies
-``f * s`` (a speed change scales pitch) and (2) folded on the pattern period with the frame
-clock scaled by ``s``, so every repetition of the short pattern adds up wherever a crop
-starts. The folded map is centred (which removes stationary tones and broadband onsets), cut
-into the pattern's tiles at every circular shift, and correlated with the keyed pattern.
+For each candidate pair of factors ``(tempo, pitch)`` the log-magnitude band is (1) folded on the
+pattern period with the frame clock scaled by ``tempo``, so every repetition of the short pattern adds
+up wherever a crop starts, and (2) read at frequencies ``f * pitch``. The pairs lie on three lines:
+speed changes by resampling scale both together, a player's or editor's speed control scales tempo
+only, a pitch shift pitch only (``scale_hypotheses``). The folded map is centred (which removes
+stationary tones and broadband onsets), cut into the pattern's tiles at every circular shift, and
+correlated with the keyed pattern.
 
-Why the p-value is exact-ish: for one hypothesis (s, shift) the score is
+Why the p-value is exact-ish: for one hypothesis (tempo, pitch, shift) the score is
 ``c = sum_j p_j T_j`` with tile sums ``T_j`` computed from the audio alone and key bits
 ``p_j``. Without this key's mark the bits are independent fair +-1 given the audio, so ``c``
 is a Rademacher sum with known variance ``V = sum_j T_j^2``; ``z = c / sqrt(V)`` is ~N(0,1)
@@ -109,53 +111,83 @@ def detector_views(x16: np.ndarray, p: WatermarkParams) -> list[np.ndarray]:
 
 
 def speed_grid(n_frames: int, p: WatermarkParams) -> np.ndarray:
-    """Speed factors to try: fine enough that the residual drift over the clip is < ~1 frame."""
+    """Scale factors to try: fine enough that the residual drift over the clip is < ~1 frame."""
     step = min(p.max_speed_step, 1.5 / max(n_frames, 1))
     n = int(np.ceil(p.max_speed / step))
     return 1.0 + step * np.arange(-n, n + 1)
 
 
-def tile_sums(logspec: np.ndarray, speed: float, p: WatermarkParams) -> np.ndarray:
-    """Folded, centred, tiled map ``G[shift, freq tile]`` for one speed hypothesis.
+def scale_hypotheses(n_frames: int, p: WatermarkParams) -> tuple[np.ndarray, np.ndarray]:
+    """``(tempo, pitch)`` factor pairs the detector tries, on three lines through ``(1, 1)``.
 
-    ``G[k, n]`` is the sum over the ``tile_frames`` folded phases starting at ``k`` (circular)
-    and the ``tile_bins`` bins of frequency tile ``n``.
+    ``(s, s)``: speed changes by resampling (tape-style: tempo and pitch together); ``(s, 1)``: tempo
+    changes that keep the pitch (a video editor's or player's speed control); ``(1, s)``: pitch shifts.
+    ``(1, 1)`` comes first and only once.
     """
-    n_frames, n_bins = logspec.shape
-    period = p.period_frames
-    # (1) frequency axis: original bin b now sits at b * speed (linear interpolation); bins a speed-up
-    # pushed past the analysed range (or Nyquist) read as zero, i.e. carry no evidence either way.
-    pos = np.arange(p.band_lo, p.band_hi) * speed
+    grid = speed_grid(n_frames, p)
+    others = grid[np.abs(grid - 1.0) > 1e-12]
+    ones = np.ones_like(others)
+    tempo = np.concatenate([[1.0], others, others, ones])
+    pitch = np.concatenate([[1.0], others, ones, others])
+    return tempo, pitch
+
+
+def fold(logspec: np.ndarray, tempo: float, p: WatermarkParams) -> tuple[np.ndarray, np.ndarray]:
+    """Sum the frames of ``logspec [frames, bins]`` by pattern phase for one tempo factor.
+
+    Test frame t shows original frame t * tempo, i.e. phase ``round(t * tempo) % period``. Returns the
+    folded ``[period, bins]`` map and the frame count per phase ``[period, 1]``. A product with the
+    one-hot phase matrix (BLAS) rather than ``np.add.at``.
+    """
+    n_frames = logspec.shape[0]
+    phase = np.rint(np.arange(n_frames) * tempo).astype(int) % p.period_frames
+    one_hot = np.zeros((p.period_frames, n_frames))
+    one_hot[phase, np.arange(n_frames)] = 1.0
+    return one_hot @ logspec, one_hot.sum(axis=1)[:, None]
+
+
+def tile_sums(folded: np.ndarray, counts: np.ndarray, pitch: float, p: WatermarkParams) -> np.ndarray:
+    """Centred, tiled map ``G[shift, freq tile]`` of a folded map for one pitch factor.
+
+    Original bin b now sits at ``b * pitch`` (linear interpolation; folding and this act on different
+    axes, so their order does not matter); bins a shift up pushed past the analysed range (or Nyquist)
+    read as zero, i.e. carry no evidence either way. ``G[k, n]`` is the sum over the ``tile_frames``
+    phases starting at ``k`` (circular) and the ``tile_bins`` bins of frequency tile ``n``.
+    """
+    n_bins = folded.shape[1]
+    pos = np.arange(p.band_lo, p.band_hi) * pitch
     i0 = np.clip(np.floor(pos).astype(int), 0, n_bins - 2)
     w = (pos - i0)[None, :]
-    band = (1 - w) * logspec[:, i0] + w * logspec[:, i0 + 1]          # [frames, band bins]
+    band = (1 - w) * folded[:, i0] + w * folded[:, i0 + 1]             # [period, band bins]
     band[:, pos > n_bins - 1] = 0.0
-    # (2) time axis: test frame t shows original frame t * speed -> phase of the pattern clock.
-    # Folding is a product with the [period, frames] one-hot matrix of the phases (BLAS, not add.at).
-    phase = np.rint(np.arange(n_frames) * speed).astype(int) % period
-    one_hot = np.zeros((period, n_frames))
-    one_hot[phase, np.arange(n_frames)] = 1.0
-    folded = one_hot @ band
-    counts = one_hot.sum(axis=1)[:, None]
     # Centre: per bin across phases (stationary tones), per phase across bins (onsets).
-    folded -= (folded.sum(axis=0, keepdims=True) / max(n_frames, 1)) * counts
-    folded -= folded.mean(axis=1, keepdims=True)
-    per_tile = folded.reshape(period, p.n_freq_tiles, p.tile_bins).sum(axis=2)  # [phase, freq tile]
-    boxed = sum(np.roll(per_tile, -j, axis=0) for j in range(p.tile_frames))
-    return boxed
+    band -= (band.sum(axis=0, keepdims=True) / max(float(counts.sum()), 1.0)) * counts
+    band -= band.mean(axis=1, keepdims=True)
+    per_tile = band.reshape(p.period_frames, p.n_freq_tiles, p.tile_bins).sum(axis=2)  # [phase, freq tile]
+    return sum(np.roll(per_tile, -j, axis=0) for j in range(p.tile_frames))
 
 
-def correlate(logspec: np.ndarray, pattern: np.ndarray, p: WatermarkParams) -> tuple[np.ndarray, np.ndarray]:
-    """z-scores ``[speeds, shifts]`` of the pattern against ``logspec`` and the speed grid."""
-    speeds = speed_grid(logspec.shape[0], p)
-    boxed = np.stack([tile_sums(logspec, s, p) for s in speeds])      # [S, P, Nf]
-    shifts = np.arange(p.period_frames)
-    idx = (shifts[:, None] + p.tile_frames * np.arange(p.period_tiles)[None, :]) % p.period_frames
-    tiles = boxed[:, idx, :]                                           # [S, P, M, Nf]
-    c = np.einsum("spmn,mn->sp", tiles, pattern)
-    v = np.einsum("spmn,spmn->sp", tiles, tiles)
+def correlate(logspec: np.ndarray, pattern: np.ndarray,
+              p: WatermarkParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """z-scores ``[hypotheses, shifts]`` of the pattern against ``logspec``, with each hypothesis'
+    ``(tempo, pitch)`` factors (``scale_hypotheses``)."""
+    tempo, pitch = scale_hypotheses(logspec.shape[0], p)
+    folds: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    boxed = np.empty((len(tempo), p.period_frames, p.n_freq_tiles))
+    for h, (t, f) in enumerate(zip(tempo, pitch, strict=True)):
+        if t not in folds:
+            folds[t] = fold(logspec, t, p)
+        boxed[h] = tile_sums(*folds[t], f, p)
+    # Shift k reads tile m at phase k + tile_frames * m: a circular correlation along the phase axis.
+    c = np.zeros(boxed.shape[:2])
+    squares = np.einsum("hpn,hpn->hp", boxed, boxed)
+    v = np.zeros_like(c)
+    for m in range(p.period_tiles):
+        rolled = np.roll(boxed, -p.tile_frames * m, axis=1)
+        c += rolled @ pattern[m]
+        v += np.roll(squares, -p.tile_frames * m, axis=1)
     z = np.where(v > 0, c / np.sqrt(np.maximum(v, 1e-30)), 0.0)
-    return z, speeds
+    return z, tempo, pitch
 
 
 def windows(n_frames: int, p: WatermarkParams) -> list[slice]:

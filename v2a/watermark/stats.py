@@ -11,9 +11,9 @@ Bonferroni bound, so the common cases pay for fewer hypotheses:
 
 * ``aligned``: speed 1 and the shift an untouched file has (1 hypothesis);
 * ``shifted``: speed 1, any circular shift (crops, codec delays; ``P`` hypotheses);
-* ``near``: speeds within ``1 +- near_speed`` x any shift (the everyday resampling, pitch and tempo
-  tweaks);
-* ``any``: every speed x shift (``S * P``, up to ``1 +- max_speed``).
+* ``near``: resampling speed changes within ``1 +- near_speed`` x any shift;
+* ``any``: every (tempo, pitch) hypothesis x shift (up to ``1 +- max_speed`` on each of the three lines
+  of ``detection.scale_hypotheses``).
 
 Within a family the max over ``H`` scores gets a Sidak bound ``1 - (1 - q)^H``; the family
 p-values are divided by their weights and the smallest is kept. For long audio the same is
@@ -48,23 +48,26 @@ def max_p_value(z_max: float, n_hypotheses: int) -> float:
 FAMILY_WEIGHTS = (0.4, 0.3, 0.2, 0.1)
 
 
-def family_p_value(z: np.ndarray, speeds: np.ndarray, aligned_shift: int,
-                   near_speed: float = 0.06) -> tuple[float, float, float]:
-    """Combine the ``[speeds, shifts]`` z-scores of one window into ``(p_value, z, speed)``.
+def family_p_value(z: np.ndarray, tempo: np.ndarray, pitch: np.ndarray, aligned_shift: int,
+                   near_speed: float = 0.06) -> tuple[float, float, float, float]:
+    """Combine the ``[hypotheses, shifts]`` z-scores of one window into ``(p_value, z, tempo, pitch)``.
 
-    ``z`` and ``speed`` are those of the family that gave the smallest weighted p-value.
+    ``tempo``/``pitch`` give each hypothesis' factors (``detection.scale_hypotheses``); the near family
+    is the resampling line (tempo = pitch) within ``near_speed``. ``z``, ``tempo`` and ``pitch`` are
+    those of the family that gave the smallest weighted p-value.
     """
-    unit = int(np.argmin(np.abs(speeds - 1.0)))
+    unit = int(np.flatnonzero((tempo == 1.0) & (pitch == 1.0))[0])
     w0, w1, w2, w3 = FAMILY_WEIGHTS
     candidates = [
-        (max_p_value(float(z[unit, aligned_shift]), 1) / w0, float(z[unit, aligned_shift]), 1.0),
-        (max_p_value(float(z[unit].max()), z.shape[1]) / w1, float(z[unit].max()), 1.0),
+        (max_p_value(float(z[unit, aligned_shift]), 1) / w0, float(z[unit, aligned_shift]), 1.0, 1.0),
+        (max_p_value(float(z[unit].max()), z.shape[1]) / w1, float(z[unit].max()), 1.0, 1.0),
     ]
-    near = np.flatnonzero(np.abs(speeds - 1.0) <= near_speed + 1e-9)
-    for rows, weight in ((near, w2), (np.arange(len(speeds)), w3)):
+    near = np.flatnonzero((tempo == pitch) & (np.abs(tempo - 1.0) <= near_speed + 1e-9))
+    for rows, weight in ((near, w2), (np.arange(len(tempo)), w3)):
         sub = z[rows]
         flat = int(np.argmax(sub))
-        best = float(sub.flat[flat])
-        candidates.append((max_p_value(best, sub.size) / weight, best, float(speeds[rows[flat // z.shape[1]]])))
-    pv, zz, sp = min(candidates, key=lambda c: c[0])
-    return min(1.0, pv), zz, sp
+        row = rows[flat // z.shape[1]]
+        candidates.append((max_p_value(float(sub.flat[flat]), sub.size) / weight, float(sub.flat[flat]),
+                           float(tempo[row]), float(pitch[row])))
+    pv, zz, tp, pt = min(candidates, key=lambda c: c[0])
+    return min(1.0, pv), zz, tp, pt

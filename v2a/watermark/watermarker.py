@@ -20,8 +20,9 @@ class DetectionResult:
     ``score`` is the z-score (~N(0, 1) without the mark) of the hypothesis family that gave
     the smallest p-value (see ``stats``); ``p_value`` is the probability, for audio without
     this key's mark, of a result at least this extreme; ``watermarked`` is ``p_value < fpr``.
-    ``speed`` is the speed factor found (1.0 = unchanged) and ``n_hypotheses`` the number of
-    (speed, shift, window) scores examined.
+    ``speed`` is the tempo factor found and ``pitch`` the frequency factor (both 1.0 = unchanged; equal
+    for a resampling speed change, ``pitch`` 1.0 for a pitch-preserving one), ``n_hypotheses`` the
+    number of (tempo, pitch, shift, window) scores examined.
     """
 
     score: float
@@ -29,6 +30,7 @@ class DetectionResult:
     watermarked: bool
     speed: float = 1.0
     n_hypotheses: int = 0
+    pitch: float = 1.0
 
 
 class Watermarker:
@@ -72,20 +74,20 @@ class Watermarker:
         x16 = resample(to_mono(audio), int(sample_rate), p.analysis_sr)
         views = detection.detector_views(x16, p)
         wins = [w for w in detection.windows(views[0].shape[0], p) if w.stop - w.start >= p.period_frames]
-        best: tuple[float, float, float] | None = None  # (p-value, z, speed) of the best window and view
+        best: tuple[float, float, float, float] | None = None  # (p-value, z, tempo, pitch) of the best
         n_hyp = 0
         for win in wins:
             for view in views:
-                z, speeds = detection.correlate(view[win], self._pattern, p)
+                z, tempo, pitch = detection.correlate(view[win], self._pattern, p)
                 n_hyp += z.size
-                pv, zz, sp = stats.family_p_value(z, speeds, aligned_shift=(-win.start) % p.period_frames,
-                                                  near_speed=p.near_speed)
+                pv, zz, tp, pt = stats.family_p_value(z, tempo, pitch, aligned_shift=(-win.start) % p.period_frames,
+                                                      near_speed=p.near_speed)
                 pv = min(1.0, pv * len(views))  # Bonferroni over the views
                 if best is None or pv < best[0]:
-                    best = (pv, zz, sp)
+                    best = (pv, zz, tp, pt)
         if best is None:  # shorter than one pattern period: nothing to score
             return DetectionResult(score=0.0, p_value=1.0, watermarked=False, speed=1.0, n_hypotheses=0)
         # Sidak over windows: the smallest of k window p-values.
         p_value = float(-np.expm1(len(wins) * np.log1p(-best[0]))) if best[0] < 1.0 else 1.0
         return DetectionResult(score=best[1], p_value=p_value, watermarked=p_value < p.fpr,
-                               speed=best[2], n_hypotheses=n_hyp)
+                               speed=best[2], n_hypotheses=n_hyp, pitch=best[3])
