@@ -98,8 +98,8 @@ def ffprobe(path: Path) -> list[dict]:
 
 
 def detect(path: Path) -> float:
-    from v2a.watermark import Watermarker
     from v2a.utils.audio_io import decode
+    from v2a.watermark import Watermarker
 
     audio, rate = decode(path)
     return Watermarker(key=KEY).detect(audio.mean(axis=0), rate).p_value

@@ -86,10 +86,13 @@ def render_decomposition(dec: dict[str, list[tuple[float, float, bool]]]) -> str
     rows = ["| added sound (0 dB) | clips | missed | mark signal kept, detected clips (median) | "
             "mark signal kept, missed clips (median) | no-mark spread mixed / clean (median) |",
             "|---|---|---|---|---|---|"]
+    def fmt(share: np.ndarray) -> str:
+        return f"{100 * np.median(share):.1f} %" if share.size else "–"
+
     for kind, vals in dec.items():
-        kept = np.array([v[0] for v in vals]); spread = np.array([v[1] for v in vals])
+        kept = np.array([v[0] for v in vals])
+        spread = np.array([v[1] for v in vals])
         hit = np.array([v[2] for v in vals])
-        fmt = (lambda a: f"{100 * np.median(a):.1f} %" if a.size else "–")
         rows.append(f"| {kind} | {len(vals)} | {int((~hit).sum())} | {fmt(kept[hit])} | {fmt(kept[~hit])} | "
                     f"{np.median(spread):.2f} |")
     return "\n".join([

@@ -30,9 +30,9 @@ def test_write_round_trips(tmp_path, suffix: str) -> None:
 def test_failed_write_keeps_the_old_file(tmp_path) -> None:
     path = write(tmp_path / "a.wav", _tone(), SR)
     before = path.read_bytes()
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="channels, samples"):
         write(path, np.full(SR, np.nan, dtype=np.float32)[None, None], SR)   # 3-D: refused
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="unknown audio format"):
         write(tmp_path / "b.unknownformat", _tone(), SR)                      # no writer for it
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]

@@ -62,8 +62,8 @@ def test_data_train_evaluate_generate(tmp_path):
 def test_generated_files_carry_the_watermark_and_off_is_explicit(tmp_path):
     from tests.conftest import compose_config
     from v2a.training.run import train
-    from v2a.watermark import Watermarker
     from v2a.utils.audio_io import decode
+    from v2a.watermark import Watermarker
 
     data = tmp_path / "data"
     run("data_prep/make_synthetic.py", f"out={data}", "splits.train.clips=16", "splits.val.clips=4",

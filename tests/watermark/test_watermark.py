@@ -11,10 +11,10 @@ import re
 import numpy as np
 import pytest
 
+from v2a.utils.audio_io import write
 from v2a.watermark import Watermarker, detection, synth
 from v2a.watermark.__main__ import main
 from v2a.watermark.attacks import ATTACKS, mix_with
-from v2a.utils.audio_io import write
 from v2a.watermark.keying import ENV_VAR, key_pattern
 from v2a.watermark.stats import FAMILY_WEIGHTS, family_p_value, max_p_value
 

@@ -145,6 +145,9 @@ def write(path: str | Path, audio: np.ndarray, sr: int, bitrate: int = 192_000) 
     path.parent.mkdir(parents=True, exist_ok=True)
     arr, _ = as_2d(audio)
     ext = path.suffix.lower()
+    if ext not in _PYAV_WRITERS and ext.lstrip(".").upper() not in sf.available_formats():
+        raise ValueError(f"cannot write {path.name}: unknown audio format {ext!r} "
+                         f"(wav, flac, ogg or another libsndfile format, or {', '.join(_PYAV_WRITERS)})")
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")   # keeps the suffix: it names the format
     try:
         if ext in _PYAV_WRITERS:
