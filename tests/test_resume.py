@@ -55,14 +55,26 @@ def test_resume_parity(tiny_cfg, tmp_path):
     assert raw < 1e-6 and ema < 1e-6
 
 
-def test_auto_resume_from_run_folder(tiny_cfg):
+def test_auto_resume_from_run_folder(tiny_cfg, tmp_path):
+    """Continuing a finished run from its final last.ckpt (train 2 steps, then ``ckpt_path=auto`` to 4)
+    lands where an uninterrupted 4-step run does. That checkpoint is written after ``max_steps`` stopped
+    the run mid-epoch, which Lightning counts as a processed epoch: resuming from its epoch counter
+    once skipped to the next epoch's clips."""
     with open_dict(tiny_cfg):
         tiny_cfg.trainer.max_steps = 2
         tiny_cfg.callbacks.demo_samples = None
+        tiny_cfg.model.scheduler.total_steps = 4
     first = train(tiny_cfg)
     with open_dict(tiny_cfg):
         tiny_cfg.trainer.max_steps = 4
         tiny_cfg.ckpt_path = "auto"
     second = train(tiny_cfg)
     assert first["checkpoint"] == second["checkpoint"]
-    assert torch.load(second["checkpoint"], weights_only=True)["global_step"] == 4
+    resumed = torch.load(second["checkpoint"], weights_only=True)
+    assert resumed["global_step"] == 4
+    with open_dict(tiny_cfg):
+        tiny_cfg.ckpt_path = None
+        tiny_cfg.paths.output_dir = str(tmp_path / "uninterrupted")
+    straight = torch.load(train(tiny_cfg)["checkpoint"], weights_only=True)
+    a, b = straight["state_dict"], resumed["state_dict"]
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-6

@@ -89,6 +89,7 @@ class ShardDataModule(pl.LightningDataModule):
         self.text_max_tokens = dict(text_max_tokens) if text_max_tokens else None
         self._tokenizer: TextTokenizer | None | bool = False  # False: not looked up yet
         self._resume_state: dict | None = None
+        self._batches_per_epoch = 0   # set by train_dataloader()
 
     def split_dir(self, stage: str) -> Path:
         return self.root / self.splits[stage]
@@ -125,13 +126,26 @@ class ShardDataModule(pl.LightningDataModule):
 
     def state_dict(self) -> dict:
         """Epoch and batches consumed in it (from the trainer's loop progress at checkpoint time), and the
-        number of shard readers, which must match for a resumed epoch to replay exactly."""
+        number of shard readers, which must match for a resumed epoch to replay exactly.
+
+        The position comes from the total of batches consumed: when ``max_steps`` stops a run mid-epoch,
+        Lightning counts that epoch as processed, so its epoch counter would send a resumed run to the
+        start of the next epoch, past the clips the uninterrupted run would have seen. At an epoch's last
+        batch, before Lightning has closed the epoch, a resumed Lightning re-enters that epoch: the position
+        then stays "that epoch, all of it consumed", so the re-entry reads nothing and the next epoch is next.
+        """
         trainer = getattr(self, "trainer", None)
         if trainer is None:
             return {}
         loop = trainer.fit_loop
-        return {"epoch": loop.epoch_progress.current.processed,
-                "batches": loop.epoch_loop.batch_progress.current.processed, "readers": self._readers()}
+        closed = loop.epoch_progress.current.processed
+        if not self._batches_per_epoch:  # no training loader built yet
+            return {"epoch": closed, "batches": loop.epoch_loop.batch_progress.current.processed,
+                    "readers": self._readers()}
+        epoch, batches = divmod(loop.epoch_loop.batch_progress.total.processed, self._batches_per_epoch)
+        if batches == 0 and epoch > closed:
+            epoch, batches = epoch - 1, self._batches_per_epoch
+        return {"epoch": epoch, "batches": batches, "readers": self._readers()}
 
     def load_state_dict(self, state: dict) -> None:
         self._resume_state = dict(state)
@@ -151,6 +165,7 @@ class ShardDataModule(pl.LightningDataModule):
         epoch = self.samples_per_epoch or index.get("samples", 1000)
         # The epoch is global: divided over ranks and workers, in whole batches.
         per_worker = max(1, epoch // (readers * self.batch_size)) * self.batch_size
+        self._batches_per_epoch = max(1, self.num_workers) * per_worker // self.batch_size   # this rank's
         stream = TrainStream(urls, decode=self._decoder(self.train_crop), seed=self.seed,
                              shuffle_buffer=self.shuffle_buffer, samples_per_worker=per_worker,
                              batch_size=self.batch_size, rank=rank, world_size=world)
