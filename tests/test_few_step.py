@@ -185,6 +185,33 @@ def test_reflow_training_writes_a_plain_v2a_checkpoint_that_samples_in_one_step(
     assert OmegaConf.create(config).model.sampler.steps == 2
 
 
+def test_reflow_resume_draws_from_the_same_pairs(tiny_shards, tmp_path, one_step_checkpoint):
+    """4 steps == 2 steps + resume + 2: the pair buffer travels in the checkpoint.
+
+    With new pairs every 2nd step into a 2-batch buffer, step 3 samples from pairs made before the stop;
+    a resume that lost them would train step 3 on other pairs and end with other weights.
+    """
+    def run(out: str, max_steps: int, ckpt_path: str | None = None):
+        cfg = reflow_cfg(tiny_shards, tmp_path, one_step_checkpoint)
+        with open_dict(cfg):
+            cfg.trainer.max_steps = max_steps
+            cfg.model.reflow.refresh_every = 2
+            cfg.model.scheduler.total_steps = 4
+            cfg.paths.output_dir = str(tmp_path / out)
+            cfg.callbacks.model_checkpoint.every_n_train_steps = 1
+            cfg.ckpt_path = ckpt_path
+        return train(cfg)
+
+    full = run("full", 4)
+    run("split", 2)
+    saved = torch.load(tmp_path / "split" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert len(saved["reflow_pairs"]["batches"]) == 1 and saved["global_step"] == 2
+    resumed = run("split", 4, str(tmp_path / "split" / "checkpoints" / "last.ckpt"))
+    a, b = load_checkpoint(full["checkpoint"])["state_dict"], load_checkpoint(resumed["checkpoint"])["state_dict"]
+    assert a.keys() == b.keys()
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-6
+
+
 def test_evaluate_takes_the_sampler_method_at_evaluation_time(one_step_checkpoint, tiny_shards, tmp_path, monkeypatch):
     used = []
     original = ODESampler.__call__

@@ -39,3 +39,14 @@ class PairBuffer:
 
     def clear(self) -> None:
         self.batches.clear()
+
+    def state_dict(self) -> dict:
+        """The stored pairs (on CPU), so a resumed run samples from the same pairs as an uninterrupted one."""
+        return {"capacity": self.capacity,
+                "batches": [tuple(t.detach().cpu() for t in batch) for batch in self.batches]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if int(state["capacity"]) != self.capacity:
+            raise ValueError(f"checkpoint's reflow buffer holds {state['capacity']} batches, this run "
+                             f"{self.capacity} (model.reflow.buffer_batches must match to resume)")
+        self.batches = [tuple(batch) for batch in state["batches"]]

@@ -29,6 +29,7 @@ from v2a.training.v2a_module import V2AModule
 log = logging.getLogger(__name__)
 
 V2A_TARGET = "v2a.training.v2a_module.V2AModule"
+PAIRS_KEY = "reflow_pairs"
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,16 @@ class ReflowModule(V2AModule):
         self.teacher.to(self.device)
         return x0, self.teacher_sampler(self.teacher_velocity(frames), x0)
 
+    # --- checkpoints ------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[PAIRS_KEY] = self.pairs.state_dict()   # a resumed run must draw from the same pairs
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if PAIRS_KEY in checkpoint:   # restored after setup() loaded the teacher and emptied the buffer
+            self.pairs.load_state_dict(checkpoint[PAIRS_KEY])
+
     # --- training ---------------------------------------------------------------------------------
     def reflow_loss(self, frames: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor,
                     generator: torch.Generator) -> torch.Tensor:
@@ -144,7 +155,8 @@ class ReflowModule(V2AModule):
         frames = batch["frames"].to(self.device)
         if self.global_step % self.reflow.refresh_every == 0 or not self.pairs.batches:
             self.pairs.add(frames, *self.teacher_pairs(frames, generator))
-        loss = self.reflow_loss(*self.pairs.sample(frames.shape[0], generator), generator)
+        pairs = (t.to(self.device) for t in self.pairs.sample(frames.shape[0], generator))   # restored ones are on CPU
+        loss = self.reflow_loss(*pairs, generator)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite reflow loss {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True, batch_size=frames.shape[0])
