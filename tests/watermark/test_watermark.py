@@ -203,13 +203,13 @@ def test_wide_speeds_cost_only_their_own_family() -> None:
     z = np.zeros((len(tempo), 48))
     z[0, 5] = 6.0                                                 # speed 1, shift 5 (a crop)
     near = (tempo == pitch) & (np.abs(tempo - 1) <= 0.06)
-    narrow = family_p_value(z[near], tempo[near], pitch[near], aligned_shift=0)
-    wide = family_p_value(z, tempo, pitch, aligned_shift=0)
+    narrow = family_p_value(z[near], tempo[near], pitch[near], aligned_shift=0, near_speed=0.06)
+    wide = family_p_value(z, tempo, pitch, aligned_shift=0, near_speed=0.06)
     assert wide[0] == pytest.approx(narrow[0])                    # the shifted family decides both
     far = np.flatnonzero(np.isclose(tempo, 1.18) & (pitch == 1.0))[0]   # tempo-only, +18 %
     z_far = np.zeros_like(z)
     z_far[far, 7] = 6.0
-    p_far, _, t, f = family_p_value(z_far, tempo, pitch, aligned_shift=0)
+    p_far, _, t, f = family_p_value(z_far, tempo, pitch, aligned_shift=0, near_speed=0.06)
     assert (t, f) == (pytest.approx(1.18), 1.0)
     assert p_far == pytest.approx(max_p_value(6.0, z.size) / FAMILY_WEIGHTS[3])
 

@@ -48,8 +48,8 @@ def max_p_value(z_max: float, n_hypotheses: int) -> float:
 FAMILY_WEIGHTS = (0.4, 0.3, 0.2, 0.1)
 
 
-def family_p_value(z: np.ndarray, tempo: np.ndarray, pitch: np.ndarray, aligned_shift: int,
-                   near_speed: float = 0.06) -> tuple[float, float, float, float]:
+def family_p_value(z: np.ndarray, tempo: np.ndarray, pitch: np.ndarray, aligned_shift: int, *,
+                   near_speed: float) -> tuple[float, float, float, float]:
     """Combine the ``[hypotheses, shifts]`` z-scores of one window into ``(p_value, z, tempo, pitch)``.
 
     ``tempo``/``pitch`` give each hypothesis' factors (``detection.scale_hypotheses``); the near family
