@@ -15,8 +15,8 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from v2a.checkpoints.loading import CheckpointError, chosen_vocoder
 from v2a.evaluation.job import evaluate, format_metrics
-from v2a.inference.loading import CheckpointError, chosen_vocoder
 from v2a.utils.cli import plain_options, require
 
 log = logging.getLogger("evaluate")
@@ -48,8 +48,8 @@ def main(cfg: DictConfig) -> float | None:
 
 def run_prompt_following(cfg: DictConfig, data: str | None) -> dict[str, float]:
     """The prompt / negative-prompt trials (v2a.evaluation.prompt_following), merged into metrics.json."""
+    from v2a.checkpoints.loading import load_with_choices
     from v2a.evaluation.prompt_following import evaluate_prompt_following
-    from v2a.inference.loading import load_with_choices
 
     # the same model as the main evaluation: its vocoder and sampler choices too
     module = load_with_choices(cfg.ckpt, device=cfg.device, vocoder=chosen_vocoder(cfg),

@@ -8,7 +8,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from v2a.inference.loading import CheckpointError
+from v2a.checkpoints.loading import CheckpointError
 from v2a.training.run import TrainingDiverged, train
 
 log = logging.getLogger("train")

@@ -98,7 +98,7 @@ def ffprobe(path: Path) -> list[dict]:
 
 
 def detect(path: Path) -> float:
-    from v2a.utils.audio_io import decode
+    from v2a.media.audio_io import decode
     from v2a.watermark import Watermarker
 
     audio, rate = decode(path)

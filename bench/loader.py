@@ -36,8 +36,12 @@ sys.path.insert(0, str(ROOT))
 from bench.report import machine, write_section  # noqa: E402
 from bench.train_throughput import time_steps  # noqa: E402
 from v2a.data.datamodule import ShardDataModule  # noqa: E402
-from v2a.data.ingest import probe, read_audio, read_frames  # noqa: E402
-from v2a.data.ingest.reader import use_decord  # noqa: E402
+from v2a.media.probe import probe  # noqa: E402
+from v2a.media.reader import (  # noqa: E402
+    read_audio,
+    read_frames,
+    use_decord,  # noqa: E402
+)
 from v2a.shapes import ClipSpec  # noqa: E402
 
 SIZE, FPS, RATE, GOP_S = (320, 240), 30, 44100, 5

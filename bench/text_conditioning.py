@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import machine, write_section  # noqa: E402
-from v2a.inference.loading import load_module  # noqa: E402
+from v2a.checkpoints.loading import load_module  # noqa: E402
 
 VARIANTS = ("all conditions", "prompt dropped", "prompt swapped", "transcript dropped", "transcript swapped",
             "video dropped", "video swapped", "all dropped")

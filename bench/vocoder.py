@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from v2a.audio.mel import LogMel
+from v2a.audio.spectral import log_spectral_distance
 from v2a.data.audio_stream import AudioShardDataModule
 from v2a.evaluation.onsets import OnsetScores, calibrate
 from v2a.evaluation.references import event_times
-from v2a.evaluation.spectral import log_spectral_distance
 from v2a.models.vocoder.griffin_lim import GriffinLimVocoder
 from v2a.models.vocoder.neural import NeuralVocoder
 from v2a.shapes import ClipSpec

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ is not part of the package
 
 from bench.report import write_section  # noqa: E402
-from v2a.utils.audio_io import resample  # noqa: E402
+from v2a.media.audio_io import resample  # noqa: E402
 from v2a.watermark import Watermarker, synth  # noqa: E402
 from v2a.watermark.attacks import ATTACKS  # noqa: E402
 from v2a.watermark.params import WatermarkParams  # noqa: E402

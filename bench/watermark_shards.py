@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ is not pa
 
 from bench.report import machine, write_section  # noqa: E402
 from bench.watermark import SR, attacked_versions, snr_db  # noqa: E402
-from v2a.utils.audio_io import resample, to_mono  # noqa: E402
+from v2a.media.audio_io import resample, to_mono  # noqa: E402
 from v2a.watermark import Watermarker  # noqa: E402
 from v2a.watermark.attacks import ATTACKS  # noqa: E402
 

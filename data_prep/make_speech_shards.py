@@ -24,8 +24,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from v2a.data.media import encode_flac
 from v2a.data.shard_writer import chunked, finished_shards, read_index, record_shard, shard_name, write_shard
+from v2a.media.clip_bytes import encode_flac
 
 log = logging.getLogger("make_speech_shards")
 

@@ -1,11 +1,11 @@
-"""v2a.utils.audio_io: the writer round-trips through the decoder and never leaves half files."""
+"""v2a.media.audio_io: the writer round-trips through the decoder and never leaves half files."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from v2a.utils.audio_io import decode, write
+from v2a.media.audio_io import decode, write
 
 SR = 16_000
 

@@ -16,13 +16,13 @@ import soundfile as sf
 import torch
 
 from tests.conftest import ROOT
+from v2a.checkpoints.loading import CheckpointError, load_module
 from v2a.data.datamodule import ShardDataModule
 from v2a.data.decode import decode_sample
-from v2a.data.media import encode_flac, encode_mp4
 from v2a.data.synthetic import render_impact_clip
 from v2a.generation.job import generate
-from v2a.generation.video_input import VideoInputError
-from v2a.inference.loading import CheckpointError, load_module
+from v2a.media.clip_bytes import encode_flac, encode_mp4
+from v2a.media.video_input import VideoInputError
 
 
 @pytest.fixture(scope="module")

@@ -61,8 +61,8 @@ def test_data_train_evaluate_generate(tmp_path):
 @pytest.mark.slow
 def test_generated_files_carry_the_watermark_and_off_is_explicit(tmp_path):
     from tests.conftest import compose_config
+    from v2a.media.audio_io import decode
     from v2a.training.run import train
-    from v2a.utils.audio_io import decode
     from v2a.watermark import Watermarker
 
     data = tmp_path / "data"
@@ -72,7 +72,7 @@ def test_generated_files_carry_the_watermark_and_off_is_explicit(tmp_path):
                                  "trainer.max_steps=2", "callbacks.demo_samples.num_clips=0"])
     ckpt = train(cfg)["checkpoint"]
     # 8 s of video: the detector needs several seconds (2 s excerpts are its documented weak spot)
-    from v2a.data.media import decode_mp4, encode_mp4
+    from v2a.media.clip_bytes import decode_mp4, encode_mp4
 
     frames = [decode_mp4(s["mp4"])[0] for s in wds.WebDataset(str(data / "train" / "train-000000.tar"),
                                                                 shardshuffle=False)][:4]

@@ -9,10 +9,10 @@ import soundfile as sf
 
 from v2a.data.datamodule import ShardDataModule
 from v2a.data.decode import decode_sample
-from v2a.data.media import decode_mp4, encode_flac, encode_mp4
 from v2a.data.shard_writer import read_index, sha256_of, write_shard
 from v2a.data.synthetic import render_impact_clip
 from v2a.data.synthetic.build import build_split
+from v2a.media.clip_bytes import decode_mp4, encode_flac, encode_mp4
 
 
 def test_media_round_trip(tiny_spec):

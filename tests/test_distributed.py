@@ -53,7 +53,7 @@ def test_fsdp_matches_ddp_including_the_ema(ddp_run, fsdp_run):
 
 @pytest.mark.slow
 def test_fsdp_checkpoint_and_export_load_for_inference(fsdp_run):
-    from v2a.inference.loading import load_module
+    from v2a.checkpoints.loading import load_module
 
     folder, _, weights = fsdp_run
     ema = {k[len("module."):]: v for k, v in weights[0]["ema"].items() if k.startswith("module.")}

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from v2a.audio.spectral import log_spectral_distance
 from v2a.evaluation.av_align import av_align, motion_peaks
 from v2a.evaluation.frechet import frechet_between, frechet_distance, gaussian_stats
 from v2a.evaluation.labels import clip_labels, soft_targets
 from v2a.evaluation.onsets import average_precision
 from v2a.evaluation.scoring import Scorer, onset_references
-from v2a.evaluation.spectral import log_spectral_distance
 from v2a.evaluation.speech import error_rates, lip_envelope_correlation, mouth_track, normalize_text
 
 

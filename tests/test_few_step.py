@@ -9,10 +9,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from tests.conftest import TINY, compose_config
+from v2a.checkpoints.loading import load_checkpoint, load_module
 from v2a.diffusion import ODESampler
 from v2a.diffusion.samplers import time_grid
 from v2a.evaluation.job import evaluate
-from v2a.inference.loading import load_checkpoint, load_module
 from v2a.training.reflow_buffer import PairBuffer
 from v2a.training.reflow_module import ReflowModule
 from v2a.training.run import train

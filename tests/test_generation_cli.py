@@ -92,7 +92,7 @@ def test_generate_refuses_clearly(ckpt, tmp_path, capsys, extra, message):
 def test_a_neural_vocoder_export_replaces_the_checkpoints_vocoder(ckpt, tmp_path, capsys):
     import torch
 
-    from v2a.inference.loading import load_module
+    from v2a.checkpoints.loading import load_module
     from v2a.models.vocoder.export import write_vocoder_export
     from v2a.models.vocoder.vocos import VocosGenerator
 

@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-import v2a.generation.video_input as video_input
+import v2a.media.video_input as video_input
 from tests.data.videos import frame_value, make_audio_only, make_video
-from v2a.data.media import encode_mp4
 from v2a.generation.options import check_conditioning, model_sha256, read_text_option
-from v2a.generation.video_input import VideoInputError, open_video, read_windows
+from v2a.media.clip_bytes import encode_mp4
+from v2a.media.video_input import VideoInputError, open_video, read_windows
 from v2a.shapes import ClipSpec
 
 SPEC = ClipSpec()  # 25 fps, 32 x 32

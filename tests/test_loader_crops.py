@@ -11,8 +11,8 @@ import torch
 
 from v2a.data.crops import CenterCrop, RandomCrop, StartCrop, choose_window
 from v2a.data.decode import decode_sample, frames_to_tensor
-from v2a.data.media import decode_audio, decode_mp4, encode_flac, encode_mp4
 from v2a.data.synthetic import render_impact_clip
+from v2a.media.clip_bytes import decode_audio, decode_mp4, encode_flac, encode_mp4
 from v2a.shapes import ClipSpec
 
 CROP = ClipSpec()  # the model's 2 s grid

@@ -13,10 +13,10 @@ import pytest
 
 from tests.conftest import ROOT
 from v2a.data.datamodule import ShardDataModule
-from v2a.data.media import encode_flac, encode_mp4
 from v2a.data.shard_writer import write_shard
-from v2a.data.text_tokens import PAD_ID, TextTokenizer
 from v2a.data.tokenizer_training import train_shard_tokenizer
+from v2a.media.clip_bytes import encode_flac, encode_mp4
+from v2a.text.tokens import PAD_ID, TextTokenizer
 
 TEXTS = [
     {"caption": "a metal ball bouncing on a wooden floor", "transcript": "hello there, how are you today",

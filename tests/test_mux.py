@@ -4,8 +4,8 @@ import av
 import numpy as np
 import pytest
 
-from v2a.data.media import encode_mp4
-from v2a.generation.mux import mux_audio
+from v2a.media.clip_bytes import encode_mp4
+from v2a.media.mux import mux_audio
 
 
 def _audio_streams(path):
@@ -31,7 +31,7 @@ def test_mux_streams_from_a_file_keeps_the_original_untouched_and_mixes_in_time(
     import soundfile as sf
 
     from tests.data.videos import make_video
-    from v2a.utils.audio_io import decode
+    from v2a.media.audio_io import decode
 
     video = make_video(tmp_path / "in.mp4", size=(32, 32), fps=25, seconds=3.0, clicks=(1.5,))  # 44.1 kHz stereo
     generated = tmp_path / "gen.wav"

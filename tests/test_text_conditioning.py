@@ -196,7 +196,7 @@ def text_run(tiny_shards, tmp_path_factory):
 
 
 def test_training_with_text_batches_moves_the_text_weights(text_run):
-    from v2a.inference.loading import load_checkpoint
+    from v2a.checkpoints.loading import load_checkpoint
 
     result = text_run["result"]
     assert torch.isfinite(torch.tensor(result["metrics"]["train/loss"]))
@@ -210,7 +210,7 @@ def test_training_with_text_batches_moves_the_text_weights(text_run):
 
 
 def test_text_model_export_round_trip_carries_the_tokenizer(text_run, tmp_path):
-    from v2a.inference.loading import load_module
+    from v2a.checkpoints.loading import load_module
 
     export = text_run["out"] / "run" / "export"
     assert (export / "tokenizer.model").read_bytes() == text_run["tokenizer"].read_bytes()
@@ -233,7 +233,7 @@ def test_text_model_export_round_trip_carries_the_tokenizer(text_run, tmp_path):
 
 
 def test_negative_prompt_guidance_is_the_formula(text_run):
-    from v2a.inference.loading import load_module
+    from v2a.checkpoints.loading import load_module
 
     module = load_module(text_run["result"]["checkpoint"])
     _randomise(module.ema.module, seed=4, std=0.1)  # every text path live
@@ -318,8 +318,8 @@ def test_demo_samples_of_a_text_model_use_each_clips_caption(text_run, tiny_shar
     """The demo renderer samples a text model with its clips' captions and transcripts, not without text."""
     from types import SimpleNamespace
 
+    from v2a.checkpoints.loading import load_module
     from v2a.data.datamodule import ShardDataModule
-    from v2a.inference.loading import load_module
     from v2a.training.callbacks import DemoSamples
 
     module = load_module(text_run["result"]["checkpoint"])

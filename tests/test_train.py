@@ -4,7 +4,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from v2a.inference.loading import load_checkpoint, load_module
+from v2a.checkpoints.loading import load_checkpoint, load_module
 from v2a.training.run import train
 
 

@@ -16,8 +16,8 @@ from omegaconf import open_dict
 from tests.conftest import compose_config
 from v2a.audio.mel import LogMel
 from v2a.data.audio_stream import AudioShardDataModule
-from v2a.data.media import encode_flac
 from v2a.data.shard_writer import read_index, record_shard, write_shard
+from v2a.media.clip_bytes import encode_flac
 from v2a.models.vocoder.discriminators import VocoderDiscriminators
 from v2a.models.vocoder.export import load_vocoder_export, write_vocoder_export
 from v2a.models.vocoder.losses import LogSpectralLoss, MultiResolutionSTFTLoss, discriminator_loss, mel_l1

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
+# The conditions a V2A model can have, in the order the network reads them.
+MODALITIES = ("video", "prompt", "transcript")
+
 # Which conditions each row keeps (True = kept): one bool [B] for all of them, or one per modality
 # ("video", "prompt", "transcript"). Drawn by the objective (CFG dropout), read by the network.
 Keep = torch.Tensor | dict[str, torch.Tensor]

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from v2a.utils.audio_io import write
+from v2a.media.audio_io import write
 from v2a.watermark import Watermarker, detection, synth
 from v2a.watermark.__main__ import main
 from v2a.watermark.attacks import ATTACKS, mix_with

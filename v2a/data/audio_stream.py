@@ -22,9 +22,9 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from v2a.data.datamodule import _every_nth_for_rank
-from v2a.data.media import decode_audio
 from v2a.data.shard_writer import read_index, shard_urls
 from v2a.data.train_stream import EpochLoader, TrainStream
+from v2a.media.clip_bytes import decode_audio
 from v2a.shapes import ClipSpec
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader
 from v2a.data.crops import RandomCrop, StartCrop, TimeCrop
 from v2a.data.decode import collate, decode_sample
 from v2a.data.shard_writer import read_index, shard_urls
-from v2a.data.text_tokens import TextTokenizer, find_tokenizer
 from v2a.data.train_stream import EpochLoader, TrainStream
 from v2a.shapes import ClipSpec
+from v2a.text.tokens import TextTokenizer, find_tokenizer
 
 log = logging.getLogger(__name__)
 

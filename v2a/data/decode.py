@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from v2a.data.crops import StartCrop, TimeCrop, choose_window, crop_audio, crop_meta, video_indices
-from v2a.data.media import decode_audio, decode_video_pyav
+from v2a.media.clip_bytes import decode_audio, decode_video_pyav
 from v2a.shapes import ClipSpec
 
 VIDEO_KEYS = ("frames.npy", "mp4")  # in order of preference

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from v2a.data.media import decode_mp4
 from v2a.data.shard_writer import read_index, record_shard, shard_urls, write_index, write_shard
+from v2a.media.clip_bytes import decode_mp4
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Only the ``json`` members of the shards are read (no media is decoded). The model is written
 atomically beside the shards (``ROOT/tokenizer.model``, with ``tokenizer.json`` describing it), where
-:class:`~v2a.data.text_tokens.TextTokenizer` and the data module find it.
+:class:`~v2a.text.tokens.TextTokenizer` and the data module find it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from v2a.data.shard_writer import shard_urls
-from v2a.data.text_tokens import BOS_ID, EOS_ID, PAD_ID, TEXT_FIELDS, TOKENIZER_NAME, UNK_ID, text_of
+from v2a.text.tokens import BOS_ID, EOS_ID, PAD_ID, TEXT_FIELDS, TOKENIZER_NAME, UNK_ID, text_of
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
-from v2a.inference.export import CONFIG, WEIGHTS
+from v2a.checkpoints.export import CONFIG, WEIGHTS
 
 FORMAT = "v2a-audio-classifier"
 

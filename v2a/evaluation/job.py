@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from v2a.audio.spectral import log_spectral_distance, mel_l1
+from v2a.checkpoints.loading import load_with_choices
 from v2a.evaluation.analysis import analyse, as_arrays, empty_analysis
 from v2a.evaluation.av_align import motion_peaks
 from v2a.evaluation.cache import ReferenceCache, cache_key, split_checksum
@@ -25,10 +27,8 @@ from v2a.evaluation.onsets import calibrate
 from v2a.evaluation.references import event_times, iterate_batches, resolve_split
 from v2a.evaluation.report import write_outputs
 from v2a.evaluation.scoring import Scorer
-from v2a.evaluation.spectral import log_spectral_distance, mel_l1
 from v2a.evaluation.store import GenerationStore, file_sha256
 from v2a.evaluation.tools import build_tools, distributed_state, whole_split
-from v2a.inference.loading import load_with_choices
 from v2a.sync.offsets import load_sync_model
 
 log = logging.getLogger(__name__)

@@ -65,10 +65,10 @@ def _samples(out_dir: Path, plot_data: list, spec, detector) -> list[str]:
     """Spectrogram images (true vs detected onsets) and muxed mp4s of the first clips."""
     import torch
 
-    from v2a.data.media import encode_mp4
     from v2a.evaluation.references import event_times
     from v2a.evaluation.store import GenerationStore
-    from v2a.generation.mux import mux_audio
+    from v2a.media.clip_bytes import encode_mp4
+    from v2a.media.mux import mux_audio
 
     store, keys = GenerationStore(out_dir), []
     for key, gt_mel, gen_mel, meta, frames in plot_data:

@@ -21,11 +21,13 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from v2a.checkpoints.loading import CheckpointError, load_with_choices
 from v2a.generation.chunked import overlapped_map
-from v2a.generation.mux import MuxError, mux_audio
 from v2a.generation.options import check_conditioning, check_numbers, model_sha256, read_text_option
 from v2a.generation.subtitles import is_subtitles, parse_subtitles, window_transcripts
-from v2a.generation.video_input import (
+from v2a.generation.windowed import stream_mel, window_starts
+from v2a.media.mux import MuxError, mux_audio
+from v2a.media.video_input import (
     MAX_DURATION_S,
     MAX_RESOLUTION,
     VideoInput,
@@ -33,8 +35,6 @@ from v2a.generation.video_input import (
     open_video,
     read_windows,
 )
-from v2a.generation.windowed import stream_mel, window_starts
-from v2a.inference.loading import CheckpointError, load_with_choices
 
 log = logging.getLogger(__name__)
 

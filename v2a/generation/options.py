@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from v2a.checkpoints.export import WEIGHTS
 from v2a.data.shard_writer import sha256_of
-from v2a.inference.export import WEIGHTS
 
 # A transcript value that looks like one of these files is read as a file (and must exist).
 TRANSCRIPT_FILE_SUFFIXES = (".txt", ".srt", ".vtt", ".md")

@@ -6,9 +6,7 @@ import torch
 from torch import nn
 
 from v2a.models.denoiser import MelDenoiser
-from v2a.shapes import Keep
-
-MODALITIES = ("video", "prompt", "transcript")
+from v2a.shapes import MODALITIES, Keep
 
 
 class V2ANet(nn.Module):

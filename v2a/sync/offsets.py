@@ -58,7 +58,7 @@ def load_sync_model(path: str | Path, spec=None):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from v2a.inference.loading import CheckpointError, load_checkpoint
+    from v2a.checkpoints.loading import CheckpointError, load_checkpoint
 
     checkpoint = load_checkpoint(path)
     config = OmegaConf.create(checkpoint["v2a_config"])

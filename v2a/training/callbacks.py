@@ -8,7 +8,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from v2a.utils.audio_io import write
+from v2a.media.audio_io import write
 from v2a.utils.plots import plot_mels
 
 log = logging.getLogger(__name__)

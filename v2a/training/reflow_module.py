@@ -97,7 +97,7 @@ class ReflowModule(V2AModule):
     def load_teacher(self, teacher: V2AModule | None = None) -> None:
         """Load the teacher (default: ``reflow.teacher``) and start the student from its EMA weights."""
         if teacher is None:
-            from v2a.inference.loading import load_module
+            from v2a.checkpoints.loading import load_module
 
             teacher = load_module(self.reflow.teacher)
         if teacher.features.spec != self.features.spec or (teacher.features.mean, teacher.features.std) != (

@@ -57,7 +57,7 @@ def config_differences(saved: dict, current: dict) -> list[str]:
 
 def warn_on_config_mismatch(ckpt_path: str, current: dict) -> list[str]:
     """Log a warning naming every key where the resumed checkpoint's config differs from this run's."""
-    from v2a.inference.loading import load_checkpoint
+    from v2a.checkpoints.loading import load_checkpoint
 
     saved = load_checkpoint(ckpt_path).get("v2a_config") or {}
     differences = config_differences(saved, current)

@@ -9,11 +9,11 @@ import pytorch_lightning as pl
 import torch
 
 from v2a.audio.mel import LogMel
-from v2a.data.text_tokens import text_of
 from v2a.diffusion import ODESampler, RectifiedFlow, guided_velocity
-from v2a.inference.text import STREAM_FIELDS, TOKENIZER_KEY, TextConditioning, TextInput, check_modalities
 from v2a.models.v2a_net import MODALITIES, V2ANet
 from v2a.models.vocoder.base import Vocoder
+from v2a.text.conditioning import STREAM_FIELDS, TOKENIZER_KEY, TextConditioning, TextInput, check_modalities
+from v2a.text.tokens import text_of
 from v2a.training.ema import make_ema
 
 
@@ -78,7 +78,7 @@ class V2AModule(pl.LightningModule):
 
     def load_visual_encoder(self, checkpoint_path: str) -> None:
         """Copy a sync-stage checkpoint's visual encoder into the network and its EMA copy."""
-        from v2a.inference.loading import load_checkpoint
+        from v2a.checkpoints.loading import load_checkpoint
 
         state = load_checkpoint(checkpoint_path)["state_dict"]
         prefix = "visual_encoder."
@@ -234,7 +234,7 @@ class V2AModule(pl.LightningModule):
 
         Called on every rank (a sharded state dict is gathered collectively); rank 0 writes.
         """
-        from v2a.inference.export import export_inference
+        from v2a.checkpoints.export import export_inference
 
         write = self._trainer is None or self.trainer.is_global_zero
         return export_inference(self, out_dir, write=write)

@@ -214,7 +214,7 @@ def export_checkpoint(ckpt: str | Path, out_dir: str | Path) -> Path:
     """
     from hydra.utils import instantiate
 
-    from v2a.inference.loading import load_checkpoint
+    from v2a.checkpoints.loading import load_checkpoint
 
     checkpoint = load_checkpoint(ckpt)
     config = OmegaConf.create(checkpoint["v2a_config"])

@@ -1,1 +1,1 @@
-"""Small shared helpers (audio files, plots)."""
+"""Small shared helpers (command-line config handling, plots)."""

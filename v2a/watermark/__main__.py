@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from v2a.utils.audio_io import AudioReadError, decode, write
+from v2a.media.audio_io import AudioReadError, decode, write
 from v2a.watermark.keying import ENV_VAR
 from v2a.watermark.watermarker import Watermarker
 

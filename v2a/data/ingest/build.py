@@ -20,11 +20,11 @@ from tqdm import tqdm
 
 from v2a.data.ingest.issues import IngestError, Issues
 from v2a.data.ingest.plan import ClipOptions, fingerprint, load_plan, make_plan, save_plan
-from v2a.data.ingest.probe import BadVideo, VideoInfo, probe
 from v2a.data.ingest.sources import discover
 from v2a.data.ingest.text import TextPolicy
 from v2a.data.ingest.writer import ShardJob, write_planned_shard
 from v2a.data.shard_writer import finished_shards, read_index, record_shard, write_index
+from v2a.media.probe import BadVideo, VideoInfo, probe
 from v2a.shapes import ClipSpec
 
 log = logging.getLogger("v2a.data.ingest")

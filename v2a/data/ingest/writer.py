@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from v2a.data.ingest.issues import Issues
-from v2a.data.ingest.reader import read_audio, read_frames, use_decord
-from v2a.data.media import encode_flac, encode_mp4
 from v2a.data.shard_writer import write_shard
+from v2a.media.clip_bytes import encode_flac, encode_mp4
+from v2a.media.reader import read_audio, read_frames, use_decord
 from v2a.shapes import ClipSpec
 
 MAX_RUN_GAP_S = 1.0  # clips closer than this are decoded in one pass (one seek)

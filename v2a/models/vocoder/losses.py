@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from v2a.audio.mel import LogMel
-from v2a.evaluation.spectral import log_spectral_distance
+from v2a.audio.spectral import log_spectral_distance
 
 
 class MultiResolutionSTFTLoss(nn.Module):

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from v2a.data.ingest.probe import BadVideo, VideoInfo, probe
-from v2a.data.ingest.reader import read_frames
+from v2a.media.probe import BadVideo, VideoInfo, probe
+from v2a.media.reader import read_frames
 from v2a.shapes import ClipSpec
 
 # Same defaults as data_prep (conf/data_prep): a header above these is broken or not meant for us.

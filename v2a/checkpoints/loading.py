@@ -10,8 +10,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from v2a.inference.export import read_export, read_export_tokenizer
-from v2a.inference.text import TOKENIZER_KEY
+from v2a.checkpoints.export import read_export, read_export_tokenizer
+from v2a.text.conditioning import TOKENIZER_KEY
 
 log = logging.getLogger(__name__)
 

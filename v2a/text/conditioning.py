@@ -1,6 +1,6 @@
 """Prompts and transcripts as token ids at inference, with the tokenizer stored in the checkpoint/export.
 
-The loader (``v2a.data.text_tokens``) tokenises the same way during training: stripped text,
+The loader (``v2a.text.tokens``) tokenises the same way during training: stripped text,
 sentencepiece ids, truncated to a fixed length, padded with ``PAD_ID``, a mask of real tokens.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 
-from v2a.data.text_tokens import DEFAULT_MAX_TOKENS, pad_ids
-from v2a.models.v2a_net import MODALITIES
+from v2a.shapes import MODALITIES
+from v2a.text.tokens import DEFAULT_MAX_TOKENS, pad_ids
 
 # Which loader field feeds which text stream of the model, and its default length.
 STREAM_FIELDS = {"prompt": "caption", "transcript": "transcript", "negative_prompt": "negative_caption"}

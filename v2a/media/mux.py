@@ -15,7 +15,7 @@ import av
 import numpy as np
 import soundfile as sf
 
-from v2a.data.ingest.reader import read_audio
+from v2a.media.reader import read_audio
 
 AUDIO_MODES = ("drop", "keep", "mix")
 ENCODE_FRAME = 1024  # samples per encoded audio frame (AAC's frame size)

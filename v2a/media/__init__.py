@@ -1,0 +1,1 @@
+"""Every read, probe, decode, resample and mux of audio and video (PyAV / ffmpeg underneath)."""
