@@ -16,13 +16,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from v2a.checkpoints.loading import CheckpointError, chosen_vocoder
+from v2a.conf import CONFIG_DIR
 from v2a.evaluation.job import evaluate, format_metrics
 from v2a.utils.cli import plain_options, require
 
 log = logging.getLogger("evaluate")
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
     require(cfg, "ckpt", "out")
     watermark_cfg = cfg.get("watermark")

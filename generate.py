@@ -7,10 +7,11 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from v2a.conf import CONFIG_DIR
 from v2a.generation.entry import run_generate
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="generate")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate")
 def main(cfg: DictConfig) -> None:
     status = run_generate(cfg)
     if status:

@@ -1,4 +1,4 @@
-"""Train a v2a model:  python train.py experiment=v2a_tiny   (see conf/ for every option)."""
+"""Train a v2a model:  python train.py experiment=v2a_tiny   (see v2a/conf/ for every option)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import hydra
 from omegaconf import DictConfig
 
 from v2a.checkpoints.loading import CheckpointError
+from v2a.conf import CONFIG_DIR
 from v2a.training.run import TrainingDiverged, train
 
 log = logging.getLogger("train")
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     try:
         result = train(cfg)

@@ -159,7 +159,7 @@ def main() -> None:
             "## Long-video generation (generate.py, streaming)", "",
             f"Command: `{command}`", "",
             f"Checkpoint `{ckpt.relative_to(ROOT) if ckpt.is_relative_to(ROOT) else ckpt}`; defaults of "
-            "conf/generate.yaml (8 Euler steps, CFG from the checkpoint, Griffin-Lim, 0.5 s window overlap, "
+            "v2a/conf/generate.yaml (8 Euler steps, CFG from the checkpoint, Griffin-Lim, 0.5 s window overlap, "
             f"watermark on), torch threads: {args.threads or 'default'}. Synthetic silent 320x240 25 fps H.264 input. Machine: {machine()}; {load} at the end "
             "(a shared machine: wall times include waiting for the CPU).", "",
             "Wall time and peak RSS are those of the whole `generate.py` child process (Python start, imports and "

@@ -21,13 +21,14 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.report import machine, write_section  # noqa: E402
+from v2a.conf import CONFIG_DIR  # noqa: E402
 
 # Dense bf16 peak FLOP/s used for MFU (per device); extend for other GPUs.
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 def build(size: str, device: torch.device):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["experiment=v2a_tiny", f"model/denoiser={size}", "paths.root_dir=/tmp",
                                            "paths.output_dir=/tmp/bench"])
     module = instantiate(cfg.model).to(device)

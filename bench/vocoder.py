@@ -31,6 +31,7 @@ import torch
 
 from v2a.audio.mel import LogMel
 from v2a.audio.spectral import log_spectral_distance
+from v2a.conf import CONFIG_DIR
 from v2a.data.audio_stream import AudioShardDataModule
 from v2a.evaluation.onsets import OnsetScores, calibrate
 from v2a.evaluation.references import event_times
@@ -204,7 +205,7 @@ def shipped_default() -> dict:
     """refine_iters / mel_iters of ``model/vocoder=neural`` (read from its config, so the docs cannot drift)."""
     from omegaconf import OmegaConf
 
-    config = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf/model/vocoder/neural.yaml")
+    config = OmegaConf.load(CONFIG_DIR / "model/vocoder/neural.yaml")
     threshold = config.get("onset_threshold")
     return {"refine_iters": int(config.get("refine_iters", 0)), "mel_iters": int(config.get("mel_iters", 0)),
             "onset_threshold": None if threshold is None else float(threshold)}
@@ -224,7 +225,7 @@ def markdown(results: dict, command: str, train_note: str) -> str:
         f"iSTFT head n_fft {g['n_fft']}{', ' + prior.rstrip(', ') if prior else ''}), "
         f"{results['generator_parameters'] / 1e6:.2f} M parameters, "
         f"{results['trained_steps']} steps. {train_note}".rstrip(),
-        f"Shipped default (`conf/model/vocoder/neural.yaml`): refine_iters={results['default']['refine_iters']}, "
+        f"Shipped default (`v2a/conf/model/vocoder/neural.yaml`): refine_iters={results['default']['refine_iters']}, "
         f"mel_iters={results['default']['mel_iters']}, i.e. the row "
         f"'{_default_label(results['default'])}' below.",
         f"Griffin-Lim: {results['gl_iters']} iterations (the skeleton's default). Onset detector calibrated on "

@@ -16,10 +16,11 @@ import hydra
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 
+from v2a.conf import CONFIG_DIR
 from v2a.data.ingest import ClipOptions, IngestError, TextPolicy, ingest
 
 log = logging.getLogger("make_shards")
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf" / "data_prep")
+CONF_DIR = str(CONFIG_DIR / "data_prep")
 
 
 def _options(cls, cfg: DictConfig):

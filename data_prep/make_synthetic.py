@@ -17,10 +17,11 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from v2a.conf import CONFIG_DIR
 from v2a.data.synthetic.build import build_split
 
 log = logging.getLogger("make_synthetic")
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf" / "data_prep")
+CONF_DIR = str(CONFIG_DIR / "data_prep")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="synthetic")

@@ -16,10 +16,11 @@ import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
+from v2a.conf import CONFIG_DIR
 from v2a.data.tokenizer_training import train_shard_tokenizer
 
 log = logging.getLogger("train_tokenizer")
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf" / "data_prep")
+CONF_DIR = str(CONFIG_DIR / "data_prep")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tokenizer")

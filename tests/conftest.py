@@ -9,11 +9,12 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from v2a.conf import CONFIG_DIR
 from v2a.data.synthetic.build import build_split
 from v2a.shapes import ClipSpec
 
 ROOT = Path(__file__).resolve().parent.parent
-CONF = ROOT / "conf"
+CONF = CONFIG_DIR
 
 torch.set_num_threads(2)
 os.environ.setdefault("WANDB_MODE", "offline")

@@ -9,13 +9,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from v2a.conf import CONFIG_DIR
 from v2a.data.synthetic import espeak, render_impact_clip
 from v2a.data.synthetic.build import build_split, render_clip
 from v2a.data.synthetic.fan import FanSource
 from v2a.data.synthetic.scene import Kind, Scene
 from v2a.shapes import ClipSpec
 
-CONF = Path(__file__).resolve().parent.parent / "conf" / "data_prep"
+CONF = CONFIG_DIR / "data_prep"
 LEGACY_KEYS = {"fps", "sample_rate", "duration", "caption", "transcript", "negative_caption", "events", "materials",
                "source", "license"}
 

@@ -1,6 +1,6 @@
 """The ``v2a`` console script: ``v2a generate VIDEO ...`` and ``v2a detect FILE...``.
 
-``generate`` composes ``conf/generate.yaml`` exactly as ``python generate.py`` does: flags are turned
+``generate`` composes ``v2a/conf/generate.yaml`` exactly as ``python generate.py`` does: flags are turned
 into Hydra overrides (values quoted, so any prompt text or file name is safe), and any further
 ``key=value`` arguments are passed through as they are. ``detect`` is the watermark detector
 (``python -m v2a.watermark detect``).
@@ -15,7 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-CONF = Path(__file__).resolve().parent.parent / "conf"  # the repository's configs (editable install)
+from v2a.conf import CONFIG_DIR
+
+CONF = CONFIG_DIR  # inside the package: an installed wheel finds them too
 
 # flag -> generate.yaml key, for flags that take a value
 VALUE_FLAGS = {
@@ -42,7 +44,7 @@ def default_out(video: Path) -> Path:
 
 
 def generate_overrides(args: argparse.Namespace) -> list[str]:
-    """The Hydra overrides of ``conf/generate.yaml`` that the parsed ``generate`` flags stand for."""
+    """The Hydra overrides of ``v2a/conf/generate.yaml`` that the parsed ``generate`` flags stand for."""
     video = Path(args.video)
     overrides = [f"video={hydra_quote(str(video))}"]
     if args.out is None:
@@ -71,9 +73,9 @@ USAGE = """usage: v2a {generate,detect} ...
 def generate_parser() -> argparse.ArgumentParser:
     gen = argparse.ArgumentParser(
         prog="v2a generate", description="Writes OUT.mp4 (video stream copied, generated audio muxed), OUT.wav "
-                                         "and OUT.json. Extra key=value arguments are conf/generate.yaml overrides.")
+                                         "and OUT.json. Extra key=value arguments are v2a/conf/generate.yaml overrides.")
     gen.add_argument("video", help="a video file or a folder of videos")
-    gen.add_argument("overrides", nargs="*", metavar="key=value", help="more conf/generate.yaml overrides")
+    gen.add_argument("overrides", nargs="*", metavar="key=value", help="more v2a/conf/generate.yaml overrides")
     gen.add_argument("--ckpt", required=True, help="checkpoint (RUN/checkpoints/last.ckpt) or export folder")
     gen.add_argument("-o", "--out", help="output video (.mp4/.mkv/.mov), or folder for a folder of videos "
                                          "(default: VIDEO_v2a.mp4 beside the input)")
@@ -88,7 +90,7 @@ def generate_parser() -> argparse.ArgumentParser:
     gen.add_argument("--overlap", type=float, help="window overlap in seconds (default 0.5)")
     gen.add_argument("--original-audio", dest="original_audio", choices=("drop", "keep", "mix"))
     gen.add_argument("--audio-format", dest="audio_format", choices=("wav", "flac"))
-    gen.add_argument("--vocoder", help="a conf/model/vocoder config instead of the checkpoint's (griffin_lim, neural)")
+    gen.add_argument("--vocoder", help="a v2a/conf/model/vocoder config instead of the checkpoint's (griffin_lim, neural)")
     gen.add_argument("--vocoder-checkpoint", dest="vocoder_checkpoint", help="export of a trained neural vocoder")
     gen.add_argument("--no-watermark", dest="no_watermark", action="store_true",
                      help="do not watermark (the output will not be marked as generated)")

@@ -16,6 +16,7 @@ import webdataset as wds
 
 from tests.conftest import ROOT
 from tests.data.videos import frame_value, make_audio_only, make_video
+from v2a.conf import CONFIG_DIR
 from v2a.data.datamodule import ShardDataModule
 from v2a.data.decode import decode_sample
 from v2a.data.ingest import ClipOptions, IngestError, TextPolicy, clip_key, clip_windows, ingest
@@ -275,7 +276,7 @@ def test_config_matches_the_options():
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf" / "data_prep"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR / "data_prep"), version_base="1.3"):
         cfg = compose(config_name="shards", overrides=["input=videos", "out=shards/train", "no_audio=skip"])
     for cls in (ClipOptions, TextPolicy):
         assert {f.name for f in fields(cls)} <= set(cfg), cls  # every option is settable from the command line

@@ -1,7 +1,7 @@
 """Audio embedders for Fréchet distances: anything with ``name``, ``identity()`` and ``embed()``.
 
 - :class:`v2a.evaluation.classifier.ClassifierEmbedder`: the framework-trained classifier's penultimate
-  layer (``classifier=PATH`` in ``conf/evaluate.yaml``).
+  layer (``classifier=PATH`` in ``v2a/conf/evaluate.yaml``).
 - :class:`WhisperEmbedder`: the encoder of Whisper tiny.en (offline, optional ``eval`` extra), mean-pooled
   over time: a general pretrained audio encoder, strongest on speech.
 - Your own: a class with the same three members, listed under ``embedders:`` with a ``_target_``

@@ -142,7 +142,7 @@ def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test
 
 @dataclass(frozen=True)
 class ScoreOptions:
-    """The options of :func:`evaluate` that scoring needs (see its docstring and conf/evaluate.yaml)."""
+    """The options of :func:`evaluate` that scoring needs (see its docstring and v2a/conf/evaluate.yaml)."""
 
     out_dir: Path
     data: str

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-# event kind -> scene kind (conf/data_prep/synthetic_full.yaml), for clips that do not list their kinds
+# event kind -> scene kind (v2a/conf/data_prep/synthetic_full.yaml), for clips that do not list their kinds
 EVENT_CATEGORY = {"impact": "impacts", "word": "talking_head", "note": "music", "switch_on": "lamp",
                   "switch_off": "lamp"}
 

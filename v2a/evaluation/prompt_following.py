@@ -1,7 +1,7 @@
 """Does the prompt steer the sound where the video is ambiguous, and does the negative prompt suppress?
 
 The test needs clips whose video hides what the sound is made of: impacts drawn in neutral grey
-(``meta["material_hidden"]``, data built with ``conf/data_prep/synthetic_prompt.yaml``). With one
+(``meta["material_hidden"]``, data built with ``v2a/conf/data_prep/synthetic_prompt.yaml``). With one
 object on screen, the video gives the timing and the prompt alone names the material:
 
 * **prompt trials** (hidden material): prompt ``a {m} object bouncing on the floor`` for a material
@@ -144,7 +144,7 @@ def evaluate_prompt_following(module, *, data: str, split: str, classifier: str 
     records = run_trials(batches, generate, classify, materials, seed=seed)
     if not records:
         raise ValueError(f"{data} ({split}) has no single-object clips with a 'material_hidden' flag: build the "
-                         "data with conf/data_prep/synthetic_prompt.yaml")
+                         "data with v2a/conf/data_prep/synthetic_prompt.yaml")
     rates = summarize(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ log = logging.getLogger("generate")
 
 
 def run_generate(cfg: DictConfig) -> int:
-    """Generate from a composed ``conf/generate.yaml``; user errors print one line and return 2."""
+    """Generate from a composed ``v2a/conf/generate.yaml``; user errors print one line and return 2."""
     require(cfg, "video", "ckpt", "out")
     vocoder = chosen_vocoder(cfg)
     options = plain_options(cfg, exclude=("watermark", "model"))

@@ -19,7 +19,7 @@ from v2a.media.probe import BadVideo, VideoInfo, probe
 from v2a.media.reader import read_frames
 from v2a.shapes import ClipSpec
 
-# Same defaults as data_prep (conf/data_prep): a header above these is broken or not meant for us.
+# Same defaults as data_prep (v2a/conf/data_prep): a header above these is broken or not meant for us.
 MAX_RESOLUTION = 8192
 MAX_DURATION_S = 4 * 3600.0
 

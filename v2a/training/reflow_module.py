@@ -34,7 +34,7 @@ PAIRS_KEY = "reflow_pairs"
 
 @dataclass(frozen=True)
 class ReflowSettings:
-    """How the teacher makes pairs (conf/experiment/v2a_reflow.yaml, ``model.reflow``)."""
+    """How the teacher makes pairs (v2a/conf/experiment/v2a_reflow.yaml, ``model.reflow``)."""
 
     teacher: str                  # a V2A checkpoint (.ckpt) or export folder
     steps: int = 16               # the teacher's ODE steps per pair

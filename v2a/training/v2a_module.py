@@ -102,7 +102,7 @@ class V2AModule(pl.LightningModule):
         shapes = [p.shape for p in self.net.parameters()], [p.shape for p in self.ema.module.parameters()]
         if shapes[0] != shapes[1]:
             raise RuntimeError("the EMA copy is sharded differently from the network: wrap every V2ANet as its "
-                               "own FSDP unit (auto_wrap_policy in conf/trainer/fsdp.yaml)")
+                               "own FSDP unit (auto_wrap_policy in v2a/conf/trainer/fsdp.yaml)")
 
     # --- training ---------------------------------------------------------------------------
     def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""The inference pipeline: network, features, sampler, vocoder, text conditioning and guidance."""
