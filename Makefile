@@ -38,6 +38,7 @@ test: system-deps $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check v2a data_prep tests bench train.py evaluate.py generate.py
+	$(VENV)/bin/lint-imports    # the layer contracts in pyproject.toml (docs/architecture.md)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -15,9 +15,10 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from v2a.checkpoints.loading import CheckpointError, chosen_vocoder
-from v2a.conf import CONFIG_DIR
+from v2a.checkpoints.loading import CheckpointError
+from v2a.conf import CONFIG_DIR, exit_if_invalid
 from v2a.evaluation.job import evaluate, format_metrics
+from v2a.pipeline.loading import chosen_vocoder
 from v2a.utils.cli import plain_options, require
 
 log = logging.getLogger("evaluate")
@@ -26,12 +27,13 @@ log = logging.getLogger("evaluate")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
     require(cfg, "ckpt", "out")
+    exit_if_invalid(cfg)  # impossible values: one line, exit code 2
     watermark_cfg = cfg.get("watermark")
     watermark = None if not watermark_cfg or watermark_cfg.get("disabled", False) else instantiate(watermark_cfg)
     vocoder = chosen_vocoder(cfg)   # resolved later, inside the checkpoint's config
-    options = plain_options(cfg, exclude=("paths", "watermark", "model"))
-    data = options.pop("data", None)
-    data = data["root"] if isinstance(data, dict) else data
+    # data=NAME: only its root is read (its spec, ${spec}, is the checkpoint's business and is not resolved here)
+    options = plain_options(cfg, exclude=("paths", "watermark", "model", "data"))
+    data = cfg.data.root if OmegaConf.is_dict(cfg.get("data")) else cfg.get("data")
     prompt_following = options.pop("prompt_following", False)
     try:
         metrics = evaluate(data=data, watermark=watermark, vocoder=vocoder, **options)
@@ -49,12 +51,12 @@ def main(cfg: DictConfig) -> float | None:
 
 def run_prompt_following(cfg: DictConfig, data: str | None) -> dict[str, float]:
     """The prompt / negative-prompt trials (v2a.evaluation.prompt_following), merged into metrics.json."""
-    from v2a.checkpoints.loading import load_with_choices
     from v2a.evaluation.prompt_following import evaluate_prompt_following
+    from v2a.pipeline.pipeline import V2APipeline
 
     # the same model as the main evaluation: its vocoder and sampler choices too
-    module = load_with_choices(cfg.ckpt, device=cfg.device, vocoder=chosen_vocoder(cfg),
-                               sampler=OmegaConf.to_container(cfg.sampler, resolve=True) if cfg.get("sampler") else None)
+    module = V2APipeline.from_pretrained(cfg.ckpt, device=cfg.device, vocoder=chosen_vocoder(cfg),
+                                         sampler=OmegaConf.to_container(cfg.sampler, resolve=True) if cfg.get("sampler") else None)
     return evaluate_prompt_following(module, data=str(data or module.run_config["data"]["root"]), split=cfg.split,
                                      classifier=cfg.classifier, out_dir=cfg.out, batch_size=cfg.batch_size,
                                      max_clips=cfg.max_clips, steps=cfg.steps, cfg_scale=cfg.cfg_scale, seed=cfg.seed)

@@ -7,12 +7,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from v2a.conf import CONFIG_DIR
+from v2a.conf import CONFIG_DIR, exit_if_invalid
 from v2a.generation.entry import run_generate
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate")
 def main(cfg: DictConfig) -> None:
+    exit_if_invalid(cfg)  # impossible values: one line, exit code 2
     status = run_generate(cfg)
     if status:
         sys.exit(status)

@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from v2a.checkpoints.loading import CheckpointError
-from v2a.conf import CONFIG_DIR
+from v2a.conf import CONFIG_DIR, exit_if_invalid
 from v2a.training.run import TrainingDiverged, train
 
 log = logging.getLogger("train")
@@ -17,6 +17,7 @@ log = logging.getLogger("train")
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    exit_if_invalid(cfg)  # impossible values: one line, exit code 2, before anything is built
     try:
         result = train(cfg)
     except (TrainingDiverged, FileNotFoundError, CheckpointError) as error:

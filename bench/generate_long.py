@@ -98,10 +98,10 @@ def ffprobe(path: Path) -> list[dict]:
 
 
 def detect(path: Path) -> float:
-    from v2a.media.audio_io import decode
+    from v2a.media import decode_audio
     from v2a.watermark import Watermarker
 
-    audio, rate = decode(path)
+    audio, rate = decode_audio(path)
     return Watermarker(key=KEY).detect(audio.mean(axis=0), rate).p_value
 
 

@@ -1,18 +1,23 @@
-"""Loader throughput: can the shard loader feed training? clips/s of three ways to get a training clip.
+"""Loader throughput and video decoders: clips/s of three ways to get a training clip, and of each decoder.
 
-    python bench/loader.py [--sources 4] [--minutes 1.5] [--batches 20] [--naive 40] [--work DIR] [--write]
+    python bench/loader.py [--sources 4] [--minutes 1.5] [--batches 10] [--naive 20] [--steps 10] [--rounds 3]
+                           [--decoder-clips 48] [--only loader|decoders] [--work DIR] [--write]
 
 Realistic sources: ``--sources`` long videos (30 fps, 320x240, H.264 with a keyframe every 5 s, stereo AAC
 at 44.1 kHz, moving textured content) are rendered once into ``--work``, cut into 2 s clips with
 ``data_prep/make_shards.py`` and given frames with ``data_prep/add_frames.py``. Then, in this process
 (no worker processes, so the numbers are per core):
 
-  (a) shards, mp4 decoded by decord   — the training loader (ShardDataModule) on the make_shards output;
+  (a) shards, mp4 decoded by v2a.media (PyAV) — the training loader (ShardDataModule) on the make_shards output;
   (b) shards with frames.npy          — the same loader on the add_frames output (no video decoding);
-  (c) naive, source video per sample  — open the source mp4, seek to a random clip, decode at native
-                                         resolution, resize, decode and resample its audio (ingest's reader);
+  (c) naive, source video per sample  — open the source mp4, seek to a random clip, decode at the model's
+                                         size, decode and resample its audio (``v2a.media.read_frames/read_audio``);
 
 and the consumption rate of one ``v2a_tiny`` training step (forward, backward, AdamW, EMA) at batch 32.
+
+Decoders (``--only decoders``, bench/video_decoders.py): PyAV, decord and torchcodec on the two decoding
+jobs (a shard clip's mp4 bytes -> all frames; a source video -> a 2 s clip's frames at 32x32), with
+correctness checked on an mp4, an MPEG-TS copy and a phone video (display rotation 90).
 """
 
 from __future__ import annotations
@@ -36,30 +41,28 @@ sys.path.insert(0, str(ROOT))
 from bench.report import machine, write_section  # noqa: E402
 from bench.train_throughput import time_steps  # noqa: E402
 from v2a.data.datamodule import ShardDataModule  # noqa: E402
-from v2a.media.probe import probe  # noqa: E402
-from v2a.media.reader import (  # noqa: E402
-    read_audio,
-    read_frames,
-    use_decord,  # noqa: E402
-)
+from v2a.media import probe, read_audio, read_frames  # noqa: E402
 from v2a.shapes import ClipSpec  # noqa: E402
 
 SIZE, FPS, RATE, GOP_S = (320, 240), 30, 44100, 5
 
 
-def render_source(path: Path, seconds: float, seed: int) -> None:
-    """A video with texture and motion (a scrolling pattern, moving squares, light noise) and clicks over a hum."""
+def render_source(path: Path, seconds: float, seed: int, *, fmt: str | None = None, rotation: int = 0) -> None:
+    """A video with texture and motion (a scrolling pattern, moving squares, light noise) and clicks over a hum;
+    ``fmt`` names the container (default: mp4), ``rotation`` sets a display rotation (a phone video)."""
     rng = np.random.default_rng(seed)
     width, height = SIZE
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     base = np.stack([np.sin(xx / (7 + c * 3) + c) * np.cos(yy / (11 + c * 2)) for c in range(3)], -1)
     base = ((base + 1) * 90 + 20).astype(np.uint8)
     squares = rng.uniform([0, 0, -3, -3], [width - 24, height - 24, 3, 3], size=(6, 4))
-    tmp = path.with_name(path.name + ".tmp.mp4")
-    with av.open(str(tmp), "w") as container:
+    tmp = path.with_name(path.name + ".tmp" + path.suffix)
+    with av.open(str(tmp), "w", format=fmt) as container:
         video = container.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = {"preset": "veryfast", "g": str(GOP_S * FPS), "crf": "23"}
+        if rotation:
+            video.set_display_rotation(rotation)
         sound = container.add_stream("aac", rate=RATE)
         sound.layout = "stereo"
         for index in range(int(seconds * FPS)):
@@ -126,7 +129,7 @@ def loader_rate(root: Path, spec: ClipSpec, batches: int, batch_size: int) -> fl
 
 
 def naive_rate(paths: list[Path], spec: ClipSpec, clips: int, seed: int = 0) -> float:
-    """clips/s of opening a source video per clip: seek, decode, resize, resample (ingest's reader)."""
+    """clips/s of opening a source video per clip: seek, decode at the model's size, resample (ingest's reader)."""
     infos = {p: probe(str(p), max_resolution=4096, max_duration_s=7200) for p in paths}
     rng = random.Random(seed)
     start = time.perf_counter()
@@ -135,8 +138,7 @@ def naive_rate(paths: list[Path], spec: ClipSpec, clips: int, seed: int = 0) -> 
         info = infos[path]
         begin = rng.randrange(int((info.duration - spec.duration) / spec.duration)) * spec.duration
         times = begin + np.arange(spec.n_video_frames) / spec.fps
-        frames, _ = read_frames(str(path), times, origin=info.origin, size=spec.image_size, shape=(info.height, info.width),
-                                decord_ok=use_decord(info.container, info.rotation))
+        frames, _ = read_frames(path, times, origin=info.origin, size=spec.image_size, rotation=info.rotation)
         audio = read_audio(str(path), begin, begin + spec.duration, origin=info.origin, rate=spec.sample_rate)
         clip = {"frames": torch.from_numpy(frames).permute(0, 3, 1, 2), "audio": torch.from_numpy(audio)}
         assert clip["frames"].shape[0] == spec.n_video_frames and clip["audio"].shape[0] == spec.n_samples
@@ -153,19 +155,7 @@ def measure_rounds(rounds: int, measures: dict) -> dict[str, list[float]]:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sources", type=int, default=4)
-    parser.add_argument("--minutes", type=float, default=1.5)
-    parser.add_argument("--batches", type=int, default=10, help="batches of 32 timed per shard loader and round")
-    parser.add_argument("--naive", type=int, default=20, help="clips timed for the naive loader per round")
-    parser.add_argument("--steps", type=int, default=10, help="v2a_tiny training steps timed per round")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
-    parser.add_argument("--work", default="/tmp/v2a_loader_bench", help="where sources and shards are built (kept)")
-    parser.add_argument("--write", action="store_true", help="write the 'loader' section of docs/benchmarks.md")
-    args = parser.parse_args()
-    spec = ClipSpec()
-    paths, shards, frames = prepare(Path(args.work), args.sources, args.minutes)
+def loader_report(args, paths: list[Path], shards: Path, frames: Path, spec: ClipSpec) -> str:
     load_before = os.getloadavg()[0]
 
     def with_threads(threads: int, fn):
@@ -202,11 +192,11 @@ def main() -> None:
         f"in {n_shards} shards of ≤ 20 clips; `data_prep/add_frames.py` added frames.npy "
         f"(shards: {size_mb['a']:.1f} MB with mp4, {size_mb['b']:.1f} MB with frames.npy).", "",
         "| way to get a training clip | clips/s, median (range) |", "| --- | --- |",
-        f"| (a) shard loader, mp4 decoded with decord (batch 32, {args.batches} batches a round) | "
+        f"| (a) shard loader, mp4 decoded with PyAV (batch 32, {args.batches} batches a round) | "
         f"{rates['a']:.1f} ({spread['a']}) |",
         f"| (b) shard loader, pre-extracted frames.npy (batch 32, {args.batches} batches a round) | "
         f"{rates['b']:.1f} ({spread['b']}) |",
-        f"| (c) naive: open the source mp4 per clip, seek, decode 320x240, resize, resample audio "
+        f"| (c) naive: open the source mp4 per clip, seek, decode at 32x32, resample audio "
         f"({args.naive} clips a round) | {rates['c']:.2f} ({spread['c']}) |",
         f"| `v2a_tiny` training step consumes, 1 thread (batch 32, {args.steps} steps a round) | "
         f"{step1:.1f} ({spread['step1']}) |",
@@ -218,9 +208,35 @@ def main() -> None:
         f"{rates['b'] / step1:.1f}× (frames.npy) what the tiny step consumes "
         f"({'faster' if min(rates['a'], rates['b']) > step1 else 'NOT faster'} than the step).",
     ])
-    print(text)
-    if args.write:
-        write_section("loader", text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sources", type=int, default=4)
+    parser.add_argument("--minutes", type=float, default=1.5)
+    parser.add_argument("--batches", type=int, default=10, help="batches of 32 timed per shard loader and round")
+    parser.add_argument("--naive", type=int, default=20, help="source clips timed per naive reader and round")
+    parser.add_argument("--steps", type=int, default=10, help="v2a_tiny training steps timed per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--decoder-clips", type=int, default=48, help="shard clips timed per decoder and round")
+    parser.add_argument("--only", choices=("loader", "decoders"), help="run one part (default: both)")
+    parser.add_argument("--work", default="/tmp/v2a_loader_bench", help="where sources and shards are built (kept)")
+    parser.add_argument("--write", action="store_true",
+                        help="write the 'loader' / 'video_decoders' sections of docs/benchmarks.md")
+    args = parser.parse_args()
+    from bench.video_decoders import decoders_report
+
+    spec = ClipSpec()
+    paths, shards, frames = prepare(Path(args.work), args.sources, args.minutes)
+    for name, report in (("loader", loader_report), ("video_decoders", decoders_report)):
+        if args.only in (None, name.removeprefix("video_")):
+            text = report(args, paths, shards, frames, spec) if name == "loader" else report(args, paths, shards, spec)
+            print(text, flush=True)
+            if args.write:
+                write_section(name, text)
+
+
 
 
 if __name__ == "__main__":

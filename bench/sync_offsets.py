@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import machine, write_section  # noqa: E402
-from v2a.sync.offsets import load_sync_model, offset_accuracy  # noqa: E402
+from v2a.checkpoints.sync_model import load_sync_model  # noqa: E402
+from v2a.sync.offsets import offset_accuracy  # noqa: E402
 
 
 def main() -> None:

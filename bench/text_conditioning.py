@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import machine, write_section  # noqa: E402
-from v2a.checkpoints.loading import load_module  # noqa: E402
+from v2a.pipeline import V2APipeline  # noqa: E402
 
 VARIANTS = ("all conditions", "prompt dropped", "prompt swapped", "transcript dropped", "transcript swapped",
             "video dropped", "video swapped", "all dropped")
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write the 'text-conditioning' section of docs/benchmarks.md")
     args = parser.parse_args()
 
-    module = load_module(args.ckpt)
+    module = V2APipeline.from_pretrained(args.ckpt)
     if not module.net.text_streams:
         sys.exit(f"error: {args.ckpt} is a video-only model (no text streams to measure)")
     config = OmegaConf.create(module.run_config)

@@ -32,7 +32,8 @@ import torch
 from v2a.audio.mel import LogMel
 from v2a.audio.spectral import log_spectral_distance
 from v2a.conf import CONFIG_DIR
-from v2a.data.audio_stream import AudioShardDataModule
+from v2a.data.decoders import AudioDecoder
+from v2a.data.streams import split_batches
 from v2a.evaluation.onsets import OnsetScores, calibrate
 from v2a.evaluation.references import event_times
 from v2a.models.vocoder.griffin_lim import GriffinLimVocoder
@@ -48,16 +49,11 @@ AGREEMENT_TOLERANCE = 0.010  # s: onsets of the vocoded audio within 10 ms of th
 
 def load_split(root: Path, split: str, spec: ClipSpec, max_clips: int | None) -> tuple[torch.Tensor, list[dict]]:
     """All clips of one split of one shard root: (audio [N, samples], metadata)."""
-    data = AudioShardDataModule(roots=[str(root)], spec=spec, eval_batch_size=50, test_split=split)
     audio, metas = [], []
-    for batch in data.test_dataloader():
+    for batch in split_batches(root, split, spec, 50, max_clips, decoder=AudioDecoder()):
         audio.append(batch["audio"])
         metas += batch["meta"]
-        if max_clips is not None and len(metas) >= max_clips:
-            break
-    audio_all = torch.cat(audio)
-    n = len(metas) if max_clips is None else min(max_clips, len(metas))
-    return audio_all[:n], metas[:n]
+    return torch.cat(audio), metas
 
 
 @torch.no_grad()

@@ -27,13 +27,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ is not part of the package
 
 from bench.report import write_section  # noqa: E402
-from v2a.media.audio_io import resample  # noqa: E402
+from v2a.media import decode_mono  # noqa: E402
 from v2a.watermark import Watermarker, synth  # noqa: E402
 from v2a.watermark.attacks import ATTACKS  # noqa: E402
 from v2a.watermark.params import WatermarkParams  # noqa: E402
@@ -114,8 +113,7 @@ def espeak_clip(rng: np.random.Generator, seconds: float, exe: str) -> np.ndarra
             text = str(rng.choice(SENTENCES))
             cmd = [exe, "-v", str(rng.choice(VOICES)), "-s", str(int(rng.integers(130, 190))), "-w", str(wav), text]
             subprocess.run(cmd, check=True, capture_output=True)
-            audio, sr = sf.read(wav, dtype="float32")
-            audio = resample(audio, sr, SR)
+            audio = decode_mono(wav, SR)
             parts += [audio, np.zeros(int(SR * rng.uniform(0.1, 0.5)), np.float32)]
             total += len(audio) + len(parts[-1])
     return synth._normalise(np.concatenate(parts)[: int(seconds * SR)])

@@ -11,7 +11,6 @@ clean and after one seeded random attack, must not be flagged (empirical FPR). M
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import tarfile
 import time
@@ -19,14 +18,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ is not part of the package
 
 from bench.report import machine, write_section  # noqa: E402
 from bench.watermark import SR, attacked_versions, snr_db  # noqa: E402
-from v2a.media.audio_io import resample, to_mono  # noqa: E402
+from v2a.media import decode_mono  # noqa: E402
 from v2a.watermark import Watermarker  # noqa: E402
 from v2a.watermark.attacks import ATTACKS  # noqa: E402
 
@@ -38,8 +36,7 @@ def shard_audio(folder: Path) -> list[np.ndarray]:
         with tarfile.open(tar_path) as tar:
             for member in tar.getmembers():
                 if member.name.endswith(".flac"):
-                    audio, sr = sf.read(io.BytesIO(tar.extractfile(member).read()), dtype="float32", always_2d=True)
-                    out.append(resample(to_mono(audio.T), sr, SR))
+                    out.append(decode_mono(tar.extractfile(member).read(), SR))
     return out
 
 

@@ -16,7 +16,7 @@ import hydra
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 
-from v2a.conf import CONFIG_DIR
+from v2a.conf import CONFIG_DIR, exit_if_invalid
 from v2a.data.ingest import ClipOptions, IngestError, TextPolicy, ingest
 
 log = logging.getLogger("make_shards")
@@ -30,6 +30,7 @@ def _options(cls, cfg: DictConfig):
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="shards")
 def main(cfg: DictConfig) -> None:
+    exit_if_invalid(cfg)  # e.g. a spec whose tokens do not align with frames: one line, exit code 2
     out = Path(to_absolute_path(cfg.out))
     try:
         spec, clip_options, text_policy = instantiate(cfg.spec), _options(ClipOptions, cfg), _options(TextPolicy, cfg)
@@ -39,7 +40,7 @@ def main(cfg: DictConfig) -> None:
     try:
         index = ingest(
             Path(to_absolute_path(cfg.input)), out, spec, clip_options=clip_options, text_policy=text_policy,
-            shard_size=int(cfg.shard_size), workers=int(cfg.workers), prefix=cfg.prefix, video_reader=cfg.video_reader,
+            shard_size=int(cfg.shard_size), workers=int(cfg.workers), prefix=cfg.prefix,
         )
     except IngestError as error:
         print(f"error: {error}", file=sys.stderr)

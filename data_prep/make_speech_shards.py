@@ -11,7 +11,6 @@ sentences (different seeds per split) from the same voices, so test speech is un
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import random
@@ -20,12 +19,9 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import torch
-import torchaudio.functional as AF
 
 from v2a.data.shard_writer import chunked, finished_shards, read_index, record_shard, shard_name, write_shard
-from v2a.media.clip_bytes import encode_flac
+from v2a.media import decode_mono, encode_flac
 
 log = logging.getLogger("make_speech_shards")
 
@@ -52,11 +48,7 @@ def speak(text: str, voice: str, speed: int, sample_rate: int) -> np.ndarray:
     """espeak-ng -> mono float32 at ``sample_rate`` (argument list, never a shell string)."""
     result = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text],
                             capture_output=True, check=True, timeout=60)
-    audio, rate = sf.read(io.BytesIO(result.stdout), dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if rate != sample_rate:
-        audio = AF.resample(torch.from_numpy(audio), rate, sample_rate).numpy()
-    return audio.astype(np.float32)
+    return decode_mono(result.stdout, sample_rate)
 
 
 def make_clip(rng: random.Random, *, duration: float, sample_rate: int) -> tuple[np.ndarray, dict]:

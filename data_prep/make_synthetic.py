@@ -17,7 +17,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from v2a.conf import CONFIG_DIR
+from v2a.conf import CONFIG_DIR, exit_if_invalid
 from v2a.data.synthetic.build import build_split
 
 log = logging.getLogger("make_synthetic")
@@ -26,6 +26,7 @@ CONF_DIR = str(CONFIG_DIR / "data_prep")
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="synthetic")
 def main(cfg: DictConfig) -> None:
+    exit_if_invalid(cfg)  # e.g. a spec whose tokens do not align with frames: one line, exit code 2
     spec = instantiate(cfg.spec)
     scene = instantiate(cfg.scene, _convert_="all") if cfg.get("scene") is not None else None
     out = Path(hydra.utils.to_absolute_path(cfg.out))

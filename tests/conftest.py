@@ -80,7 +80,7 @@ def one_step_checkpoint(tmp_path_factory, tiny_shards) -> str:
 
 
 # A tiny text model's size: what both text-model fixtures shrink (the encoders' own sizes are added per experiment).
-TINY_TEXT_MODEL = ["data.spec.duration=2.0", "model.denoiser.width=32", "model.denoiser.depth=2",
+TINY_TEXT_MODEL = ["spec.duration=2.0", "model.denoiser.width=32", "model.denoiser.depth=2",
                    "model.denoiser.heads=2", "model.visual_encoder.dim=16", "model.optimizer.lr=1e-2"]
 
 

@@ -16,13 +16,13 @@ import soundfile as sf
 import torch
 
 from tests.conftest import ROOT
-from v2a.checkpoints.loading import CheckpointError, load_module
+from v2a.checkpoints.loading import CheckpointError
 from v2a.data.datamodule import ShardDataModule
 from v2a.data.decode import decode_sample
 from v2a.data.synthetic import render_impact_clip
 from v2a.generation.job import generate
-from v2a.media.clip_bytes import encode_flac, encode_mp4
-from v2a.media.video_input import VideoInputError
+from v2a.media import VideoInputError, encode_flac, encode_mp4
+from v2a.pipeline import V2APipeline
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +127,11 @@ def test_bad_checkpoints_are_refused(tmp_path, ckpt):
     cases["export_folder_without_files"].mkdir()
     for name, path in cases.items():
         with pytest.raises(CheckpointError):
-            load_module(path)
+            V2APipeline.from_pretrained(path)
         assert not (tmp_path / "pwned").exists(), f"{name} executed code"
     truncated = _write(tmp_path / "truncated.ckpt", Path(ckpt).read_bytes()[:5000])
     with pytest.raises(CheckpointError):
-        load_module(truncated)
+        V2APipeline.from_pretrained(truncated)
 
 
 def test_bad_samples_in_shards_are_skipped(tmp_path, tiny_spec, caplog):

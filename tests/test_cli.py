@@ -61,7 +61,7 @@ def test_data_train_evaluate_generate(tmp_path):
 @pytest.mark.slow
 def test_generated_files_carry_the_watermark_and_off_is_explicit(tmp_path):
     from tests.conftest import compose_config
-    from v2a.media.audio_io import decode
+    from v2a.media import decode_audio
     from v2a.training.run import train
     from v2a.watermark import Watermarker
 
@@ -72,9 +72,9 @@ def test_generated_files_carry_the_watermark_and_off_is_explicit(tmp_path):
                                  "trainer.max_steps=2", "callbacks.demo_samples.num_clips=0"])
     ckpt = train(cfg)["checkpoint"]
     # 8 s of video: the detector needs several seconds (2 s excerpts are its documented weak spot)
-    from v2a.media.clip_bytes import decode_mp4, encode_mp4
+    from v2a.media import decode_video, encode_mp4
 
-    frames = [decode_mp4(s["mp4"])[0] for s in wds.WebDataset(str(data / "train" / "train-000000.tar"),
+    frames = [decode_video(s["mp4"])[0] for s in wds.WebDataset(str(data / "train" / "train-000000.tar"),
                                                                 shardshuffle=False)][:4]
     video = tmp_path / "clip.mp4"
     video.write_bytes(encode_mp4(__import__("numpy").concatenate(frames), 25))
@@ -90,11 +90,11 @@ def test_generated_files_carry_the_watermark_and_off_is_explicit(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
     detector = Watermarker(key="test-key-123")
     for path in (marked.with_suffix(".wav"), marked):  # the wav and the muxed AAC track
-        audio, rate = decode(path)
+        audio, rate = decode_audio(path)
         assert detector.detect(audio.mean(0), rate).watermarked, f"{path} ({env_key}) not detected"
-    audio, rate = decode(plain.with_suffix(".wav"))
+    audio, rate = decode_audio(plain.with_suffix(".wav"))
     assert not detector.detect(audio.mean(0), rate).watermarked
-    audio, rate = decode(marked.with_suffix(".wav"))
+    audio, rate = decode_audio(marked.with_suffix(".wav"))
     assert not Watermarker(key="another-key").detect(audio.mean(0), rate).watermarked
     assert json.loads(marked.with_suffix(".json").read_text())["watermarked"] is True
     assert json.loads(plain.with_suffix(".json").read_text())["watermarked"] is False

@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 
 from tests.conftest import CONF, compose_config
+from v2a.conf.schemas import config_errors
 from v2a.training.run import instantiate_dict
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -23,6 +24,7 @@ def test_there_are_experiments():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_builds(experiment, tmp_path):
     cfg = compose_config(BASE(tmp_path) + [f"experiment={experiment}"])
+    assert config_errors(cfg) == []   # the value checks train.py runs first
     datamodule = instantiate(cfg.data)
     assert isinstance(datamodule, pl.LightningDataModule)
     module, extra = NEEDS_EXTRA.get(experiment, (None, None))
@@ -45,6 +47,7 @@ def test_experiment_composes_and_builds(experiment, tmp_path):
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "model" / "denoiser").glob("*.yaml")))
 def test_denoiser_presets_build(option, tmp_path):
     cfg = compose_config(BASE(tmp_path) + [f"model/denoiser={option}"])
+    assert config_errors(cfg) == []
     assert instantiate(cfg.model.denoiser).width == cfg.model.denoiser.width
 
 
@@ -67,13 +70,13 @@ def test_trainer_configs_compose(trainer, tmp_path):
 @pytest.mark.parametrize("name", ["evaluate", "generate"])
 def test_entry_point_configs_compose(name):
     cfg = compose_config(["ckpt=x", "out=y"] + (["video=z"] if name == "generate" else []), config_name=name)
-    assert cfg.ckpt == "x"
+    assert cfg.ckpt == "x" and config_errors(cfg) == []
 
 
 def test_data_prep_config_composes():
     cfg = compose_config([], config_name="data_prep/synthetic")
     cfg = cfg.get("data_prep", cfg)  # composed by path, the file lands under its folder's package
-    assert instantiate(cfg.spec).n_video_frames == 50
+    assert instantiate(cfg.spec).n_video_frames == 50   # the shared spec/ group (v2a/conf/spec/default.yaml)
     assert Path(CONF / "data_prep" / "synthetic.yaml").exists()
 
 

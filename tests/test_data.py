@@ -9,15 +9,16 @@ import soundfile as sf
 
 from v2a.data.datamodule import ShardDataModule
 from v2a.data.decode import decode_sample
-from v2a.data.shard_writer import read_index, sha256_of, write_shard
+from v2a.data.shard_writer import read_index, write_shard
 from v2a.data.synthetic import render_impact_clip
 from v2a.data.synthetic.build import build_split
-from v2a.media.clip_bytes import decode_mp4, encode_flac, encode_mp4
+from v2a.media import decode_video, encode_flac, encode_mp4
+from v2a.utils.hashing import sha256_file
 
 
 def test_media_round_trip(tiny_spec):
     clip = render_impact_clip(np.random.default_rng(0), tiny_spec)
-    frames, fps = decode_mp4(encode_mp4(clip.frames, tiny_spec.fps))
+    frames, fps = decode_video(encode_mp4(clip.frames, tiny_spec.fps))
     assert fps == tiny_spec.fps and frames.shape == clip.frames.shape
     assert np.abs(frames.astype(int) - clip.frames.astype(int)).mean() < 3  # H.264 at crf 18, yuv444
     audio, rate = sf.read(io.BytesIO(encode_flac(clip.audio, tiny_spec.sample_rate)), dtype="float32")
@@ -51,7 +52,7 @@ def test_index_and_resume_skip_finished_shards(tmp_path, tiny_spec):
     assert after["val-000000.tar"] == stamps["val-000000.tar"]  # untouched
     assert not list((tmp_path / "val").glob("*.tmp"))
     for shard in second["shards"]:
-        assert sha256_of(tmp_path / "val" / shard["name"]) == shard["sha256"]
+        assert sha256_file(tmp_path / "val" / shard["name"]) == shard["sha256"]
     assert read_index(tmp_path / "val")["samples"] == 20
 
 

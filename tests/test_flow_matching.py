@@ -1,7 +1,11 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from v2a.diffusion import ODESampler, RectifiedFlow, guided_velocity
+from v2a.audio import LogMel, mel_frame_mask
+from v2a.data.crops import CropWindow
+from v2a.diffusion import ODESampler, RectifiedFlow, guided_velocity, masked_mse
+from v2a.shapes import ClipSpec
 
 
 def test_interpolation_endpoints_and_target():
@@ -68,3 +72,113 @@ def test_classifier_free_guidance_formula():
     x, t = torch.zeros(3), torch.zeros(1)
     assert torch.allclose(guided_velocity(cond, uncond, 3.0)(x, t), torch.full((3,), 0.5 + 3 * 1.5))
     assert guided_velocity(cond, uncond, 1.0) is cond
+
+
+class FrameWiseNet(torch.nn.Module):
+    """A velocity network that sees each mel frame on its own (1x1 convolution, time embedding, CFG null)."""
+
+    def __init__(self, n_mels: int) -> None:
+        super().__init__()
+        self.proj = torch.nn.Conv1d(n_mels, n_mels, kernel_size=1)
+        self.time = torch.nn.Linear(1, n_mels)
+        self.null = torch.nn.Parameter(torch.randn(n_mels, 1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        h = self.proj(x) + self.time(t[:, None])[..., None]
+        return torch.where(keep[:, None, None], h, h + self.null)
+
+
+def _padded_batch(fill: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mels [3, 4, 12] whose clips hold 12, 7 and 3 real frames; the rest is filled with zeros or noise."""
+    x1 = torch.randn(3, 4, 12, generator=torch.Generator().manual_seed(5))
+    mask = torch.arange(12)[None, :] < torch.tensor([12, 7, 3])[:, None]
+    filler = torch.zeros_like(x1) if fill == "zeros" else 10 * torch.randn(x1.shape, generator=torch.Generator())
+    return torch.where(mask[:, None, :], x1, filler), mask
+
+
+def _loss_and_grads(x1: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    torch.manual_seed(0)
+    net = FrameWiseNet(x1.shape[1])
+    loss = RectifiedFlow(cond_dropout=0.3).loss(net, x1, torch.Generator().manual_seed(1), mask=mask)
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in net.parameters()]
+
+
+def test_masked_loss_gradient_does_not_depend_on_the_padding():
+    (x_zeros, mask), (x_noise, _) = _padded_batch("zeros"), _padded_batch("noise")
+    loss_zeros, grads_zeros = _loss_and_grads(x_zeros, mask)
+    loss_noise, grads_noise = _loss_and_grads(x_noise, mask)
+    assert torch.equal(loss_zeros, loss_noise)
+    assert all(torch.equal(a, b) for a, b in zip(grads_zeros, grads_noise, strict=True))
+    # without the mask the padding is trained on: the gradients differ
+    _, unmasked_zeros = _loss_and_grads(x_zeros, None)
+    _, unmasked_noise = _loss_and_grads(x_noise, None)
+    assert not all(torch.equal(a, b) for a, b in zip(unmasked_zeros, unmasked_noise, strict=True))
+
+
+def test_all_true_mask_gives_todays_loss_exactly():
+    x1, _ = _padded_batch("noise")
+    everything = torch.ones(3, 12, dtype=torch.bool)
+    loss_none, grads_none = _loss_and_grads(x1, None)
+    loss_all, grads_all = _loss_and_grads(x1, everything)
+    assert torch.equal(loss_none, loss_all)
+    assert all(torch.equal(a, b) for a, b in zip(grads_none, grads_all, strict=True))
+    # ... which is the plain MSE of the same draws
+    flow, g = RectifiedFlow(cond_dropout=0.3), torch.Generator().manual_seed(1)
+    x0 = torch.randn(x1.shape, generator=g)
+    t = flow.sample_time(3, g, torch.device("cpu"))
+    torch.manual_seed(0)
+    net = FrameWiseNet(4)
+    prediction = net(flow.interpolate(x0, x1, t), t, flow.keep_mask(3, g, torch.device("cpu")))
+    assert torch.equal(loss_all, F.mse_loss(prediction, flow.target(x0, x1)).detach())
+
+
+def test_masked_mse_averages_over_real_frames_only():
+    prediction, target = torch.randn(2, 3, 8), torch.randn(2, 3, 8)
+    mask = torch.tensor([[True] * 8, [True] * 5 + [False] * 3])
+    expected = torch.cat([(prediction - target)[0].flatten(), (prediction - target)[1, :, :5].flatten()]).pow(2).mean()
+    assert torch.allclose(masked_mse(prediction, target, mask), expected)
+    # a mask on the token grid (2 mel frames a token) is repeated onto the frames
+    tokens = torch.tensor([[True] * 4, [True] * 2 + [False] * 2])
+    assert torch.equal(masked_mse(prediction, target, tokens), masked_mse(prediction, target, tokens.repeat_interleave(2, 1)))
+    # nothing real: no loss and no gradient (not NaN)
+    prediction.requires_grad_(True)
+    empty = masked_mse(prediction, target, torch.zeros(2, 8, dtype=torch.bool))
+    empty.backward()
+    assert empty.item() == 0.0 and torch.equal(prediction.grad, torch.zeros_like(prediction))
+
+
+def test_non_finite_padding_stays_out_of_the_loss_and_gradient():
+    prediction = torch.randn(2, 3, 6)
+    prediction[1, :, 4:] = float("inf")
+    prediction[0, 0, 5] = float("nan")
+    prediction.requires_grad_(True)
+    mask = torch.tensor([[True] * 5 + [False], [True] * 4 + [False] * 2])
+    loss = masked_mse(prediction, torch.zeros(2, 3, 6), mask)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(prediction.grad).all()
+    assert not prediction.grad[~mask[:, None, :].expand(-1, 3, -1)].any()
+
+
+def test_mask_shape_is_checked():
+    prediction = torch.randn(2, 3, 8)
+    for bad in (torch.ones(3, 8, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool), torch.ones(8, dtype=torch.bool)):
+        with pytest.raises(ValueError):
+            masked_mse(prediction, prediction, bad)
+
+
+def test_mel_frame_mask_marks_frames_whose_centre_sample_is_real():
+    spec = ClipSpec()  # hop 160, 32000 samples, 200 mel frames
+    audio_mask = torch.arange(spec.n_samples)[None, :] < torch.tensor([32000, 19200, 19201, 1, 159, 161])[:, None]
+    frames = mel_frame_mask(audio_mask, spec)
+    assert frames.dtype == torch.bool and frames.shape == (6, spec.n_mel_frames)
+    # frame f is centred on sample f * hop: ceil(real samples / hop) frames of a real prefix are real
+    assert frames.sum(dim=1).tolist() == [200, 120, 121, 1, 1, 2]
+    assert all(bool(row[: int(n)].all()) and not row[int(n):].any() for row, n in zip(frames, frames.sum(dim=1), strict=True))
+    # the grid of LogMel's output, for a LogMel as well as a ClipSpec
+    features = LogMel(spec=spec)
+    assert features(torch.zeros(2, spec.n_samples)).shape[-1] == frames.shape[-1]
+    assert torch.equal(mel_frame_mask(audio_mask, features), frames)
+    # the loader's mask of a clip with 1.2 s of content in a 2 s crop: 120 real frames
+    window = CropWindow(start_frame=0, start_s=0.0, valid_s=1.2)
+    assert int(mel_frame_mask(torch.from_numpy(window.audio_mask(spec)), spec).sum()) == 120

@@ -92,14 +92,14 @@ def test_generate_refuses_clearly(ckpt, tmp_path, capsys, extra, message):
 def test_a_neural_vocoder_export_replaces_the_checkpoints_vocoder(ckpt, tmp_path, capsys):
     import torch
 
-    from v2a.checkpoints.loading import load_module
     from v2a.models.vocoder.export import write_vocoder_export
     from v2a.models.vocoder.vocos import VocosGenerator
+    from v2a.pipeline import V2APipeline
 
     torch.manual_seed(0)
     kwargs = {"dim": 16, "hidden": 32, "depth": 1}
     export = write_vocoder_export(tmp_path / "voc", generator=VocosGenerator(**kwargs), architecture="vocos",
-                                  kwargs=kwargs, features=load_module(ckpt).features)
+                                  kwargs=kwargs, features=V2APipeline.from_pretrained(ckpt).features)
     video = make_video(tmp_path / "in.mp4", size=(32, 32), seconds=1.0, audio=None)
     out = tmp_path / "o.mp4"
     base = ["generate", str(video), "--ckpt", ckpt, "-o", str(out), "--steps", "1", "--no-watermark"]

@@ -6,11 +6,10 @@ import math
 import numpy as np
 import pytest
 
-import v2a.media.video_input as video_input
+import v2a.media.video as media_video
 from tests.data.videos import frame_value, make_audio_only, make_video
 from v2a.generation.options import check_conditioning, model_sha256, read_text_option
-from v2a.media.clip_bytes import encode_mp4
-from v2a.media.video_input import VideoInputError, open_video, read_windows
+from v2a.media import VideoInputError, encode_mp4, open_video, read_windows
 from v2a.shapes import ClipSpec
 
 SPEC = ClipSpec()  # 25 fps, 32 x 32
@@ -55,13 +54,13 @@ def test_windows_decode_only_what_they_need(tmp_path, monkeypatch):
     """Each batch asks the reader for its own frame times once (streaming), never for the whole video."""
     video = open_video(make_video(tmp_path / "long.mp4", size=(48, 32), fps=25, seconds=8.0, audio=None))
     asked = []
-    real = video_input.read_frames
+    real = media_video.read_frames
 
     def spy(path, times, **kwargs):
         asked.append(np.asarray(times))
         return real(path, times, **kwargs)
 
-    monkeypatch.setattr(video_input, "read_frames", spy)
+    monkeypatch.setattr(media_video, "read_frames", spy)
     read_windows(video, [100, 138], 50, SPEC)
     (times,) = asked
     assert len(times) == 88 and np.all(np.diff(times) > 0)  # shared frames of overlapping windows read once

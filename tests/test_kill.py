@@ -12,7 +12,7 @@ import torch
 import webdataset as wds
 
 from tests.conftest import ROOT, TINY
-from v2a.data.shard_writer import sha256_of
+from v2a.utils.hashing import sha256_file
 
 
 def _wait_for(predicate, timeout: float, proc: subprocess.Popen) -> None:
@@ -55,7 +55,7 @@ def test_kill_during_shard_writing_then_rerun(tmp_path):
     assert resumed["samples"] == 96 and len(resumed["shards"]) == 12
     assert not list((killed / "train").glob("*.tmp"))
     for shard in resumed["shards"]:  # every indexed shard is whole: its checksum matches the file
-        assert sha256_of(killed / "train" / shard["name"]) == shard["sha256"]
+        assert sha256_file(killed / "train" / shard["name"]) == shard["sha256"]
 
     def contents(root):
         urls = sorted(str(p) for p in (root / "train").glob("*.tar"))

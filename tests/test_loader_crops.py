@@ -12,7 +12,7 @@ import torch
 from v2a.data.crops import CenterCrop, RandomCrop, StartCrop, choose_window
 from v2a.data.decode import decode_sample, frames_to_tensor
 from v2a.data.synthetic import render_impact_clip
-from v2a.media.clip_bytes import decode_audio, decode_mp4, encode_flac, encode_mp4
+from v2a.media import decode_mono, decode_video, encode_flac, encode_mp4
 from v2a.shapes import ClipSpec
 
 CROP = ClipSpec()  # the model's 2 s grid
@@ -39,8 +39,8 @@ def test_random_crops_cut_audio_and_video_at_the_same_instant():
     errors, kept, starts = [], 0, set()
     for seed in range(4):
         sample, info = stored_sample(4.0, seed)
-        full_frames = frames_to_tensor(decode_mp4(sample["mp4"])[0], CROP)
-        full_audio = decode_audio(sample["flac"], 16000)
+        full_frames = frames_to_tensor(decode_video(sample["mp4"])[0], CROP)
+        full_audio = decode_mono(sample["flac"], 16000)
         for draw in range(3):
             out = decode_sample(sample, CROP, crop=RandomCrop(), rng=random.Random(10 * seed + draw))
             start = out["meta"]["crop_start"]

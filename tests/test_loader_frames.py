@@ -13,9 +13,10 @@ import torch
 from tests.conftest import ROOT
 from v2a.data.datamodule import ShardDataModule
 from v2a.data.frames_npy import add_frames_to_root, tar_samples
-from v2a.data.shard_writer import read_index, record_shard, sha256_of, write_shard
+from v2a.data.shard_writer import read_index, record_shard, write_shard
 from v2a.data.tokenizer_training import train_tokenizer
 from v2a.shapes import ClipSpec
+from v2a.utils.hashing import sha256_file
 
 
 def batches(root: Path) -> list[dict]:
@@ -36,7 +37,7 @@ def test_frames_npy_shards_load_the_same_clips(tiny_shards, tmp_path):
     samples = [s for shard in sorted((out / "test").glob("*.tar")) for s in tar_samples(shard)]
     assert all("frames.npy" in s and "mp4" not in s for s in samples if s["__key__"] != "zz_bad")
     for shard in indexes["test"]["shards"]:
-        assert sha256_of(out / "test" / shard["name"]) == shard["sha256"]
+        assert sha256_file(out / "test" / shard["name"]) == shard["sha256"]
     assert read_index(out / "test")["samples"] == 17
     with_mp4, with_frames = batches(src), batches(out)
     assert [b["key"] for b in with_mp4] == [b["key"] for b in with_frames] and sum(len(b["key"]) for b in with_mp4) == 16
@@ -58,7 +59,7 @@ def test_add_frames_in_place_cli(tiny_shards, tmp_path):
     samples = [s for shard in (tmp_path / "val").glob("*.tar") for s in tar_samples(shard)]
     assert len(samples) == 16 and all("frames.npy" in s and "mp4" in s for s in samples)
     for shard in read_index(tmp_path / "val")["shards"]:
-        assert sha256_of(tmp_path / "val" / shard["name"]) == shard["sha256"]
+        assert sha256_file(tmp_path / "val" / shard["name"]) == shard["sha256"]
     proc = subprocess.run([sys.executable, "data_prep/add_frames.py", f"root={tmp_path / 'nope'}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2 and "error: no shards" in proc.stderr

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 from v2a.data.datamodule import ShardDataModule
 from v2a.data.shard_writer import write_shard
 from v2a.data.tokenizer_training import train_shard_tokenizer
-from v2a.media.clip_bytes import encode_flac, encode_mp4
+from v2a.media import encode_flac, encode_mp4
 from v2a.text.tokens import PAD_ID, TextTokenizer
 
 TEXTS = [
@@ -48,12 +48,12 @@ def test_tokenizer_is_trained_from_shard_text_and_stored_beside_the_shards(text_
     assert (text_root / "tokenizer.model").is_file() and not list(text_root.glob("*.tmp"))
     assert json.loads((text_root / "tokenizer.json").read_text())["vocab_size"] == info["vocab_size"] <= 200
     assert info["counts"] == {"samples": 12, "caption": 10, "transcript": 6, "negative_caption": 4}
-    tokenizer = TextTokenizer(text_root / "tokenizer.model", max_tokens={"caption": 64, "transcript": 4})
-    row = tokenizer({"caption": "a fan humming in a quiet room", "transcript": "hello there, how are you today"})
+    tokenizer = TextTokenizer.from_file(text_root / "tokenizer.model", max_tokens={"caption": 64, "transcript": 4})
+    row = tokenizer.fields({"caption": "a fan humming in a quiet room", "transcript": "hello there, how are you today"})
     assert tokenizer.decode(row["caption_tokens"]) == "a fan humming in a quiet room"
     assert row["caption_mask"].sum() == np.count_nonzero(row["caption_tokens"] != PAD_ID) > 0
     assert row["transcript_mask"].all() and row["transcript_tokens"].shape == (4,)  # truncated to its length
-    empty = tokenizer({"caption": None})
+    empty = tokenizer.fields({"caption": None})
     assert not empty["caption_mask"].any() and (empty["caption_tokens"] == PAD_ID).all()
 
 

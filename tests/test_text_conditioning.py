@@ -204,20 +204,20 @@ def test_training_with_text_batches_moves_the_text_weights(text_run):
     assert state["v2a_tokenizer"] == text_run["tokenizer"].read_bytes()  # the tokenizer travels in the checkpoint
     weights = state["state_dict"]
     # zero-initialised text paths left zero: text reached the loss and its gradients reached these weights
-    assert weights["net.denoiser.blocks.0.cross.out.weight"].abs().sum() > 0
-    assert weights["net.denoiser.prompt_proj.weight"].abs().sum() > 0
-    assert any(k.startswith("net.text_encoders.transcript.") for k in weights)
+    assert weights["pipeline.net.denoiser.blocks.0.cross.out.weight"].abs().sum() > 0
+    assert weights["pipeline.net.denoiser.prompt_proj.weight"].abs().sum() > 0
+    assert any(k.startswith("pipeline.net.text_encoders.transcript.") for k in weights)
 
 
 def test_text_model_export_round_trip_carries_the_tokenizer(text_run, tmp_path):
-    from v2a.checkpoints.loading import load_module
+    from v2a.pipeline import V2APipeline
 
     export = text_run["out"] / "run" / "export"
     assert (export / "tokenizer.model").read_bytes() == text_run["tokenizer"].read_bytes()
     text_run["tokenizer"].rename(tmp_path / "moved.model")  # inference must not look in the data folder
     try:
-        from_ckpt = load_module(text_run["result"]["checkpoint"])
-        from_export = load_module(export)
+        from_ckpt = V2APipeline.from_pretrained(text_run["result"]["checkpoint"])
+        from_export = V2APipeline.from_pretrained(export)
     finally:
         (tmp_path / "moved.model").rename(text_run["tokenizer"])
     assert from_ckpt.text_inputs == ("prompt", "negative_prompt", "transcript") == from_export.text_inputs
@@ -233,11 +233,11 @@ def test_text_model_export_round_trip_carries_the_tokenizer(text_run, tmp_path):
 
 
 def test_negative_prompt_guidance_is_the_formula(text_run):
-    from v2a.checkpoints.loading import load_module
+    from v2a.pipeline import V2APipeline
 
-    module = load_module(text_run["result"]["checkpoint"])
-    _randomise(module.ema.module, seed=4, std=0.1)  # every text path live
-    net, scale = module.ema.module, 2.5
+    module = V2APipeline.from_pretrained(text_run["result"]["checkpoint"])
+    _randomise(module.net, seed=4, std=0.1)  # every text path live (the loaded net is the EMA one)
+    net, scale = module.net, 2.5
     frames = torch.randint(0, 255, (2, SPEC.n_video_frames, 3, 32, 32), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))
     kwargs = dict(steps=1, cfg_scale=scale, prompt="a metal object bouncing", transcript="hello")
@@ -288,14 +288,14 @@ def test_generate_accepts_text_for_a_text_model_and_refuses_it_for_a_video_only_
 def test_subtitles_give_each_window_the_lines_spoken_during_it(text_run, tmp_path, monkeypatch):
     """A long video with an .srt transcript: every window is conditioned on its own lines, tokenised per row."""
     from v2a.generation.job import generate
-    from v2a.training.v2a_module import V2AModule
+    from v2a.pipeline import V2APipeline
 
     video = make_video(tmp_path / "in.mp4", size=(48, 48), fps=25, seconds=5.0)
     subtitles = tmp_path / "dialogue.srt"
     subtitles.write_text("1\n00:00:00,200 --> 00:00:01,000\nhello there\n\n"
                          "2\n00:00:04,000 --> 00:00:04,800\n<i>wood</i> object\n")
     seen = []
-    original = V2AModule.generate_mel
+    original = V2APipeline.generate_mel
 
     def spy(self, frames, **kwargs):
         seen.append(kwargs.get("transcript"))
@@ -305,7 +305,7 @@ def test_subtitles_give_each_window_the_lines_spoken_during_it(text_run, tmp_pat
             assert torch.equal(ids[row], alone[0][0]) and torch.equal(mask[row], alone[1][0])
         return original(self, frames, **kwargs)
 
-    monkeypatch.setattr(V2AModule, "generate_mel", spy)
+    monkeypatch.setattr(V2APipeline, "generate_mel", spy)
     generate(video=str(video), ckpt=str(text_run["out"] / "run" / "export"), out=str(tmp_path / "out.mp4"), steps=1,
              transcript=str(subtitles), overlap_s=0.5, num_threads=1,
              vocoder={"_target_": "v2a.models.vocoder.GriffinLimVocoder", "features": "${model.features}", "n_iter": 2})
@@ -318,11 +318,11 @@ def test_demo_samples_of_a_text_model_use_each_clips_caption(text_run, tiny_shar
     """The demo renderer samples a text model with its clips' captions and transcripts, not without text."""
     from types import SimpleNamespace
 
-    from v2a.checkpoints.loading import load_module
     from v2a.data.datamodule import ShardDataModule
+    from v2a.pipeline import V2APipeline
     from v2a.training.callbacks import DemoSamples
 
-    module = load_module(text_run["result"]["checkpoint"])
+    module = V2APipeline.from_pretrained(text_run["result"]["checkpoint"])
     data = ShardDataModule(root=str(tiny_shards), spec=SPEC, eval_batch_size=4, num_workers=0,
                            tokenizer=str(text_run["tokenizer"]))
     batch = next(iter(data.val_dataloader()))
@@ -337,6 +337,6 @@ def test_demo_samples_of_a_text_model_use_each_clips_caption(text_run, tiny_shar
 
     module.generate_mel = recording
     trainer = SimpleNamespace(datamodule=data, global_step=0, is_global_zero=True)
-    DemoSamples(out_dir=str(tmp_path), num_clips=2).render(trainer, module)
+    DemoSamples(out_dir=str(tmp_path), num_clips=2).render_with(trainer, module)
     assert torch.equal(seen["prompt"][0], batch["caption_tokens"][:2])
     assert torch.equal(seen["transcript"][1], batch["transcript_mask"][:2])

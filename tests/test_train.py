@@ -4,7 +4,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from v2a.checkpoints.loading import load_checkpoint, load_module
+from v2a.checkpoints.loading import load_checkpoint
+from v2a.pipeline import V2APipeline
 from v2a.training.run import train
 
 
@@ -31,11 +32,13 @@ def test_train_writes_a_loadable_checkpoint_with_ema_and_samples(tiny_cfg, tmp_p
     assert checkpoint["global_step"] == 4
     assert checkpoint["v2a_config"]["model"]["_target_"].endswith("V2AModule")
     assert any(k.startswith("ema.module.") for k in checkpoint["state_dict"])
-    module = load_module(ckpt)
-    # the EMA differs from the raw weights after training, and sampling uses the EMA
-    raw = dict(module.net.named_parameters())
-    ema = dict(module.ema.module.named_parameters())
-    assert any(not torch.equal(raw[k], ema[k]) for k in raw)
+    module = V2APipeline.from_pretrained(ckpt)
+    # the EMA differs from the raw weights after training, and the loaded pipeline samples with the EMA
+    state = checkpoint["state_dict"]
+    raw = {k.removeprefix("pipeline.net."): v for k, v in state.items() if k.startswith("pipeline.net.")}
+    ema = {k.removeprefix("ema.module."): v for k, v in state.items() if k.startswith("ema.module.")}
+    assert raw.keys() == ema.keys() and any(not torch.equal(raw[k], ema[k]) for k in raw)
+    assert all(torch.equal(v, ema[k]) for k, v in module.net.state_dict().items())
     samples = list((tmp_path / "run" / "samples").rglob("*"))
     assert any(p.suffix == ".wav" for p in samples) and any(p.suffix == ".png" for p in samples)
     frames = torch.randint(0, 255, (2, 50, 3, 32, 32), dtype=torch.uint8)
@@ -99,7 +102,7 @@ def test_inference_export_loads_without_pickle_and_matches_the_checkpoint(tiny_c
     result = train(tiny_cfg)
     export = tmp_path / "run" / "export"
     assert (export / "model.safetensors").exists() and (export / "config.json").exists()
-    from_ckpt, from_export = load_module(result["checkpoint"]), load_module(export)
+    from_ckpt, from_export = V2APipeline.from_pretrained(result["checkpoint"]), V2APipeline.from_pretrained(export)
     frames = torch.randint(0, 255, (1, 50, 3, 32, 32), dtype=torch.uint8)
     a = from_ckpt.generate_mel(frames, steps=2, generator=torch.Generator().manual_seed(3))
     b = from_export.generate_mel(frames, steps=2, generator=torch.Generator().manual_seed(3))

@@ -15,9 +15,10 @@ from omegaconf import open_dict
 
 from tests.conftest import compose_config
 from v2a.audio.mel import LogMel
-from v2a.data.audio_stream import AudioShardDataModule
+from v2a.data.datamodule import ShardDataModule
+from v2a.data.decoders import AudioDecoder
 from v2a.data.shard_writer import read_index, record_shard, write_shard
-from v2a.media.clip_bytes import encode_flac
+from v2a.media import encode_flac
 from v2a.models.vocoder.discriminators import VocoderDiscriminators
 from v2a.models.vocoder.export import load_vocoder_export, write_vocoder_export
 from v2a.models.vocoder.losses import LogSpectralLoss, MultiResolutionSTFTLoss, discriminator_loss, mel_l1
@@ -79,7 +80,7 @@ def audio_roots(tmp_path_factory) -> list[Path]:
 def vocoder_cfg(audio_roots, tmp_path):
     roots = "[" + ",".join(str(r) for r in audio_roots) + "]"
     return compose_config(TINY_VOCODER + [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}",
-                                          f"data.roots={roots}"])
+                                          f"data.root={roots}"])
 
 
 def test_generator_maps_mel_frames_to_hop_samples():
@@ -329,8 +330,8 @@ def test_one_step_of_each_optimizer(vocoder_cfg):
 
 
 def test_audio_data_streams_every_root_and_skips_bad_samples(audio_roots, caplog):
-    data = AudioShardDataModule(roots=[str(r) for r in audio_roots], spec=SPEC, batch_size=4, eval_batch_size=3,
-                                shuffle_buffer=4, samples_per_epoch=48, seed=1)
+    data = ShardDataModule(root=[str(r) for r in audio_roots], spec=SPEC, decoder=AudioDecoder(), batch_size=4,
+                           eval_batch_size=3, shuffle_buffer=4, samples_per_epoch=48, seed=1, num_workers=0)
     keys = []
     for batch in data.train_dataloader():
         assert batch["audio"].shape == (4, SPEC.n_samples)
@@ -341,7 +342,7 @@ def test_audio_data_streams_every_root_and_skips_bad_samples(audio_roots, caplog
     test_keys = [k for batch in data.test_dataloader() for k in batch["key"]]
     assert sorted(test_keys) == sorted(f"{kind}_test_{i}" for kind in ("tone", "burst") for i in range(4))
     with pytest.raises(FileNotFoundError):
-        AudioShardDataModule(roots=["/nonexistent"], spec=SPEC).train_dataloader()
+        ShardDataModule(root=["/nonexistent"], spec=SPEC, decoder=AudioDecoder()).train_dataloader()
 
 
 def test_train_exports_a_vocoder_that_the_v2a_model_loads_without_pickle(vocoder_cfg, tmp_path):
@@ -402,7 +403,7 @@ def test_speech_shards_are_deterministic(tmp_path):
         assert build_split(tmp_path / name, "test", 2, seed=3, duration=0.5, sample_rate=16000, per_shard=2) == 2
     a = read_index(tmp_path / "a" / "test")["shards"][0]["sha256"]
     assert a == read_index(tmp_path / "b" / "test")["shards"][0]["sha256"]
-    data = AudioShardDataModule(roots=[str(tmp_path / "a")], spec=SPEC, eval_batch_size=2)
+    data = ShardDataModule(root=str(tmp_path / "a"), spec=SPEC, decoder=AudioDecoder(), eval_batch_size=2, num_workers=0)
     batch = next(iter(data.test_dataloader()))
     assert batch["meta"][0]["source"] == "espeak-ng" and batch["meta"][0]["transcript"]
     assert batch["audio"][:, :8000].abs().amax(dim=1).min() > 0.1  # speech in the first 0.5 s, zero padded after

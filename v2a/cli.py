@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from v2a.conf import CONFIG_DIR
+from v2a.conf import CONFIG_DIR, ConfigError, check_config
 
 CONF = CONFIG_DIR  # inside the package: an installed wheel finds them too
 
@@ -110,8 +110,10 @@ def run_generate_cli(args: argparse.Namespace) -> int:
     try:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = compose(config_name="generate", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as error:
-        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+        check_config(cfg)  # impossible values (v2a/conf/schemas.py), before anything is loaded
+    except (HydraException, OmegaConfBaseException, ConfigError) as error:
+        cause = f": {str(error.__cause__).splitlines()[0]}" if error.__cause__ else ""  # e.g. the wrong type
+        print(f"error: {str(error).splitlines()[0]}{cause}", file=sys.stderr)
         return 2
     return run_generate(cfg)
 

@@ -66,6 +66,11 @@ class ClipSpec:
         return self.token_rate // self.fps
 
     @property
+    def mel_frames_per_video_frame(self) -> int:
+        """How many mel frames cover one video frame (mel rate / fps; 4 at 100 mel frames/s and 25 fps)."""
+        return self.tokens_per_video_frame * self.mel_frames_per_token
+
+    @property
     def n_video_frames(self) -> int:
         return round(self.duration * self.fps)
 

@@ -21,7 +21,7 @@ from v2a.data.datamodule import ShardDataModule
 from v2a.data.decode import decode_sample
 from v2a.data.ingest import ClipOptions, IngestError, TextPolicy, clip_key, clip_windows, ingest
 from v2a.data.shard_writer import read_index
-from v2a.media.reader import read_frames
+from v2a.media import read_frames
 from v2a.shapes import ClipSpec
 
 SPEC = ClipSpec(duration=1.0, fps=25, sample_rate=16000, image_size=32)

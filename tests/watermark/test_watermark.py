@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from v2a.media.audio_io import write
+from v2a.media import write_audio
 from v2a.watermark import Watermarker, detection, synth
 from v2a.watermark.__main__ import main
 from v2a.watermark.attacks import ATTACKS, mix_with
@@ -274,8 +274,8 @@ def test_p_value_bounds() -> None:
 def test_cli_detect_and_embed(tmp_path, capsys, clips) -> None:
     x, y = clips["speech_like"]
     plain, marked, mp3 = tmp_path / "plain.wav", tmp_path / "marked.wav", tmp_path / "marked.mp3"
-    write(plain, x, SR)
-    write(marked, y, SR)
+    write_audio(plain, x, SR)
+    write_audio(marked, y, SR)
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all")
     assert main(["embed", str(plain), str(mp3), "--key", KEY]) == 0

@@ -1,7 +1,7 @@
 """Turn a raw webdataset sample into fixed-size tensors on the clip grid: crop, pad, mask, tokenize.
 
-Video comes from ``frames.npy`` when the shard holds it (no decoding), else from the ``mp4`` (decord,
-only the frames the crop needs; PyAV where decord fails). Audio and video are cut by one
+Video comes from ``frames.npy`` when the shard holds it (no decoding), else from the ``mp4``; audio from the
+``flac`` (or ``wav``); both decoded by ``v2a.media``. Audio and video are cut by one
 :class:`~v2a.data.crops.CropWindow`, so they stay aligned whatever the crop.
 """
 
@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from v2a.data.crops import StartCrop, TimeCrop, choose_window, crop_audio, crop_meta, video_indices
-from v2a.media.clip_bytes import decode_audio, decode_video_pyav
+from v2a.media import decode_mono, decode_video, square_resize
 from v2a.shapes import ClipSpec
 
 VIDEO_KEYS = ("frames.npy", "mp4")  # in order of preference
@@ -41,34 +40,12 @@ def _npy_video(data: bytes, fps: float) -> StoredVideo:
     return StoredVideo(len(frames), fps, lambda indices: frames[indices])
 
 
-def _pyav_video(data: bytes) -> StoredVideo:
-    frames, fps = decode_video_pyav(data)
+def _mp4_video(data: bytes) -> StoredVideo:
+    frames, fps = decode_video(data)  # a shard clip is short: all of it, once
     return StoredVideo(len(frames), fps, lambda indices: frames[np.minimum(indices, len(frames) - 1)])
 
 
-def _mp4_video(data: bytes) -> StoredVideo:
-    """decord, decoding only the frames asked for; PyAV where decord cannot (some sizes and containers)."""
-    import decord  # imported lazily: decord is heavy and only the loaders need it
-
-    try:
-        reader = decord.VideoReader(io.BytesIO(data), ctx=decord.cpu(0), num_threads=1)
-        count, fps = len(reader), float(reader.get_avg_fps())
-    except decord.DECORDError:
-        return _pyav_video(data)
-    if count == 0 or fps <= 0:
-        raise ValueError(f"no decodable frames (frames={count}, fps={fps})")
-
-    def read(indices: np.ndarray) -> np.ndarray:
-        unique, inverse = np.unique(indices, return_inverse=True)  # decode each needed frame once
-        try:
-            return reader.get_batch(unique.tolist()).asnumpy()[inverse]
-        except decord.DECORDError:
-            return _pyav_video(data).read(indices)
-
-    return StoredVideo(count, fps, read)
-
-
-def open_video(sample: dict, meta: dict, spec: ClipSpec) -> StoredVideo:
+def stored_video(sample: dict, meta: dict, spec: ClipSpec) -> StoredVideo:
     """The sample's video: pre-extracted frames when present, else its mp4."""
     if "frames.npy" in sample:
         return _npy_video(sample["frames.npy"], float(meta.get("fps", spec.fps)))
@@ -78,12 +55,8 @@ def open_video(sample: dict, meta: dict, spec: ClipSpec) -> StoredVideo:
 
 
 def frames_to_tensor(frames: np.ndarray, spec: ClipSpec) -> torch.Tensor:
-    """uint8 [T, H, W, 3] -> uint8 [T, 3, S, S] at the spec's resolution (area resize)."""
-    video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-    if video.shape[-2:] != (spec.image_size, spec.image_size):
-        video = F.interpolate(video.float(), size=(spec.image_size, spec.image_size), mode="area")
-        video = video.round().clamp(0, 255).to(torch.uint8)
-    return video
+    """uint8 [T, H, W, 3] -> uint8 [T, 3, S, S] at the spec's resolution (centre crop, area resize)."""
+    return torch.from_numpy(square_resize(frames, spec.image_size)).permute(0, 3, 1, 2)
 
 
 def _valid_seconds(video: StoredVideo, audio: np.ndarray, meta: dict, spec: ClipSpec) -> float:
@@ -105,11 +78,11 @@ def decode_sample(sample: dict, spec: ClipSpec, *, crop: TimeCrop | None = None,
         meta = json.loads(sample["json"]) if "json" in sample else {}
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"unreadable json: {error}") from None
-    video = open_video(sample, meta, spec)
+    video = stored_video(sample, meta, spec)
     audio_key = next((k for k in AUDIO_KEYS if k in sample), None)
     if audio_key is None:
         raise ValueError(f"sample {sample.get('__key__')} has no audio ({AUDIO_KEYS})")
-    audio = decode_audio(sample[audio_key], spec.sample_rate)
+    audio = decode_mono(sample[audio_key], spec.sample_rate)
     if not np.isfinite(audio).all():
         raise ValueError(f"sample {sample.get('__key__')} has NaN/Inf audio")
     window = choose_window(_valid_seconds(video, audio, meta, spec), spec, crop or StartCrop(), rng)

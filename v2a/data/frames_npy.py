@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from v2a.data.shard_writer import read_index, record_shard, shard_urls, write_index, write_shard
-from v2a.media.clip_bytes import decode_mp4
+from v2a.media import decode_video
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def rewrite_shard(job: FramesJob) -> tuple[FramesJob, int, int]:
         for sample in tar_samples(job.src):
             if "mp4" in sample and "frames.npy" not in sample:
                 try:
-                    frames, _ = decode_mp4(sample["mp4"])
+                    frames, _ = decode_video(sample["mp4"])
                 except Exception as error:  # bad input stays as it is; the loader skips it with its reason
                     log.warning("%s: cannot decode %s: %s", job.src.name, sample["__key__"], error)
                     failed += 1

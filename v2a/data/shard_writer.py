@@ -7,7 +7,6 @@ whole shard or none. A rerun skips shards already listed in the index.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,17 +15,11 @@ from pathlib import Path
 
 import webdataset as wds
 
+from v2a.utils.hashing import sha256_file
+
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.json"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_index(out_dir: Path) -> dict:
@@ -75,7 +68,7 @@ def chunked(items: list, size: int) -> Iterator[tuple[int, list]]:
 def record_shard(out_dir: Path, index: dict, path: Path, count: int) -> None:
     """Add one finished shard to the index and persist it."""
     index["shards"] = [s for s in index["shards"] if s["name"] != path.name]
-    index["shards"].append({"name": path.name, "samples": count, "sha256": sha256_of(path)})
+    index["shards"].append({"name": path.name, "samples": count, "sha256": sha256_file(path)})
     index["shards"].sort(key=lambda s: s["name"])
     index["samples"] = sum(s["samples"] for s in index["shards"])
     write_index(out_dir, index)

@@ -2,7 +2,7 @@
 
 Only the ``json`` members of the shards are read (no media is decoded). The model is written
 atomically beside the shards (``ROOT/tokenizer.model``, with ``tokenizer.json`` describing it), where
-:class:`~v2a.text.tokens.TextTokenizer` and the data module find it.
+:class:`~v2a.text.tokens.TextTokenizer` (built by the data module) reads it.
 """
 
 from __future__ import annotations

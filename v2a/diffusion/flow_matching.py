@@ -62,8 +62,15 @@ class RectifiedFlow:
         return {name: joint & (torch.rand(batch, generator=generator, device=device) >= p)
                 for name, p in self.modality_dropout.items()}
 
-    def loss(self, velocity: Callable[..., torch.Tensor], x1: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """MSE between ``velocity(x_t, t, keep)`` and the straight-line target."""
+    def loss(self, velocity: Callable[..., torch.Tensor], x1: torch.Tensor, generator: torch.Generator,
+             mask: torch.Tensor | None = None) -> torch.Tensor:
+        """MSE between ``velocity(x_t, t, keep)`` and the straight-line target.
+
+        ``mask`` (bool [B, F], True = real, False = padding) restricts the mean to the real frames of the
+        last axis of ``x1`` [B, ..., F] (see :func:`masked_mse`); a mask on a coarser grid that divides F
+        evenly (audio tokens) is repeated onto the frames. ``v2a.audio.mel_frame_mask`` makes one from the
+        loader's ``audio_mask``. The random draws do not depend on the mask.
+        """
         # Draw on the generator's device (a CPU generator's state is portable and checkpointable),
         # then move: the random stream does not depend on where the model runs.
         batch, source = x1.shape[0], generator.device
@@ -72,4 +79,40 @@ class RectifiedFlow:
         keep = self.keep_mask(batch, generator, source)
         keep = {k: m.to(x1.device) for k, m in keep.items()} if isinstance(keep, dict) else keep.to(x1.device)
         prediction = velocity(self.interpolate(x0, x1, t), t, keep)
-        return F.mse_loss(prediction.float(), self.target(x0, x1).float())
+        return masked_mse(prediction, self.target(x0, x1), mask)
+
+
+def broadcast_frame_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """bool [B, L] mask -> bool [B, 1, ..., F] broadcastable to ``like`` [B, ..., F] (True = real frame).
+
+    ``L`` is F (mel frames) or divides it (tokens of F / L frames each, repeated onto the frames).
+    """
+    frames = like.shape[-1]
+    if mask.dim() != 2 or mask.shape[0] != like.shape[0] or mask.shape[1] == 0 or frames % mask.shape[1]:
+        raise ValueError(f"mask {tuple(mask.shape)} must be [B, L] with B = {like.shape[0]} and L dividing the "
+                         f"{frames} frames of the last axis of {tuple(like.shape)}")
+    mask = mask.to(device=like.device, dtype=torch.bool)
+    if mask.shape[1] != frames:
+        mask = mask.repeat_interleave(frames // mask.shape[1], dim=1)
+    return mask.view(mask.shape[0], *([1] * (like.dim() - 2)), frames)
+
+
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over the real frames only (float32): padded frames add nothing to the loss or
+    its gradient, whatever they hold. The mean is pooled over every real element of the batch, so an
+    all-True mask (or none) gives exactly ``F.mse_loss``; an all-False mask gives 0.
+
+    ``mask``: bool [B, L] over the last axis of ``prediction`` [B, ..., F] (see :func:`broadcast_frame_mask`).
+    """
+    prediction, target = prediction.float(), target.float()
+    if mask is None:
+        return F.mse_loss(prediction, target)
+    real = broadcast_frame_mask(mask, prediction)
+    # Zero both sides on padding *before* the error: padded frames then get an exact zero gradient even if
+    # they hold inf/NaN (multiplying the error by 0 would give 0 * inf = NaN in the backward pass).
+    prediction, target = prediction.masked_fill(~real, 0.0), target.masked_fill(~real, 0.0)
+    count = real.sum() * (prediction.numel() // real.numel())
+    masked = F.mse_loss(prediction, target, reduction="sum") / count.clamp_min(1)
+    # torch.where rather than `if mask.all()`: no host sync; with nothing masked the inputs are unchanged,
+    # so an all-True mask gives F.mse_loss bit for bit.
+    return torch.where(real.all(), F.mse_loss(prediction, target), masked)

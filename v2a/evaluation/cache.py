@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from v2a.utils.hashing import sha256_file
+
 log = logging.getLogger(__name__)
 
 VERSION = 1  # bump when what is cached, or how it is computed, changes
@@ -28,7 +30,7 @@ def split_checksum(split_dir: Path) -> str:
     """sha256 of a split's index.json (shards, counts, checksums); of the shard names and sizes without one."""
     index = split_dir / "index.json"
     if index.is_file():
-        return hashlib.sha256(index.read_bytes()).hexdigest()
+        return sha256_file(index)
     listing = sorted((p.name, p.stat().st_size) for p in split_dir.glob("*.tar"))
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 

@@ -1,39 +1,17 @@
-"""The framework-trained audio classifier at evaluation time: export, load, embed, posteriors."""
+"""The framework-trained audio classifier at evaluation time: load its export, embed, posteriors."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from safetensors.torch import load_file, save_file
 
-from v2a.checkpoints.export import CONFIG, WEIGHTS
-
-FORMAT = "v2a-audio-classifier"
-
-
-def export_classifier(module, out_dir: str | Path, *, write: bool = True) -> Path:
-    """Write the classifier's weights (safetensors) and its resolved run config (json), atomically."""
-    if module.run_config is None:
-        raise ValueError("the classifier has no run_config to export (train it through train.py)")
-    out_dir = Path(out_dir)
-    weights = {k: v.detach().cpu().contiguous() for k, v in module.classifier.state_dict().items()}
-    if not write:
-        return out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{WEIGHTS}.tmp"
-    save_file(weights, str(tmp), metadata={"format": FORMAT})
-    os.replace(tmp, out_dir / WEIGHTS)
-    tmp = out_dir / f".{CONFIG}.tmp"
-    tmp.write_text(json.dumps(module.run_config, indent=2))
-    os.replace(tmp, out_dir / CONFIG)
-    return out_dir
+from v2a.models.audio_classifier import AudioClassifier
+from v2a.utils.export_files import WEIGHTS, read_export
+from v2a.utils.hashing import sha256_file
 
 
 class ClassifierEmbedder:
@@ -48,17 +26,19 @@ class ClassifierEmbedder:
             folder = folder.parent.parent / "export"
         if folder.suffix == ".safetensors":
             folder = folder.parent
-        if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
-            raise FileNotFoundError(f"{path}: no audio-classifier export ({WEIGHTS} + {CONFIG}) in {folder}; "
-                                    "train one with `python train.py experiment=audio_classifier`")
-        config = json.loads((folder / CONFIG).read_text())
-        module = instantiate(OmegaConf.create(config)["model"])
-        module.classifier.load_state_dict(load_file(str(folder / WEIGHTS)))
-        self.module = module.to(device).eval()
-        self.vocabularies = module.vocabularies
-        self.sample_rate = module.features.spec.sample_rate
+        config, weights = read_export(folder, what="audio-classifier export",
+                                      hint="; train one with `python train.py experiment=audio_classifier`")
+        model = OmegaConf.create(config)["model"]
+        self.vocabularies = {k: list(v) for k, v in model.vocabularies.items()}
+        self.features = instantiate(model.features).to(device)
+        self.classifier = AudioClassifier(heads={k: len(v) for k, v in self.vocabularies.items()}, width=model.width,
+                                          embed_dim=model.embed_dim, dropout=model.dropout)
+        self.classifier.load_state_dict(weights)
+        self.classifier.to(device).eval()
+        self.device = torch.device(device)
+        self.sample_rate = self.features.spec.sample_rate
         self.name = "classifier"
-        self._identity = "classifier:" + hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()[:16]
+        self._identity = "classifier:" + sha256_file(folder / WEIGHTS)[:16]
 
     def identity(self) -> str:
         return self._identity
@@ -67,10 +47,9 @@ class ClassifierEmbedder:
     def _run(self, audio: np.ndarray | torch.Tensor, sample_rate: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if sample_rate != self.sample_rate:
             raise ValueError(f"classifier expects {self.sample_rate} Hz audio, got {sample_rate}")
-        wave = torch.as_tensor(np.asarray(audio, dtype=np.float32)).to(self.module.device)
-        mel = self.module.features(wave)
-        z = self.module.classifier.embed(mel)
-        posteriors = {head: torch.softmax(layer(z), dim=-1) for head, layer in self.module.classifier.heads.items()}
+        wave = torch.as_tensor(np.asarray(audio, dtype=np.float32)).to(self.device)
+        z = self.classifier.embed(self.features(wave))
+        posteriors = {head: torch.softmax(layer(z), dim=-1) for head, layer in self.classifier.heads.items()}
         return z, posteriors
 
     def embed(self, audio: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from v2a.audio.spectral import log_spectral_distance, mel_l1
-from v2a.checkpoints.loading import load_with_choices
+from v2a.checkpoints.sync_model import load_sync_model
 from v2a.evaluation.analysis import analyse, as_arrays, empty_analysis
 from v2a.evaluation.av_align import motion_peaks
 from v2a.evaluation.cache import ReferenceCache, cache_key, split_checksum
@@ -27,9 +27,10 @@ from v2a.evaluation.onsets import calibrate
 from v2a.evaluation.references import event_times, iterate_batches, resolve_split
 from v2a.evaluation.report import write_outputs
 from v2a.evaluation.scoring import Scorer
-from v2a.evaluation.store import GenerationStore, file_sha256
+from v2a.evaluation.store import GenerationStore, weights_file
 from v2a.evaluation.tools import build_tools, distributed_state, whole_split
-from v2a.sync.offsets import load_sync_model
+from v2a.pipeline.pipeline import V2APipeline
+from v2a.utils.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +102,10 @@ def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test
     out_dir.mkdir(parents=True, exist_ok=True)
     # sampler settings other than the model's (method, schedule, shift) and a chosen vocoder replace
     # the checkpoint's before the model is built
-    module = load_with_choices(ckpt, device=device, vocoder=vocoder, sampler=sampler)
+    module = V2APipeline.from_pretrained(ckpt, device=device, vocoder=vocoder, sampler=sampler)
     data = str(data or module.run_config["data"]["root"])
     store = GenerationStore(out_dir)
-    settings = {"ckpt": str(ckpt), "ckpt_sha256": file_sha256(ckpt), "data": data, "split": split,
+    settings = {"ckpt": str(ckpt), "ckpt_sha256": sha256_file(weights_file(ckpt)), "data": data, "split": split,
                 "steps": module.sampler.steps if steps is None else steps,
                 "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale, "seed": seed,
                 "sampler": {k: getattr(module.sampler, k, None) for k in ("method", "schedule", "shift")},
@@ -259,7 +260,7 @@ def _score(module, o: ScoreOptions, settings: dict, manifest: dict, store: Gener
     metrics["eval/clips"] = len(keys)
     metrics["detector/threshold"] = tools.detector.threshold
     metrics["detector/latency_ms"] = 1000 * tools.detector.latency
-    info = {**{k: v for k, v in settings.items()}, "global_step": module.global_step_loaded,
+    info = {**{k: v for k, v in settings.items()}, "global_step": module.trained_steps,
             "reference_cache": "hit" if reference is not None else "miss", "reference_cache_key": key,
             "reference_seconds": round(ref_seconds, 3), "reused_generations": bool(o.reuse),
             "generation_world_size": manifest.get("world_size", 1),

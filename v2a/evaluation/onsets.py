@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 
 
 def onset_strength(mel: torch.Tensor) -> torch.Tensor:
@@ -41,17 +42,60 @@ def pick_peaks_with_strength(novelty: np.ndarray, threshold: float, frame_rate: 
 
 
 def match_onsets(detected: np.ndarray, reference: np.ndarray, tolerance: float) -> list[tuple[float, float]]:
-    """Greedy one-to-one matching of closest (detected, reference) pairs within ``tolerance`` seconds."""
-    pairs = sorted(
-        (abs(d - r), i, j) for i, d in enumerate(detected) for j, r in enumerate(reference) if abs(d - r) <= tolerance
-    )
-    used_d, used_r, matched = set(), set(), []
-    for _, i, j in pairs:
-        if i not in used_d and j not in used_r:
-            used_d.add(i)
-            used_r.add(j)
-            matched.append((float(detected[i]), float(reference[j])))
-    return matched
+    """Optimal one-to-one matching of (detected, reference) onsets within ``tolerance`` seconds.
+
+    The matching has the most pairs possible (a maximum-cardinality matching of the graph whose edges join
+    onsets at most ``tolerance`` apart), and among those the smallest total absolute timing error, since the
+    onset MAE and the detector's latency are read from the pairs. (A greedy closest-first matching is not
+    maximal: ``[0.00, 0.05]`` against ``[0.03, 0.08]`` at 0.04 s pairs 0.05 with 0.03 and stops at one pair.)
+    Returns (detected, reference) pairs in the order of the detected times.
+    """
+    d = np.asarray(detected, dtype=np.float64).reshape(-1)
+    r = np.asarray(reference, dtype=np.float64).reshape(-1)
+    if len(d) == 0 or len(r) == 0 or tolerance < 0:
+        return []
+    d_order, r_order = np.argsort(d, kind="stable"), np.argsort(r, kind="stable")
+    matched: list[tuple[int, int]] = []
+    for d_block, r_block in _independent_blocks(d[d_order], r[r_order], tolerance):
+        rows, cols = _match_block(d[d_order[d_block]], r[r_order[r_block]], tolerance)
+        matched += [(int(d_order[d_block][i]), int(r_order[r_block][j])) for i, j in zip(rows, cols, strict=True)]
+    matched.sort(key=lambda pair: (d[pair[0]], pair))
+    return [(float(d[i]), float(r[j])) for i, j in matched]
+
+
+def _independent_blocks(d: np.ndarray, r: np.ndarray, tolerance: float) -> list[tuple[slice, slice]]:
+    """Split sorted ``d`` and ``r`` where the merged timeline has a gap wider than ``tolerance``: no pair
+    within tolerance crosses such a gap, so each block is matched on its own (small assignment problems)."""
+    times = np.concatenate([d, r])
+    is_d = np.concatenate([np.ones(len(d), dtype=bool), np.zeros(len(r), dtype=bool)])
+    order = np.argsort(times, kind="stable")
+    times, is_d = times[order], is_d[order]
+    cuts = np.nonzero(np.diff(times) > tolerance)[0] + 1
+    blocks, d_count, r_count = [], np.cumsum(is_d), np.cumsum(~is_d)
+    for begin, end in zip(np.r_[0, cuts], np.r_[cuts, len(times)], strict=True):
+        d0 = int(d_count[begin - 1]) if begin else 0
+        r0 = int(r_count[begin - 1]) if begin else 0
+        d1, r1 = int(d_count[end - 1]), int(r_count[end - 1])
+        if d1 > d0 and r1 > r0:
+            blocks.append((slice(d0, d1), slice(r0, r1)))
+    return blocks
+
+
+def _match_block(d: np.ndarray, r: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of a maximum matching with the least total |d - r| among maximum matchings.
+
+    One assignment problem with lexicographic costs: a pair within tolerance costs ``-1 + |d - r| / scale``
+    with ``scale`` larger than any matching's total error, any other pair 0 (dropped afterwards). One more
+    pair always lowers the cost by more than timing errors can add, so the optimum is a maximum matching,
+    and among those the one with the least total error.
+    """
+    error = np.abs(d[:, None] - r[None, :])
+    valid = error <= tolerance
+    scale = (min(len(d), len(r)) + 1) * max(tolerance, np.finfo(np.float64).tiny)
+    cost = np.where(valid, error / scale - 1.0, 0.0)
+    rows, cols = linear_sum_assignment(cost)
+    keep = valid[rows, cols]
+    return rows[keep], cols[keep]
 
 
 @dataclass

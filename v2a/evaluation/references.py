@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from v2a.data.datamodule import ShardDataModule
+from v2a.data.streams import split_batches
 from v2a.shapes import ClipSpec
 
 
@@ -23,18 +23,9 @@ def resolve_split(data: str | Path, split: str) -> tuple[Path, str]:
 
 def iterate_batches(data: str | Path, split: str, spec: ClipSpec, batch_size: int,
                     max_clips: int | None = None) -> Iterator[dict]:
-    """Batches of a split, in shard order, stopping after ``max_clips`` clips."""
+    """Batches of a split, in shard order, stopping after ``max_clips`` clips (no Lightning involved)."""
     root, split_name = resolve_split(data, split)
-    module = ShardDataModule(root=str(root), spec=spec, eval_batch_size=batch_size, num_workers=0, test_split=split_name)
-    seen = 0
-    for batch in module.test_dataloader():
-        if max_clips is not None and seen >= max_clips:
-            return
-        if max_clips is not None and seen + len(batch["key"]) > max_clips:
-            keep = max_clips - seen
-            batch = {k: v[:keep] for k, v in batch.items()}
-        seen += len(batch["key"])
-        yield batch
+    return split_batches(root, split_name, spec, batch_size, max_clips)
 
 
 def event_times(meta: dict) -> np.ndarray:

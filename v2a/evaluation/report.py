@@ -67,8 +67,7 @@ def _samples(out_dir: Path, plot_data: list, spec, detector) -> list[str]:
 
     from v2a.evaluation.references import event_times
     from v2a.evaluation.store import GenerationStore
-    from v2a.media.clip_bytes import encode_mp4
-    from v2a.media.mux import mux_audio
+    from v2a.media import encode_mp4, mux_audio
 
     store, keys = GenerationStore(out_dir), []
     for key, gt_mel, gen_mel, meta, frames in plot_data:

@@ -7,7 +7,6 @@ Under ``accelerate launch`` each rank writes its clips and a ``manifest.rankN.js
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,21 +14,17 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from v2a.utils.export_files import WEIGHTS
+
 CONDITIONS = ("generated", "mismatched")
 # settings that must match for stored generations to be reused
 MATCHED_SETTINGS = ("ckpt_sha256", "steps", "cfg_scale", "seed", "split", "watermark", "sampler", "vocoder")
 
 
-def file_sha256(path: str | Path) -> str:
-    """Checksum of a checkpoint file, or of an export folder's weights."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.safetensors"
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def weights_file(ckpt: str | Path) -> Path:
+    """The file whose checksum identifies a model: a checkpoint itself, or an export folder's weights."""
+    path = Path(ckpt)
+    return path / WEIGHTS if path.is_dir() else path
 
 
 def _write_json(path: Path, content: dict) -> None:

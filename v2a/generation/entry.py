@@ -8,10 +8,10 @@ import sys
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from v2a.checkpoints.loading import CheckpointError, chosen_vocoder
+from v2a.checkpoints.loading import CheckpointError
 from v2a.generation.job import generate
-from v2a.media.mux import MuxError
-from v2a.media.video_input import VideoInputError
+from v2a.media import MuxError, VideoInputError
+from v2a.pipeline.loading import chosen_vocoder
 from v2a.utils.cli import plain_options, require
 
 log = logging.getLogger("generate")

@@ -21,20 +21,22 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from v2a.checkpoints.loading import CheckpointError, load_with_choices
+from v2a.checkpoints.loading import CheckpointError
 from v2a.generation.chunked import overlapped_map
 from v2a.generation.options import check_conditioning, check_numbers, model_sha256, read_text_option
 from v2a.generation.subtitles import is_subtitles, parse_subtitles, window_transcripts
 from v2a.generation.windowed import stream_mel, window_starts
-from v2a.media.mux import MuxError, mux_audio
-from v2a.media.video_input import (
+from v2a.media import (
     MAX_DURATION_S,
     MAX_RESOLUTION,
+    MuxError,
     VideoInput,
     VideoInputError,
+    mux_audio,
     open_video,
     read_windows,
 )
+from v2a.pipeline.pipeline import V2APipeline
 
 log = logging.getLogger(__name__)
 
@@ -228,10 +230,7 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
         output_path(Path(video), out, many)
         opened[videos[0]] = open_video(videos[0], max_resolution=streaming.max_resolution,
                                        max_duration_s=streaming.max_duration_s)
-    module = load_with_choices(ckpt, device=device, vocoder=vocoder, sampler=sampler)
-    if not callable(getattr(module, "generate_mel", None)):  # e.g. a vocoder or classifier run's checkpoint
-        raise ValueError(f"{ckpt} is a {type(module).__name__} checkpoint, not a video-to-audio model "
-                         "(use a checkpoint of experiment=v2a_*)")
+    module = V2APipeline.from_pretrained(ckpt, device=device, vocoder=vocoder, sampler=sampler)
     check_conditioning(module, **texts)
     settings = {"ckpt": str(ckpt), "model_sha256": model_sha256(ckpt),
                 "steps": module.sampler.steps if steps is None else steps,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from v2a.checkpoints.export import WEIGHTS
-from v2a.data.shard_writer import sha256_of
+from v2a.utils.hashing import sha256_file
 
 # A transcript value that looks like one of these files is read as a file (and must exist).
 TRANSCRIPT_FILE_SUFFIXES = (".txt", ".srt", ".vtt", ".md")
@@ -60,7 +60,7 @@ def model_sha256(ckpt: str | Path) -> str | None:
     path = Path(ckpt)
     if path.is_dir():
         path = path / WEIGHTS
-    return sha256_of(path) if path.is_file() else None
+    return sha256_file(path) if path.is_file() else None
 
 
 def check_numbers(*, num_candidates: int, steps: int | None, duration: float | None, overlap_s: float,

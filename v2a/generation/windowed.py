@@ -84,7 +84,7 @@ def stream_mel(read_windows: Callable[[list[int], int], torch.Tensor], n_video_f
     pieces, concatenated, hold ``n_video_frames * mel frames per video frame`` frames.
     """
     window = spec.n_video_frames
-    mel_per_frame = spec.tokens_per_video_frame * spec.mel_frames_per_token
+    mel_per_frame = spec.mel_frames_per_video_frame
     if n_video_frames < window:  # shorter than one window: generate a whole window, then trim
         yield generate_mel(read_windows([0], window), [0])[0, :, : n_video_frames * mel_per_frame].cpu().float()
         if progress is not None:

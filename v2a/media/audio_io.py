@@ -1,14 +1,17 @@
-"""Audio reading, writing, resampling and in-memory codec round trips (PyAV + torchaudio).
+"""Audio decoding, resampling, writing and in-memory codec round trips (PyAV + torchaudio).
 
-Everything here works on float32 numpy arrays shaped ``[channels, samples]`` so callers (the
-watermark, generation's muxer, training's audio samples) never have to care which container or
-sample format a file used.
+One decoding path for every audio read: :func:`decode_audio` (any container, a path or its bytes) ->
+``[channels, samples]`` float32 at the file's rate; :func:`decode_mono` makes that mono at a target rate
+with the one :func:`resample`; :func:`read_audio` cuts a window of a video's sound on the video's clock.
+Callers (loaders, ingestion, the watermark, the muxer) never have to care which container or sample
+format a file used.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,6 +20,10 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+
+from v2a.media.container import MediaSource, decoded_from, open_input
+
+AUDIO_MARGIN = 0.1  # seconds decoded and resampled on each side of a window, then cut: no seek or filter edge
 
 
 class AudioReadError(RuntimeError):
@@ -54,42 +61,101 @@ def resample(audio: np.ndarray, orig_sr: int | float | Fraction, new_sr: int | f
     return y.numpy()
 
 
-def decode(source: str | Path | bytes | io.BytesIO) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of any container PyAV opens.
+def frame_samples(frame: av.AudioFrame) -> np.ndarray:
+    """One decoded frame, any sample format or layout -> float32 ``[channels, samples]`` in [-1, 1]."""
+    data = frame.to_ndarray()
+    if not frame.format.is_planar:  # packed: [1, samples * channels]
+        data = data.reshape(-1, max(1, len(frame.layout.channels))).T
+    if data.dtype.kind == "u":
+        return (data.astype(np.float32) - 128.0) / 128.0
+    if data.dtype.kind == "i":
+        return data.astype(np.float32) / float(2 ** (8 * data.dtype.itemsize - 1))
+    return data.astype(np.float32, copy=False)
+
+
+def _open_audio(source: MediaSource) -> av.container.InputContainer:
+    try:
+        return open_input(source)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise AudioReadError(f"cannot open: {exc}") from None
+
+
+def decode_audio(source: MediaSource) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of any container PyAV opens (a path or the file's bytes).
 
     Returns ``([channels, samples] float32, sample_rate)``. Raises ``AudioReadError`` with a
     one-line message for unreadable files or files without audio.
     """
-    if isinstance(source, bytes):
-        source = io.BytesIO(source)
-    try:
-        container = av.open(source if isinstance(source, io.BytesIO) else str(source), "r")
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise AudioReadError(f"cannot open: {exc}") from None
-    try:
+    with _open_audio(source) as container:
         streams = container.streams.audio
         if not streams:
             raise AudioReadError("no audio stream")
         stream = streams[0]
-        chunks: list[np.ndarray] = []
         rate = stream.codec_context.sample_rate or stream.rate
+        chunks: list[np.ndarray] = []
         try:
-            # 'fltp' gives planar float32 [channels, n]; the resampler also unifies odd layouts.
-            resampler = av.AudioResampler(format="fltp")
             for frame in container.decode(stream):
                 rate = frame.sample_rate
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+                chunks.append(frame_samples(frame))
         except av.FFmpegError as exc:
             raise AudioReadError(f"decode failed: {exc}") from None
-        if not chunks:
-            raise AudioReadError("audio stream holds no samples")
-        audio = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-        return audio, int(rate)
-    finally:
-        container.close()
+    if not chunks or not sum(chunk.shape[1] for chunk in chunks):
+        raise AudioReadError("audio stream holds no samples")
+    return np.concatenate(chunks, axis=1), int(rate)
+
+
+def decode_mono(source: MediaSource, rate: int) -> np.ndarray:
+    """Any audio file or its bytes (FLAC, WAV, AAC, a video's sound, ...) -> mono float32 ``[samples]`` at ``rate``."""
+    audio, source_rate = decode_audio(source)
+    return resample(to_mono(audio), source_rate, rate)
+
+
+def read_audio(path: str | Path, begin: float, end: float, *, origin: float, rate: int) -> np.ndarray:
+    """Mono float32 at ``rate`` for [begin, end) seconds after a video's first frame (``origin`` on its clock).
+
+    Each decoded frame is placed by its timestamp, so gaps, late starts and seek overshoot become silence
+    at the right place instead of shifting the sound. Corrupt packets are dropped (silence there).
+    """
+    with open_input(path) as container:
+        stream = container.streams.audio[0]
+        source_rate = stream.codec_context.sample_rate
+        low, high = origin + begin - AUDIO_MARGIN, origin + end + AUDIO_MARGIN
+        buffer = np.zeros(int(round((high - low) * source_rate)), dtype=np.float32)
+        cursor = None
+        for frame in decoded_from(container, stream, low):
+            start = frame.time if frame.time is not None else (cursor if cursor is not None else origin)
+            samples = to_mono(frame_samples(frame))
+            cursor = start + len(samples) / source_rate
+            offset = int(round((start - low) * source_rate))
+            if offset >= len(buffer):
+                break
+            skip = max(0, -offset)
+            piece = samples[skip : len(buffer) - offset]
+            buffer[offset + skip : offset + skip + len(piece)] = piece
+    audio = resample(buffer, source_rate, rate)
+    first = int(round(AUDIO_MARGIN * rate))
+    length = int(round((end - begin) * rate))
+    clip = audio[first : first + length]
+    return np.pad(clip, (0, length - len(clip))).astype(np.float32)
+
+
+def audio_blocks(source: MediaSource | np.ndarray, block: int) -> Iterator[np.ndarray]:
+    """Mono float32 blocks of ``block`` samples (the last one shorter) of an array, or of a file decoded lazily."""
+    if isinstance(source, np.ndarray):
+        for start in range(0, len(source), block):
+            yield np.asarray(source[start : start + block], dtype=np.float32)
+        return
+    with _open_audio(source) as container:
+        if not container.streams.audio:
+            raise AudioReadError("no audio stream")
+        pending = np.zeros(0, dtype=np.float32)
+        for frame in container.decode(container.streams.audio[0]):
+            pending = np.concatenate([pending, to_mono(frame_samples(frame))])
+            while len(pending) >= block:
+                yield pending[:block]
+                pending = pending[block:]
+        if len(pending):
+            yield pending
 
 
 def _encode_to(container: av.container.OutputContainer, audio: np.ndarray, sr: int, codec: str,
@@ -125,7 +191,7 @@ def codec_roundtrip(audio: np.ndarray, sr: int, codec: str, bitrate: int, fmt: s
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as container:
         _encode_to(container, np.clip(arr, -1.0, 1.0), sr, codec, bitrate)
-    out, out_sr = decode(buf.getvalue())
+    out, out_sr = decode_audio(buf.getvalue())
     return (out.mean(axis=0) if mono else out), out_sr
 
 
@@ -134,7 +200,7 @@ _PYAV_WRITERS = {".mp3": ("libmp3lame", "mp3"), ".m4a": ("aac", "ipod"), ".aac":
                  ".opus": ("libopus", "ogg")}
 
 
-def write(path: str | Path, audio: np.ndarray, sr: int, bitrate: int = 192_000) -> Path:
+def write_audio(path: str | Path, audio: np.ndarray, sr: int, bitrate: int = 192_000) -> Path:
     """Write audio to ``path``; the extension picks the format (wav/flac/ogg via soundfile,
     mp3/m4a/aac/opus via PyAV at ``bitrate``).
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-import soundfile as sf
 
-from v2a.media.reader import read_audio
+from v2a.media.audio_io import audio_blocks, read_audio
+from v2a.media.container import open_input, video_stream
 
 AUDIO_MODES = ("drop", "keep", "mix")
 ENCODE_FRAME = 1024  # samples per encoded audio frame (AAC's frame size)
@@ -23,17 +23,6 @@ ENCODE_FRAME = 1024  # samples per encoded audio frame (AAC's frame size)
 
 class MuxError(RuntimeError):
     """The output container cannot hold what was asked (e.g. the original audio codec in mp4)."""
-
-
-def _blocks(audio: str | Path | np.ndarray, block: int) -> Iterator[np.ndarray]:
-    """Mono float32 blocks of an audio file (read lazily) or of an array."""
-    if isinstance(audio, np.ndarray):
-        for start in range(0, len(audio), block):
-            yield np.asarray(audio[start : start + block], dtype=np.float32)
-        return
-    with sf.SoundFile(str(audio)) as handle:
-        for piece in handle.blocks(blocksize=block, dtype="float32", always_2d=True):
-            yield piece.mean(axis=1)
 
 
 class _GeneratedTrack:
@@ -77,7 +66,7 @@ class _GeneratedTrack:
 
 
 def _has_audio(path: Path) -> bool:
-    with av.open(str(path)) as container:
+    with open_input(path) as container:
         return bool(container.streams.audio)
 
 
@@ -96,13 +85,15 @@ def mux_audio(video_path: str | Path, audio: str | Path | np.ndarray, sample_rat
     has_original = original_audio != "drop" and _has_audio(video_path)
     tmp = out_path.with_name(f".{out_path.stem}.tmp{out_path.suffix}")
     try:
-        with av.open(str(video_path)) as source, av.open(str(tmp), mode="w") as sink:
-            in_video = source.streams.video[0]
+        with open_input(video_path) as source, av.open(str(tmp), mode="w") as sink:
+            in_video = video_stream(source)
+            if in_video is None:
+                raise MuxError(f"{video_path} holds no video stream")
             out_video = sink.add_stream_from_template(in_video)
             generated = sink.add_stream(codec, rate=sample_rate, layout="mono")
             copied = source.streams.audio[0] if has_original and original_audio == "keep" else None
             out_copied = sink.add_stream_from_template(copied) if copied is not None else None
-            track = _GeneratedTrack(sink, generated, _blocks(audio, sample_rate), sample_rate,
+            track = _GeneratedTrack(sink, generated, audio_blocks(audio, sample_rate), sample_rate,
                                     int(round(origin * sample_rate)),
                                     str(video_path) if has_original and original_audio == "mix" else None, origin)
             for packet in source.demux(*([in_video] + ([copied] if copied is not None else []))):

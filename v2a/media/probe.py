@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
+
+from v2a.media.container import open_input, quarter_turns, video_stream
 
 MAX_FPS = 1000.0  # anything faster is a broken header, not a video
 
@@ -58,12 +61,12 @@ def _duration(container, stream, origin: float) -> float | None:
     return None if end is None else end - origin
 
 
-def probe(path: str, *, max_resolution: int, max_duration_s: float) -> VideoInfo:
+def probe(path: str | Path, *, max_resolution: int, max_duration_s: float) -> VideoInfo:
     """Stream facts of a video file, or :class:`BadVideo` saying why it cannot be used."""
     if os.path.getsize(path) == 0:
         raise BadVideo("empty", "empty file (0 bytes)")
     try:
-        container = av.open(path, metadata_errors="ignore")
+        container = open_input(path, metadata_errors="ignore")
     except av.FFmpegError as error:
         raise BadVideo("unreadable", f"not a readable media file ({error.strerror or error})") from None
     except (OSError, UnicodeError, ValueError) as error:
@@ -78,10 +81,10 @@ def probe(path: str, *, max_resolution: int, max_duration_s: float) -> VideoInfo
 
 
 def _probe_open(container, *, max_resolution: int, max_duration_s: float) -> VideoInfo:
-    if not container.streams.video:
+    stream = video_stream(container)
+    if stream is None:
         kind = "audio-only file" if container.streams.audio else "no streams"
         raise BadVideo("no_video", f"no video stream ({kind})")
-    stream = container.streams.video[0]
     width, height = stream.codec_context.width, stream.codec_context.height
     if width <= 0 or height <= 0:
         raise BadVideo("unreadable", f"video stream has no frame size ({width}x{height})")
@@ -108,5 +111,5 @@ def _probe_open(container, *, max_resolution: int, max_duration_s: float) -> Vid
         raise BadVideo("too_long", f"duration {duration:.1f} s above max_duration_s={max_duration_s:g}")
     audio = container.streams.audio[0] if container.streams.audio else None
     audio_rate = int(audio.codec_context.sample_rate or 0) if audio is not None else 0
-    rotation = int(round((first.rotation or 0) / 90.0)) * 90 % 360  # only quarter turns are meaningful
+    rotation = quarter_turns(first.rotation)
     return VideoInfo(duration, fps, width, height, origin, audio_rate > 0, audio_rate, rotation, container.format.name)

@@ -128,12 +128,13 @@ class MelDenoiser(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, *, visual_tokens: torch.Tensor | None = None,
                 pooled: torch.Tensor | None = None, visual_mask: torch.Tensor | None = None,
                 prompt_keep: torch.Tensor | None = None, transcript_keep: torch.Tensor | None = None,
-                **text: torch.Tensor | None) -> torch.Tensor:
+                token_mask: torch.Tensor | None = None, **text: torch.Tensor | None) -> torch.Tensor:
         """Velocity [B, n_mels, F] of ``x`` at flow time ``t``.
 
         ``text``: ``{stream}_tokens`` [B, L, text_dim], ``{stream}_mask`` bool [B, L] and ``prompt_pooled``
         [B, text_dim] (from the text encoders); ``*_keep`` / ``visual_mask`` (bool [B]) drop a condition
-        per sample.
+        per sample; ``token_mask`` (bool [B, F / k], False on padded audio tokens) keeps padding out of
+        the self-attention.
         """
         unknown = set(text) - {f"{s}_{part}" for s in TEXT_STREAMS for part in ("tokens", "mask")} - {"prompt_pooled"}
         if unknown:
@@ -154,6 +155,6 @@ class MelDenoiser(nn.Module):
             if extra is not None:
                 cond = cond + extra
         for block in self.blocks:
-            h = block(h, cond, context, context_mask)
+            h = block(h, cond, context, context_mask, token_mask)
         shift, scale = self.final_mod(cond)[:, None].chunk(2, dim=-1)
         return self.untokenize(self.out_proj(self.final_norm(h) * (1 + scale) + shift))

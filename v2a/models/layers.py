@@ -78,11 +78,14 @@ class AdaLNBlock(nn.Module):
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, context: torch.Tensor | None = None,
-                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+                context_mask: torch.Tensor | None = None, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``key_mask`` bool [B, N] (False on padding): padded tokens are attended by nobody, so what fills
+        them cannot reach the real ones. None (no padding) keeps the fused attention kernels."""
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None].chunk(6, dim=-1)
         h = self.norm1(x) * (1 + scale1) + shift1
         q, k, v = self.qkv(h).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)
-        attn = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        attn = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                              attn_mask=None if key_mask is None else key_mask[:, None, None, :])
         x = x + gate1 * self.out(attn.transpose(1, 2).flatten(2))
         if self.cross is not None:
             if context is None or context_mask is None:

@@ -21,20 +21,28 @@ def lag_scores(visual: torch.Tensor, audio: torch.Tensor, max_lag: int) -> torch
     return torch.einsum("btd,bldt->bl", visual, windows) / frames
 
 
-def shifted_windows(frames: torch.Tensor, mel: torch.Tensor, *, window: int, max_lag: int,
-                    mel_per_frame: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def shifted_windows(frames: torch.Tensor, mel: torch.Tensor, *, window: int, max_lag: int, mel_per_frame: int,
+                    generator: torch.Generator, valid_frames: torch.Tensor | None = None,
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random training windows with a known audio delay.
 
     From clips ``frames`` [B, T, ...] and ``mel`` [B, n_mels, T * mel_per_frame], pick per clip a visual
     window of ``window`` frames and an audio window of ``window + 2 * max_lag`` frames whose content is
     delayed by a random ``lag`` in [-max_lag, max_lag]. Returns (visual frames, mel window, lag index
     in 0..2 * max_lag), the index being what ``lag_scores`` should peak at.
+
+    ``valid_frames`` [B] (the real, unpadded frames of each clip) keeps every window inside the real part
+    where it fits: padding (a frozen picture over silence) has no offset to learn. Full clips draw exactly
+    what they drew without it.
     """
     batch, total = frames.shape[:2]
     first, last = 2 * max_lag, total - window - 2 * max_lag
     if last < first:
         raise ValueError(f"clips of {total} frames are too short for window {window} and max_lag {max_lag}")
     starts = torch.randint(first, last + 1, (batch,), generator=generator)
+    if valid_frames is not None:  # fold each start into its clip's real range (the identity for full clips)
+        last_real = (valid_frames.cpu().clamp(max=total) - window - 2 * max_lag).clamp(min=first)
+        starts = first + (starts - first) % (last_real - first + 1)
     lags = torch.randint(-max_lag, max_lag + 1, (batch,), generator=generator)
     visual, audio = [], []
     for b in range(batch):

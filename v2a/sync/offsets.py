@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import torch
 
@@ -48,28 +47,3 @@ def offset_accuracy(module, batches: Iterable[dict], delays: Iterable[int]) -> d
     return {"sync/offset_acc": exact / max(total, 1), "sync/offset_acc_1frame": within / max(total, 1),
             "sync/offset_acc_1frame_eventful": eventful[0] / max(eventful[1], 1),
             "sync/eventful_fraction": eventful[1] / max(total, 1), "sync/offset_trials": float(total)}
-
-
-def load_sync_model(path: str | Path, spec=None):
-    """A trained sync-stage module (eval mode) from its checkpoint, loaded without pickle.
-
-    With ``spec`` (the data being scored), a model trained on another frame rate or mel grid is refused.
-    """
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    from v2a.checkpoints.loading import CheckpointError, load_checkpoint
-
-    checkpoint = load_checkpoint(path)
-    config = OmegaConf.create(checkpoint["v2a_config"])
-    if "SyncModule" not in str(config.model.get("_target_", "")):
-        raise CheckpointError(f"{path} is not a sync-stage checkpoint (model is {config.model.get('_target_')})")
-    module = instantiate(config.model)
-    trained = module.features.spec
-    if spec is not None and any(getattr(trained, k) != getattr(spec, k) for k in ("fps", "sample_rate", "hop_length", "n_mels")):
-        raise CheckpointError(f"sync model {path} was trained at {trained.fps} fps / {trained.sample_rate} Hz / hop "
-                              f"{trained.hop_length} / {trained.n_mels} mels; the data is {spec.fps} fps / "
-                              f"{spec.sample_rate} Hz / hop {spec.hop_length} / {spec.n_mels} mels")
-    module.load_state_dict(checkpoint["state_dict"])
-    module.run_config = checkpoint["v2a_config"]
-    return module.eval()

@@ -1,7 +1,7 @@
-"""Prompts and transcripts as token ids at inference, with the tokenizer stored in the checkpoint/export.
+"""The text side of a model at inference: its text streams and its tokenizer, stored in the checkpoint/export.
 
-The loader (``v2a.text.tokens``) tokenises the same way during training: stripped text,
-sentencepiece ids, truncated to a fixed length, padded with ``PAD_ID``, a mask of real tokens.
+The tokenizer is :class:`v2a.text.tokens.TextTokenizer`, the loader's own: training batches and inference
+text are tokenised the same way.
 """
 
 from __future__ import annotations
@@ -9,38 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import sentencepiece as spm
 import torch
 
 from v2a.shapes import MODALITIES
-from v2a.text.tokens import DEFAULT_MAX_TOKENS, pad_ids
+from v2a.text.tokens import STREAM_FIELDS, TextTokenizer
 
-# Which loader field feeds which text stream of the model, and its default length.
-STREAM_FIELDS = {"prompt": "caption", "transcript": "transcript", "negative_prompt": "negative_caption"}
-
-
-class PromptTokenizer:
-    """A sentencepiece model held as bytes (it travels inside checkpoints): text -> (ids [L], mask [L])."""
-
-    def __init__(self, model: bytes, *, max_tokens: dict[str, int] | None = None) -> None:
-        self.model = bytes(model)
-        try:
-            self.processor = spm.SentencePieceProcessor(model_proto=self.model)
-            self.vocab_size = self.processor.get_piece_size()
-        except (RuntimeError, TypeError) as error:
-            raise ValueError(f"the stored tokenizer is not a sentencepiece model: {error}") from None
-        self.max_tokens = {**DEFAULT_MAX_TOKENS, **(max_tokens or {})}
-
-    def length(self, stream: str) -> int:
-        return int(self.max_tokens[STREAM_FIELDS[stream]])
-
-    def __call__(self, text: str | None, stream: str, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        """Ids int64 [batch, L] and mask bool [batch, L] of ``text`` (None or blank: all padding)."""
-        text = (text or "").strip()
-        ids, mask = pad_ids(self.processor.encode(text, out_type=int) if text else [], self.length(stream))
-        row, mask = torch.from_numpy(ids), torch.from_numpy(mask)
-        return row.expand(batch, -1).clone(), mask.expand(batch, -1).clone()
-
+__all__ = ["STREAM_FIELDS", "TOKENIZER_KEY", "TextConditioning", "TextInput", "check_modalities"]
 
 TOKENIZER_KEY = "v2a_tokenizer"  # where a training checkpoint stores the tokenizer's bytes
 # one text for every row, one text per row, or ids and mask already
@@ -65,14 +39,14 @@ class TextConditioning:
 
     def __init__(self, streams: Sequence[str], *, tokenizer_path: str | Path | None = None,
                  max_tokens: dict[str, int] | None = None, vocab_sizes: dict[str, int | None] | None = None,
-                 on_tokenizer: Callable[[PromptTokenizer], None] | None = None) -> None:
+                 on_tokenizer: Callable[[TextTokenizer], None] | None = None) -> None:
         self.streams = tuple(streams)
         self.tokenizer_path = tokenizer_path
         self.max_tokens = dict(max_tokens) if max_tokens else None
         # None: an encoder that takes any vocabulary (a pretrained one decodes the ids back to text)
         self.vocab_sizes = {name: size for name, size in (vocab_sizes or {}).items() if size is not None}
         self.on_tokenizer = on_tokenizer   # told whenever the tokenizer is set (encoders that read text)
-        self.tokenizer: PromptTokenizer | None = None
+        self.tokenizer: TextTokenizer | None = None
 
     def load_for_training(self, data_tokenizer: str | Path | None) -> None:
         """Read the configured tokenizer (or the data loader's); it must be the one the batches use."""
@@ -82,16 +56,13 @@ class TextConditioning:
         if path is None:
             raise ValueError("a text-conditioned model needs a tokenizer: train one with "
                              "`python data_prep/train_tokenizer.py root=DATA` (or set data.tokenizer)")
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"tokenizer model {path} does not exist (train it with data_prep/train_tokenizer.py)")
-        model = path.read_bytes()
+        model = TextTokenizer.from_file(path).model
         if data_tokenizer is not None and Path(data_tokenizer).read_bytes() != model:
             raise ValueError(f"model.tokenizer ({path}) is not the tokenizer the data loader uses ({data_tokenizer})")
         self.set_tokenizer(model)
 
     def set_tokenizer(self, model: bytes) -> None:
-        tokenizer = PromptTokenizer(model, max_tokens=self.max_tokens)
+        tokenizer = TextTokenizer(model, max_tokens=self.max_tokens)
         for name, size in self.vocab_sizes.items():
             if tokenizer.vocab_size > size:
                 raise ValueError(f"the tokenizer has {tokenizer.vocab_size} pieces but the {name} encoder only "

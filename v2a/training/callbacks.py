@@ -8,7 +8,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from v2a.media.audio_io import write
+from v2a.media import write_audio
+from v2a.pipeline import V2APipeline
 from v2a.utils.plots import plot_mels
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,18 @@ class DemoSamples(pl.Callback):
             self._batch = next(iter(datamodule.val_dataloader()))
         return self._batch
 
-    @torch.no_grad()
     def render(self, trainer: pl.Trainer, module: pl.LightningModule) -> Path | None:
+        """Sample the module's EMA pipeline (in eval mode) and write the files."""
+        was_training = module.training
+        module.eval()
+        try:
+            return self.render_with(trainer, module.sampling_pipeline())
+        finally:
+            module.train(was_training)
+
+    @torch.no_grad()
+    def render_with(self, trainer: pl.Trainer, pipeline: V2APipeline) -> Path | None:
+        """Generate the demo clips with ``pipeline``; rank 0 writes wav + png under ``out_dir/step_N``."""
         if self.num_clips < 1:
             return None
         # Every rank samples (under FSDP a forward pass is collective); only rank 0 writes files.
@@ -44,20 +55,17 @@ class DemoSamples(pl.Callback):
         step_dir = self.out_dir / f"step_{trainer.global_step:07d}"
         frames = batch["frames"][: self.num_clips]
         generator = torch.Generator().manual_seed(self.seed)
-        was_training = module.training
-        module.eval()
         # a text model is sampled as it is meant to be used: with each clip's caption and transcript
-        mel = module.generate_mel(frames, generator=generator, **module.clip_texts(batch, self.num_clips))
-        audio = module.vocoder(mel).cpu().numpy()
-        reference = module.features(batch["audio"][: self.num_clips].to(module.device)).cpu().numpy()
-        module.train(was_training)
+        mel = pipeline.generate_mel(frames, generator=generator, **pipeline.clip_texts(batch, self.num_clips))
+        audio = pipeline.vocoder(mel).cpu().numpy()
+        reference = pipeline.features(batch["audio"][: self.num_clips].to(pipeline.device)).cpu().numpy()
         if not trainer.is_global_zero:
             return None
-        rate = module.features.spec.mel_rate
+        spec = pipeline.spec
         for i, key in enumerate(batch["key"][: self.num_clips]):
-            write(step_dir / f"{key}.wav", audio[i], module.features.spec.sample_rate)
+            write_audio(step_dir / f"{key}.wav", audio[i], spec.sample_rate)
             events = [e["time"] for e in batch["meta"][i].get("events", [])]
-            plot_mels(step_dir / f"{key}.png", [("reference", reference[i]), ("generated", mel[i].cpu().numpy())], rate, events)
+            plot_mels(step_dir / f"{key}.png", [("reference", reference[i]), ("generated", mel[i].cpu().numpy())], spec.mel_rate, events)
         log.info("demo samples written to %s", step_dir)
         return step_dir
 

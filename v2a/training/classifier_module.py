@@ -11,32 +11,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
 from v2a.audio.mel import LogMel
 from v2a.evaluation.labels import soft_targets
 from v2a.models.audio_classifier import AudioClassifier
+from v2a.training.stage import StageModule
+from v2a.utils.export_files import cpu_weights, write_export
 
 log = logging.getLogger(__name__)
 
 
-class AudioClassifierModule(pl.LightningModule):
+class AudioClassifierModule(StageModule):
     """Soft-label cross-entropy per head (a clip with two materials targets both, half each)."""
 
     def __init__(self, *, features: LogMel, vocabularies: dict[str, list[str]],
                  optimizer: Callable[..., torch.optim.Optimizer], scheduler: Callable[..., Any] | None = None,
                  width: int = 16, embed_dim: int = 128, dropout: float = 0.1, gain_db: float = 6.0) -> None:
-        super().__init__()
+        super().__init__(optimizer=optimizer, scheduler=scheduler)
         self.features = features
         self.vocabularies = {k: list(v) for k, v in vocabularies.items()}
         self.classifier = AudioClassifier(heads={k: len(v) for k, v in self.vocabularies.items()}, width=width,
                                           embed_dim=embed_dim, dropout=dropout)
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
         self.gain_db = gain_db
-        self.run_config: dict | None = None
 
     def _losses(self, batch: dict, audio: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = self.classifier(self.features(audio))
@@ -71,19 +69,14 @@ class AudioClassifierModule(pl.LightningModule):
         for head, acc in accuracies.items():
             self.log(f"val/{head}_acc", acc, prog_bar=True, sync_dist=True, batch_size=size)
 
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.classifier.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "step"}}
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["v2a_config"] = self.run_config
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.classifier.parameters())
 
     def export_to(self, out_dir: str | Path) -> Path:
         """``out_dir/model.safetensors`` (classifier weights) + ``config.json`` (the resolved run config)."""
-        from v2a.evaluation.classifier import export_classifier
-
-        write = self._trainer is None or self.trainer.is_global_zero
-        return export_classifier(self, out_dir, write=write)
+        if self.run_config is None:
+            raise ValueError("the classifier has no run_config to export (train it through train.py)")
+        weights = cpu_weights(self.classifier)
+        if self._trainer is not None and not self.trainer.is_global_zero:
+            return Path(out_dir)
+        return write_export(out_dir, weights, self.run_config, format="v2a-audio-classifier")

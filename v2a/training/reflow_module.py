@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from v2a.diffusion import ODESampler, RectifiedFlow
 from v2a.diffusion.samplers import Velocity
+from v2a.pipeline.pipeline import V2APipeline
 from v2a.training.reflow_buffer import PairBuffer
 from v2a.training.v2a_module import V2AModule
 
@@ -60,7 +61,7 @@ class ReflowModule(V2AModule):
         self.pairs = PairBuffer(self.reflow.buffer_batches)
         # A tuple, not an attribute: the teacher is no submodule, so it is neither trained, nor saved in
         # the student's checkpoints, nor counted as its parameters.
-        self._teacher: tuple[V2AModule, ...] = ()
+        self._teacher: tuple[V2APipeline, ...] = ()
         self._train_config: dict | None = None
 
     # --- the config checkpoints and exports store -------------------------------------------------
@@ -83,7 +84,7 @@ class ReflowModule(V2AModule):
 
     # --- the teacher ------------------------------------------------------------------------------
     @property
-    def teacher(self) -> V2AModule:
+    def teacher(self) -> V2APipeline:
         if not self._teacher:
             raise RuntimeError("no teacher loaded: call load_teacher() (fit does it in setup)")
         return self._teacher[0]
@@ -94,17 +95,15 @@ class ReflowModule(V2AModule):
         if stage == "fit" and not self._teacher:
             self.load_teacher()
 
-    def load_teacher(self, teacher: V2AModule | None = None) -> None:
-        """Load the teacher (default: ``reflow.teacher``) and start the student from its EMA weights."""
+    def load_teacher(self, teacher: V2APipeline | None = None) -> None:
+        """Load the teacher (default: ``reflow.teacher``, its EMA weights) and start the student from it."""
         if teacher is None:
-            from v2a.checkpoints.loading import load_module
-
-            teacher = load_module(self.reflow.teacher)
+            teacher = V2APipeline.from_pretrained(self.reflow.teacher)
         if teacher.features.spec != self.features.spec or (teacher.features.mean, teacher.features.std) != (
                 self.features.mean, self.features.std):
             raise ValueError(f"teacher {self.reflow.teacher} uses other mel features than the student config "
-                             "(data.spec / model.features must match the teacher's)")
-        weights = teacher.ema.module.state_dict()
+                             "(spec / model.features must match the teacher's)")
+        weights = teacher.net.state_dict()
         try:
             self.net.load_state_dict(weights)
         except RuntimeError as error:
@@ -119,13 +118,13 @@ class ReflowModule(V2AModule):
 
     def teacher_velocity(self, frames: torch.Tensor) -> Velocity:
         """The teacher's guided velocity for these clips (EMA weights), exactly as its generate_mel uses it."""
-        return self.teacher.guided_velocity_for(frames, cfg_scale=self.reflow.cfg_scale)
+        return self.teacher.guided_velocity(frames, cfg_scale=self.reflow.cfg_scale)
 
     @torch.no_grad()
     def teacher_pairs(self, frames: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0, x1_hat): fresh noise and where the teacher's ODE takes it."""
         spec = self.features.spec
-        n_mel_frames = frames.shape[1] * spec.tokens_per_video_frame * spec.mel_frames_per_token
+        n_mel_frames = frames.shape[1] * spec.mel_frames_per_video_frame
         x0 = torch.randn((frames.shape[0], spec.n_mels, n_mel_frames), generator=generator).to(self.device)
         self.teacher.to(self.device)
         return x0, self.teacher_sampler(self.teacher_velocity(frames), x0)
@@ -156,8 +155,6 @@ class ReflowModule(V2AModule):
         if self.global_step % self.reflow.refresh_every == 0 or not self.pairs.batches:
             self.pairs.add(frames, *self.teacher_pairs(frames, generator))
         pairs = (t.to(self.device) for t in self.pairs.sample(frames.shape[0], generator))   # restored ones are on CPU
-        loss = self.reflow_loss(*pairs, generator)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite reflow loss {loss.item()} at step {self.global_step}")
+        loss = self.check_finite(self.reflow_loss(*pairs, generator), "reflow loss")
         self.log("train/loss", loss, prog_bar=True, batch_size=frames.shape[0])
         return loss

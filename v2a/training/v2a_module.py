@@ -1,32 +1,35 @@
-"""The LightningModule that wires network, objective, sampler, features and vocoder."""
+"""The LightningModule of the V2A stage: trains the network of a :class:`V2APipeline` with flow matching."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
+from v2a.audio import mel_frame_mask
 from v2a.audio.mel import LogMel
-from v2a.diffusion import ODESampler, RectifiedFlow, guided_velocity
-from v2a.models.v2a_net import MODALITIES, V2ANet
+from v2a.checkpoints.loading import load_checkpoint
+from v2a.diffusion import ODESampler, RectifiedFlow
+from v2a.models.v2a_net import V2ANet
 from v2a.models.vocoder.base import Vocoder
-from v2a.text.conditioning import STREAM_FIELDS, TOKENIZER_KEY, TextConditioning, TextInput, check_modalities
-from v2a.text.tokens import text_of
+from v2a.pipeline.loading import text_conditioning_for, tokenizer_binder
+from v2a.pipeline.pipeline import V2APipeline
+from v2a.shapes import MODALITIES
+from v2a.text.conditioning import TOKENIZER_KEY, TextInput
 from v2a.training.ema import make_ema
+from v2a.training.stage import StageModule
 
 
-class V2AModule(pl.LightningModule):
-    """Trains ``net`` with flow matching on log-mels; samples with the EMA weights.
+class V2AModule(StageModule):
+    """Trains ``pipeline.net`` with flow matching on log-mels; samples with the EMA weights.
 
-    Randomness of noise, flow times and condition dropout comes from a dedicated generator seeded
-    from (seed, rank, step) at every step — so a resumed run, on any rank, draws exactly what the
-    uninterrupted run drew, with no generator state to carry — and validation uses a fixed seed so its
-    loss is comparable across steps.
+    The module holds the inference :class:`V2APipeline` (network, features, sampler, vocoder, text
+    conditioning, guidance) and an EMA copy of its network; everything that samples — validation
+    demos, evaluation after training, a reflow student's teacher — goes through
+    :meth:`sampling_pipeline`. Randomness of noise, flow times and condition dropout comes from
+    :meth:`step_generator`, and validation uses a fixed seed so its loss is comparable across steps.
     """
-
-    text_inputs: tuple[str, ...] = ()  # text conditions this model accepts (none: video only)
 
     def __init__(self, *, visual_encoder: torch.nn.Module | None, denoiser: torch.nn.Module, objective: RectifiedFlow,
                  sampler: ODESampler, features: LogMel, vocoder: Vocoder, optimizer: Callable[..., torch.optim.Optimizer],
@@ -35,35 +38,42 @@ class V2AModule(pl.LightningModule):
                  prompt_encoder: torch.nn.Module | None = None, transcript_encoder: torch.nn.Module | None = None,
                  tokenizer: str | None = None, text_max_tokens: dict[str, int] | None = None,
                  cfg_modalities: Sequence[str] = MODALITIES) -> None:
-        super().__init__()
+        super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
         self.visual_init = visual_init  # a sync-stage checkpoint whose visual encoder starts this model
         self.freeze_visual = freeze_visual
-        self.net = V2ANet(visual_encoder=visual_encoder, denoiser=denoiser, prompt_encoder=prompt_encoder,
-                          transcript_encoder=transcript_encoder)
-        streams = self.net.text_streams
-        self.text_inputs = (("prompt", "negative_prompt") if "prompt" in streams else ()) + \
-            (("transcript",) if "transcript" in streams else ())
-        self.cfg_modalities = check_modalities(cfg_modalities)
-        self.ema = make_ema(self.net, ema_decay)
-        self.text_conditioning = TextConditioning(streams, tokenizer_path=tokenizer, max_tokens=text_max_tokens,
-                                                  vocab_sizes={n: e.vocab_size for n, e in self.net.text_encoders.items()},
-                                                  on_tokenizer=self._bind_tokenizer)
+        net = V2ANet(visual_encoder=visual_encoder, denoiser=denoiser, prompt_encoder=prompt_encoder,
+                     transcript_encoder=transcript_encoder)
+        text = text_conditioning_for(net, tokenizer_path=tokenizer, max_tokens=text_max_tokens)
+        self.pipeline = V2APipeline(net=net, features=features, sampler=sampler, vocoder=vocoder,
+                                    text_conditioning=text, cfg_scale=cfg_scale, cfg_modalities=cfg_modalities)
+        self.ema = make_ema(net, ema_decay)
+        text.on_tokenizer = tokenizer_binder(net, self.ema.module)
         self.objective = objective
-        self.sampler = sampler
-        self.features = features
-        self.vocoder = vocoder
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.cfg_scale = cfg_scale
-        self.seed = seed
-        self.run_config: dict | None = None  # resolved Hydra config, stored in checkpoints by train.py
 
-    def _bind_tokenizer(self, tokenizer) -> None:
-        """Hand the tokenizer to text encoders that read text (a pretrained one), in the network and its EMA."""
-        for net in (self.net, self.ema.module):
-            for encoder in net.text_encoders.values():
-                if hasattr(encoder, "bind_tokenizer"):
-                    encoder.bind_tokenizer(tokenizer.processor)
+    # The pipeline's parts, under the names the training code and callbacks use.
+    @property
+    def net(self) -> V2ANet:
+        return self.pipeline.net
+
+    @property
+    def features(self) -> LogMel:
+        return self.pipeline.features
+
+    @property
+    def vocoder(self) -> Vocoder:
+        return self.pipeline.vocoder
+
+    @property
+    def text_conditioning(self):
+        return self.pipeline.text_conditioning
+
+    @property
+    def text_inputs(self) -> tuple[str, ...]:
+        return self.pipeline.text_inputs
+
+    def sampling_pipeline(self, use_ema: bool = True) -> V2APipeline:
+        """The pipeline with the EMA network (or the online one): what samples during and after training."""
+        return self.pipeline.with_net(self.ema.module) if use_ema else self.pipeline
 
     def setup(self, stage: str) -> None:
         # Before Lightning restores a resumed checkpoint (which then wins), after construction — so
@@ -78,23 +88,16 @@ class V2AModule(pl.LightningModule):
 
     def load_visual_encoder(self, checkpoint_path: str) -> None:
         """Copy a sync-stage checkpoint's visual encoder into the network and its EMA copy."""
-        from v2a.checkpoints.loading import load_checkpoint
-
         state = load_checkpoint(checkpoint_path)["state_dict"]
-        prefix = "visual_encoder."
-        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        weights = {}
+        for prefix in ("model.visual_encoder.", "visual_encoder."):  # SyncModule's layout, and the earlier flat one
+            weights = weights or {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if not weights:
             raise ValueError(f"{checkpoint_path} holds no visual_encoder weights (is it a sync_base checkpoint?)")
         if self.net.visual_encoder is None:
             raise ValueError("visual_init is set but this model has no visual encoder (model.visual_encoder=null)")
         for encoder in (self.net.visual_encoder, self.ema.module.visual_encoder):
             encoder.load_state_dict(weights)  # strict: a different encoder config is an error, not a silent skip
-
-    # --- randomness -------------------------------------------------------------------------
-    def step_generator(self, batch_idx: int = 0) -> torch.Generator:
-        """The noise generator of this (step, micro-batch, rank), on the CPU: portable across devices."""
-        seed = hash((self.seed, self.global_rank, self.global_step, batch_idx)) % (2**63)
-        return torch.Generator().manual_seed(seed)
 
     def on_fit_start(self) -> None:
         # Under FSDP the EMA update lerps local shards element by element; that is only right when the
@@ -106,15 +109,23 @@ class V2AModule(pl.LightningModule):
 
     # --- training ---------------------------------------------------------------------------
     def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator) -> torch.Tensor:
-        mel = self.features(batch["audio"])
+        audio = batch["audio"]
         text = self.text_conditioning.from_batch(batch)
         cond = net(frames=batch["frames"], text=text) if text else net(frames=batch["frames"])
-        return self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator)
+        # Padded frames (clips shorter than the crop) are no target: padding is silence (the STFT of the last
+        # real frames reaches into it), the loss averages over real frames only, and padded audio tokens are
+        # masked out of the self-attention — so what fills the padding cannot matter.
+        mask = mel_frame_mask(batch["audio_mask"], self.features) if "audio_mask" in batch else None
+        if mask is not None and not bool(mask.all()):
+            audio = audio.masked_fill(~batch["audio_mask"].bool(), 0.0)
+            cond = {**cond, "token_mask": mask[:, ::self.features.spec.mel_frames_per_token]}
+        else:
+            mask = None
+        mel = self.features(audio)
+        return self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self.net, batch, self.step_generator(batch_idx))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.global_step}")
+        loss = self.check_finite(self._loss(self.net, batch, self.step_generator(batch_idx)))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["audio"].shape[0])
         return loss
 
@@ -123,6 +134,9 @@ class V2AModule(pl.LightningModule):
         # Here, not in on_train_batch_end: once per optimizer step (gradient accumulation), and
         # before checkpoint callbacks run, so a checkpoint never misses the step's EMA update.
         self.ema.update_parameters(self.net)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.net.parameters() if p.requires_grad]
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
                                     gradient_clip_algorithm: str | None = None) -> None:
@@ -139,89 +153,25 @@ class V2AModule(pl.LightningModule):
         loss = self._loss(self.ema.module, batch, generator)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["audio"].shape[0])
 
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=[p for p in self.net.parameters() if p.requires_grad])
-        if self.scheduler_factory is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "step"}}
-
-    # --- sampling ---------------------------------------------------------------------------
+    # --- sampling (the EMA pipeline's) --------------------------------------------------------
     @torch.no_grad()
-    def guided_velocity_for(self, frames: torch.Tensor, *, cfg_scale: float | None = None, use_ema: bool = True,
-                            prompt: TextInput = None, negative_prompt: TextInput = None, transcript: TextInput = None,
-                            cfg_modalities: Sequence[str] | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """The CFG-guided velocity ``v(x, t)`` that :meth:`generate_mel` integrates (also the reflow teacher's)."""
-        net = self.ema.module if use_ema else self.net
-        frames = frames.to(self.device)
-        batch = frames.shape[0]
-        texts = self.text_conditioning.tokenize(batch, self.device, prompt=prompt, transcript=transcript,
-                                                negative_prompt=negative_prompt)
-        negative = texts.pop("negative_prompt", None)
-        cond = net(frames=frames, text=texts) if texts else net(frames=frames)
-        scale = self.cfg_scale if cfg_scale is None else cfg_scale
-        drop = self.cfg_modalities if cfg_modalities is None else check_modalities(cfg_modalities)
-        keep = torch.ones(batch, dtype=torch.bool, device=self.device)
-        if not self.net.text_streams:  # video only: the one-mask convention, as before text existed
-            unconditional = (lambda x, t: net(x, t, cond, ~keep)) if "video" in drop else None
-        else:
-            uncond = dict(cond)
-            uncond_keep = {name: ~keep if name in drop else keep for name in MODALITIES}
-            if negative is not None:  # steer away from the negative prompt instead of from "no prompt"
-                uncond.update(net(text={"prompt": negative}))
-                uncond_keep["prompt"] = keep
-            unconditional = lambda x, t: net(x, t, uncond, uncond_keep)  # noqa: E731
-        conditional = lambda x, t: net(x, t, cond, keep)  # noqa: E731
-        return guided_velocity(conditional, unconditional, scale)
-
-    @torch.no_grad()
-    def generate_mel(self, frames: torch.Tensor, *, steps: int | None = None, cfg_scale: float | None = None,
-                     generator: torch.Generator | None = None, n_mel_frames: int | None = None,
-                     use_ema: bool = True, prompt: TextInput = None, negative_prompt: TextInput = None,
-                     transcript: TextInput = None, cfg_modalities: Sequence[str] | None = None) -> torch.Tensor:
-        """Video frames [B, T, 3, H, W] -> normalised log-mel [B, n_mels, F] (EMA weights, CFG).
-
-        Text (models with text encoders): a string (tokenised with the checkpoint's tokenizer, the same
-        for every row) or ``(ids [B, L], mask [B, L])``. Guidance: v = v_u + s (v_c - v_u), where the
-        unconditional branch drops ``cfg_modalities`` (default: the model's ``cfg_modalities``) and has
-        the prompt replaced by ``negative_prompt`` when one is given: v = v_neg + s (v_cond - v_neg).
-        """
-        spec = self.features.spec
-        frames = frames.to(self.device)
-        batch = frames.shape[0]
-        n_mel_frames = n_mel_frames or frames.shape[1] * spec.tokens_per_video_frame * spec.mel_frames_per_token
-        velocity = self.guided_velocity_for(frames, cfg_scale=cfg_scale, use_ema=use_ema, prompt=prompt,
-                                            negative_prompt=negative_prompt, transcript=transcript,
-                                            cfg_modalities=cfg_modalities)
-        source = generator.device if generator is not None else self.device
-        noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(self.device)
-        return self.sampler(velocity, noise, steps=steps)
-
-    def clip_texts(self, batch: dict, rows: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """The ``generate_mel`` text arguments of a loader batch's clips (their captions as the prompt, their
-        transcripts), first ``rows`` only; ``{}`` for a video-only model.
-
-        The clips' texts are tokenised with the model's own tokenizer when it has one: a data folder's
-        tokenizer may be another one, whose ids would mean other words to this model.
-        """
-        if not self.net.text_streams:
-            return {}
-        tokenizer = self.text_conditioning.tokenizer
-        if tokenizer is None or "meta" not in batch:
-            return {name: (ids[:rows], mask[:rows]) for name, (ids, mask) in self.text_conditioning.from_batch(batch).items()}
-        out = {}
-        for name in self.net.text_streams:
-            pairs = [tokenizer(text_of(meta, STREAM_FIELDS[name]), name) for meta in batch["meta"][:rows]]
-            out[name] = (torch.cat([ids for ids, _ in pairs]), torch.cat([mask for _, mask in pairs]))
-        return out
+    def generate_mel(self, frames: torch.Tensor, *, use_ema: bool = True, **kwargs: Any) -> torch.Tensor:
+        """:meth:`V2APipeline.generate_mel` with the EMA (default) or online network."""
+        return self.sampling_pipeline(use_ema).generate_mel(frames, **kwargs)
 
     @torch.no_grad()
     def generate_audio(self, frames: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        """Video frames -> waveform [B, samples] through the configured vocoder."""
         return self.vocoder(self.generate_mel(frames, **kwargs))
+
+    def clip_texts(self, batch: dict, rows: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        return self.pipeline.clip_texts(batch, rows)
+
+    def guided_velocity_for(self, frames: torch.Tensor, *, use_ema: bool = True, **kwargs: TextInput | Any):
+        return self.sampling_pipeline(use_ema).guided_velocity(frames, **kwargs)
 
     # --- checkpoint state -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["v2a_config"] = self.run_config
+        super().on_save_checkpoint(checkpoint)
         if self.text_conditioning.tokenizer is not None:  # the tokenizer travels with the weights, never looked up later
             checkpoint[TOKENIZER_KEY] = self.text_conditioning.tokenizer.model
 
@@ -236,5 +186,7 @@ class V2AModule(pl.LightningModule):
         """
         from v2a.checkpoints.export import export_inference
 
+        tokenizer = self.text_conditioning.tokenizer
         write = self._trainer is None or self.trainer.is_global_zero
-        return export_inference(self, out_dir, write=write)
+        return export_inference(self.ema.module, self.run_config, out_dir, write=write,
+                                tokenizer=tokenizer.model if tokenizer is not None else None)

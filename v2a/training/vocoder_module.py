@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -35,11 +34,12 @@ from v2a.models.vocoder.losses import (
     generator_adversarial_loss,
     mel_l1,
 )
+from v2a.training.stage import StageModule
 
 log = logging.getLogger(__name__)
 
 
-class VocoderModule(pl.LightningModule):
+class VocoderModule(StageModule):
     """Trains ``generator`` (built from ``architecture`` + ``generator`` kwargs) on random audio crops."""
 
     def __init__(self, *, features: LogMel, architecture: str, generator: dict, discriminators: VocoderDiscriminators,
@@ -49,7 +49,7 @@ class VocoderModule(pl.LightningModule):
                  stft_weight: float = 15.0, adv_weight: float = 1.0, fm_weight: float = 2.0,
                  magnitude_weight: float = 0.0, lsd_loss: LogSpectralLoss | None = None, lsd_weight: float = 0.0,
                  grad_clip: float | None = 10.0, init_from: str | None = None, seed: int = 0) -> None:
-        super().__init__()
+        super().__init__(scheduler=scheduler, seed=seed)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"unknown vocoder architecture {architecture!r} (known: {sorted(ARCHITECTURES)})")
         if segment_frames < 2:
@@ -71,24 +71,26 @@ class VocoderModule(pl.LightningModule):
         self.lsd_loss = lsd_loss if lsd_weight else None
         self.optimizer_g_factory = optimizer_g
         self.optimizer_d_factory = optimizer_d
-        self.scheduler_factory = scheduler
         self.segment_frames = segment_frames
         self.gan_start_step = gan_start_step
         self.weights = {"mel": mel_weight, "stft": stft_weight, "adv": adv_weight, "fm": fm_weight,
                         "magnitude": magnitude_weight, "lsd": lsd_weight}
         self.grad_clip = grad_clip
-        self.seed = seed
-        self.run_config: dict | None = None  # resolved Hydra config, stored in checkpoints by train.py
         self._fit_started: float | None = None
 
     # --- data ---------------------------------------------------------------------------------
-    def random_segments(self, audio: torch.Tensor) -> torch.Tensor:
-        """Random crops of ``segment_frames`` mel frames from clips [B, N]; offsets seeded by (seed, rank, step)."""
+    def random_segments(self, audio: torch.Tensor, audio_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Random crops of ``segment_frames`` mel frames from clips [B, N]; offsets seeded by (seed, rank, step).
+
+        With ``audio_mask`` [B, N] (False on padding) a crop stays inside the clip's real audio where it fits.
+        """
         length = self.segment_frames * self.features.spec.hop_length
         if audio.shape[-1] <= length:
             return audio
-        generator = torch.Generator().manual_seed(hash((self.seed, self.global_rank, self.global_step)) % (2**63))
+        generator = self.step_generator(batch_idx=None)
         starts = torch.randint(0, audio.shape[-1] - length + 1, (audio.shape[0],), generator=generator)
+        if audio_mask is not None:  # fold into the real range (the identity for unpadded clips)
+            starts = starts % ((audio_mask.sum(dim=-1).cpu() - length).clamp(min=0) + 1)
         return torch.stack([clip[s:s + length] for clip, s in zip(audio, starts.tolist(), strict=True)])
 
     def init_generator(self, export: str | Path) -> None:
@@ -137,7 +139,7 @@ class VocoderModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         opt_g, opt_d = self.optimizers()
-        real = self.random_segments(batch["audio"])
+        real = self.random_segments(batch["audio"], batch.get("audio_mask"))
         fake, extra = self.generate(real)
         gan = self.global_step >= self.gan_start_step
         logs: dict[str, torch.Tensor] = {}
@@ -191,9 +193,6 @@ class VocoderModule(pl.LightningModule):
     # --- checkpoint state and export ----------------------------------------------------------
     def on_train_start(self) -> None:
         self._fit_started = time.monotonic()
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["v2a_config"] = self.run_config
 
     def export_to(self, out_dir: str | Path) -> Path | None:
         """Generator weights + config (``model/vocoder=neural model.vocoder.checkpoint=out_dir`` loads it)."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from v2a.media.audio_io import AudioReadError, decode, write
+from v2a.media import AudioReadError, decode_audio, write_audio
 from v2a.watermark.keying import ENV_VAR
 from v2a.watermark.watermarker import Watermarker
 
@@ -43,7 +43,7 @@ def _detect(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         try:
-            audio, sr = decode(path)
+            audio, sr = decode_audio(path)
             result = marker.detect(audio.mean(axis=0), sr)
         except AudioReadError as exc:
             print(f"{path}: error: {exc}", file=sys.stderr)
@@ -60,13 +60,13 @@ def _detect(args: argparse.Namespace) -> int:
 
 def _embed(args: argparse.Namespace) -> int:
     try:
-        audio, sr = decode(args.input)
+        audio, sr = decode_audio(args.input)
     except AudioReadError as exc:
         print(f"{args.input}: error: {exc}", file=sys.stderr)
         return 1
     marked = Watermarker(args.key, snr_db=args.snr_db).embed(audio, sr)
     try:
-        write(args.output, marked, sr)
+        write_audio(args.output, marked, sr)
     except Exception as exc:
         print(f"{args.output}: error: cannot write: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

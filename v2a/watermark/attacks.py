@@ -14,7 +14,7 @@ import torch
 import torchaudio.functional as AF
 from scipy import signal
 
-from v2a.media.audio_io import codec_roundtrip, resample
+from v2a.media import codec_roundtrip, resample
 from v2a.watermark import synth
 
 Attack = Callable[[np.ndarray, int, np.random.Generator], tuple[np.ndarray, int]]

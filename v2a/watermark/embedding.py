@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import uniform_filter, uniform_filter1d
 
-from v2a.media.audio_io import as_2d, resample
+from v2a.media import as_2d, resample
 from v2a.watermark import spectral
 from v2a.watermark.params import WatermarkParams
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from v2a.media.audio_io import resample, to_mono
+from v2a.media import resample, to_mono
 from v2a.watermark import detection, embedding, stats
 from v2a.watermark.keying import key_pattern, resolve_key
 from v2a.watermark.params import WatermarkParams

@@ -1,7 +1,7 @@
 """Real-video ingestion: a folder or manifest of videos -> the same webdataset shards as the benchmark.
 
 ``discover`` (sources.py) -> ``v2a.media.probe`` -> ``make_plan`` (plan.py) -> ``write_planned_shard``
-(writer.py, decoding with ``v2a.media.reader``), orchestrated by ``ingest`` (build.py).
+(writer.py, decoding with ``v2a.media``), orchestrated by ``ingest`` (build.py).
 """
 
 from v2a.data.ingest.build import ingest

@@ -24,7 +24,7 @@ from v2a.data.ingest.sources import discover
 from v2a.data.ingest.text import TextPolicy
 from v2a.data.ingest.writer import ShardJob, write_planned_shard
 from v2a.data.shard_writer import finished_shards, read_index, record_shard, write_index
-from v2a.media.probe import BadVideo, VideoInfo, probe
+from v2a.media import BadVideo, VideoInfo, probe
 from v2a.shapes import ClipSpec
 
 log = logging.getLogger("v2a.data.ingest")
@@ -66,7 +66,6 @@ def ingest(
     shard_size: int = 100,
     workers: int = 2,
     prefix: str | None = None,
-    video_reader: str = "decord",
 ) -> dict:
     """Turn the videos under ``input_path`` (folder, video or manifest) into shards in ``out_dir``.
 
@@ -76,8 +75,6 @@ def ingest(
     clip_options, text_policy = clip_options or ClipOptions(), text_policy or TextPolicy()
     if shard_size <= 0:
         raise IngestError(f"shard_size must be positive, got {shard_size}")
-    if video_reader not in ("decord", "pyav"):
-        raise IngestError(f"video_reader must be decord or pyav, got {video_reader!r}")
     out_dir = Path(out_dir)
     issues = Issues()
     sources = discover(Path(input_path), text_policy, issues)
@@ -106,7 +103,7 @@ def ingest(
     )
     issues.merge_into(index)
     write_index(out_dir, index)
-    _write_shards(out_dir, index, plan, spec, workers, video_reader)
+    _write_shards(out_dir, index, plan, spec, workers)
     index["complete"] = {s["name"] for s in plan["shards"]} <= finished_shards(out_dir, index)
     write_index(out_dir, index)
     return index
@@ -128,18 +125,18 @@ def _write_guarded(job: ShardJob) -> tuple[ShardJob, int, Issues, str | None]:
         return job, 0, Issues(), f"{type(error).__name__}: {error}"
 
 
-def _jobs(out_dir: Path, index: dict, plan: dict, spec: ClipSpec, video_reader: str) -> Iterable[ShardJob]:
+def _jobs(out_dir: Path, index: dict, plan: dict, spec: ClipSpec) -> Iterable[ShardJob]:
     done = finished_shards(out_dir, index)
     for shard in plan["shards"]:
         if shard["name"] in done:
             continue
         numbers = {clip[0] for clip in shard["clips"]}
         sources = {n: plan["sources"][n] for n in numbers}
-        yield ShardJob(out_dir / shard["name"], shard["clips"], sources, spec, video_reader)
+        yield ShardJob(out_dir / shard["name"], shard["clips"], sources, spec)
 
 
-def _write_shards(out_dir: Path, index: dict, plan: dict, spec: ClipSpec, workers: int, video_reader: str) -> None:
-    jobs = list(_jobs(out_dir, index, plan, spec, video_reader))
+def _write_shards(out_dir: Path, index: dict, plan: dict, spec: ClipSpec, workers: int) -> None:
+    jobs = list(_jobs(out_dir, index, plan, spec))
     if not jobs:
         log.info("all %d shards present in %s, nothing to do", len(plan["shards"]), out_dir)
         return
@@ -154,5 +151,5 @@ def _write_shards(out_dir: Path, index: dict, plan: dict, spec: ClipSpec, worker
     except BrokenProcessPool:
         raise IngestError(
             "a worker process died (a decoder crash on some input?): finished shards are kept and a rerun "
-            "resumes; if it repeats, try video_reader=pyav or workers=0 to find the file"
+            "resumes; if it repeats, try workers=0 to find the file"
         ) from None

@@ -17,7 +17,7 @@ from v2a.data.ingest.clips import clip_key, clip_windows
 from v2a.data.ingest.issues import IngestError, Issues
 from v2a.data.ingest.sources import Source
 from v2a.data.shard_writer import shard_name
-from v2a.media.probe import BadVideo, VideoInfo
+from v2a.media import BadVideo, VideoInfo
 from v2a.shapes import ClipSpec
 
 PLAN_NAME = "plan.json"

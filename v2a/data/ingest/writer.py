@@ -18,8 +18,7 @@ import numpy as np
 
 from v2a.data.ingest.issues import Issues
 from v2a.data.shard_writer import write_shard
-from v2a.media.clip_bytes import encode_flac, encode_mp4
-from v2a.media.reader import read_audio, read_frames, use_decord
+from v2a.media import encode_flac, encode_mp4, read_audio, read_frames
 from v2a.shapes import ClipSpec
 
 MAX_RUN_GAP_S = 1.0  # clips closer than this are decoded in one pass (one seek)
@@ -33,7 +32,6 @@ class ShardJob:
     clips: list  # [source number, start, valid seconds, key] in plan order
     sources: dict  # source number -> planned source (path, rel, text, origin, has_audio, ...)
     spec: ClipSpec
-    video_reader: str = "decord"
 
 
 def write_planned_shard(job: ShardJob) -> tuple[ShardJob, int, Issues]:
@@ -60,7 +58,7 @@ def _samples(job: ShardJob, issues: Issues) -> Iterator[dict]:
         source = job.sources[number]
         for run in _runs(list(group), job.spec.duration):
             try:
-                decoded = list(_decode_run(source, run, job.spec, job.video_reader))
+                decoded = list(_decode_run(source, run, job.spec))
             except Exception as error:  # any decoder failure on bad input: skip these clips, keep the run going
                 reason = f"cannot decode clip: {type(error).__name__}: {error}"
                 for clip in run:
@@ -79,17 +77,14 @@ def _samples(job: ShardJob, issues: Issues) -> Iterator[dict]:
                 }
 
 
-def _decode_run(source: dict, run: list, spec: ClipSpec, video_reader: str) -> Iterator[tuple[list, tuple | str]]:
+def _decode_run(source: dict, run: list, spec: ClipSpec) -> Iterator[tuple[list, tuple | str]]:
     """(clip, (frames uint8 [T, S, S, 3], audio float32 [N]) on the spec's grid, or why not) for each clip of a run."""
     n_frames, n_samples = spec.n_video_frames, spec.n_samples
     # Only the frames inside each clip's valid part are decoded; a short final clip repeats its last frame.
     valid_frames = [min(n_frames, max(1, math.ceil(clip[2] * spec.fps - 1e-6))) for clip in run]
     times = np.concatenate([clip[1] + np.arange(count) / spec.fps for clip, count in zip(run, valid_frames, strict=True)])
-    frames, last_frame = read_frames(
-        source["path"], times, origin=source["origin"], size=spec.image_size, rotation=source["rotation"],
-        shape=(source["height"], source["width"]),
-        decord_ok=video_reader == "decord" and use_decord(source["container"], source["rotation"]),
-    )
+    frames, last_frame = read_frames(source["path"], times, origin=source["origin"], size=spec.image_size,
+                                     rotation=source["rotation"])
     begin, end = run[0][1], run[-1][1] + spec.duration
     if source["has_audio"]:
         audio = read_audio(source["path"], begin, end, origin=source["origin"], rate=spec.sample_rate)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from v2a.data.shard_writer import finished_shards, read_index, record_shard, shard_name, write_shard
 from v2a.data.synthetic.impacts import SyntheticClip, render_impact_clip
 from v2a.data.synthetic.scene import Scene, render_scene
-from v2a.media.clip_bytes import encode_flac, encode_mp4
+from v2a.media import encode_flac, encode_mp4
 from v2a.shapes import ClipSpec
 
 log = logging.getLogger(__name__)

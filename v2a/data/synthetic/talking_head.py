@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-import torchaudio.functional as AF
 
 from v2a.data.synthetic.base import AudioTrack, Canvas, SourceResult, frame_rms
 from v2a.data.synthetic.draw import disc, ellipse, rectangle
 from v2a.data.synthetic.espeak import Speech, synthesize
+from v2a.media import resample
 
 SKINS = ((224, 172, 140), (198, 134, 100), (141, 85, 60), (240, 200, 170))
 EYE = (25.0, 25.0, 35.0)
@@ -74,7 +73,7 @@ class TalkingHead:
     def render(self, canvas: Canvas, audio: AudioTrack, rng: np.random.Generator) -> SourceResult:
         sr = audio.sample_rate
         text, voice, rate, pitch, speech = self._speak(rng, audio.duration)
-        wave = AF.resample(torch.from_numpy(speech.audio), speech.sample_rate, sr).numpy().astype(np.float64)
+        wave = resample(speech.audio, speech.sample_rate, sr).astype(np.float64)
         wave *= self.level / (np.abs(wave).max() + 1e-9)
         offset = float(rng.uniform(0.05, max(0.05, audio.duration - 0.1 - len(wave) / sr)))
         start = int(round(offset * sr))

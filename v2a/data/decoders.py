@@ -1,0 +1,80 @@
+"""Sample decoders: what a streamed clip becomes (video + audio, or audio only), a config choice of the data.
+
+A decoder turns one raw webdataset sample (bytes per extension) into tensors on the clip grid, cut by a
+:class:`~v2a.data.crops.TimeCrop`; it raises on a sample it cannot use (the stream skips it with the
+reason). Decoders are plain picklable objects (data-loader workers receive copies), selected by
+``data.decoder._target_``; the stream passes the spec, the crop, the sample's generator and the tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import torch
+
+from v2a.data.crops import StartCrop, TimeCrop, choose_window, crop_audio, crop_meta
+from v2a.data.decode import AUDIO_KEYS, decode_sample
+from v2a.media import decode_mono
+from v2a.shapes import ClipSpec
+from v2a.text.tokens import TextTokenizer
+
+
+class SampleDecoder:
+    """Raw sample -> dict of tensors and lists (batched by :func:`v2a.data.decode.collate`)."""
+
+    def __call__(self, sample: dict, rng: random.Random | None = None, *, spec: ClipSpec, crop: TimeCrop,
+                 tokenizer: TextTokenizer | None = None) -> dict:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class VideoAudioDecoder(SampleDecoder):
+    """Video frames and audio cut at the same instant, their padding masks, metadata and text tokens
+    (see :func:`v2a.data.decode.decode_sample`): the V2A, sync and classifier stages."""
+
+    def __call__(self, sample: dict, rng: random.Random | None = None, *, spec: ClipSpec, crop: TimeCrop,
+                 tokenizer: TextTokenizer | None = None) -> dict:
+        return decode_sample(sample, spec, crop=crop, rng=rng, tokenizer=tokenizer.fields if tokenizer else None)
+
+
+def sample_meta(sample: dict) -> dict:
+    """The sample's ``json`` member ({} without one); unreadable json is an error."""
+    try:
+        return json.loads(sample["json"]) if "json" in sample else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"unreadable json: {error}") from None
+
+
+class AudioDecoder(SampleDecoder):
+    """Audio only (no video is decoded, a sample needs none): ``key``, ``audio`` float [N], ``audio_mask``
+    bool [N], ``meta`` on the crop's clock, ``shard`` and, with a tokenizer, text tokens. The vocoder stage.
+
+    Any shard with a ``flac``/``wav`` member works: the synthetic benchmark, the espeak-ng speech shards
+    (``data_prep/make_speech_shards.py``), real-video ingests.
+    """
+
+    def __call__(self, sample: dict, rng: random.Random | None = None, *, spec: ClipSpec, crop: TimeCrop,
+                 tokenizer: TextTokenizer | None = None) -> dict:
+        key = sample.get("__key__")
+        meta = sample_meta(sample)
+        audio_key = next((k for k in AUDIO_KEYS if k in sample), None)
+        if audio_key is None:
+            raise ValueError(f"sample {key} has no audio ({AUDIO_KEYS})")
+        audio = decode_mono(sample[audio_key], spec.sample_rate)
+        if not np.isfinite(audio).all():
+            raise ValueError(f"sample {key} has NaN/Inf audio")
+        seconds = len(audio) / spec.sample_rate
+        recorded = meta.get("valid_duration")
+        if isinstance(recorded, int | float) and recorded > 0:
+            seconds = min(seconds, float(recorded))
+        window = choose_window(seconds, spec, crop or StartCrop(), rng)
+        out = {"key": key, "audio": torch.from_numpy(crop_audio(audio, window, spec)),
+               "audio_mask": torch.from_numpy(window.audio_mask(spec)), "meta": crop_meta(meta, window, spec),
+               "shard": sample.get("__url__", "")}
+        if tokenizer is not None:
+            out.update({name: torch.from_numpy(array) for name, array in tokenizer.fields(meta).items()})
+        return out

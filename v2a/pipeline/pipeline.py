@@ -1,0 +1,150 @@
+"""The inference pipeline: a trained network with everything needed to turn video frames into audio.
+
+Generation, evaluation, the reflow teacher, the demo callback and the Python API all sample through a
+:class:`V2APipeline`; the training LightningModule holds one and trains its network. Nothing here
+imports Lightning, so loading a model for inference costs only what inference needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from v2a.audio.mel import LogMel
+from v2a.diffusion import ODESampler, guided_velocity
+from v2a.models.v2a_net import V2ANet
+from v2a.models.vocoder.base import Vocoder
+from v2a.shapes import MODALITIES, ClipSpec
+from v2a.text.conditioning import STREAM_FIELDS, TextConditioning, TextInput, check_modalities
+from v2a.text.tokens import text_of
+
+Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class V2APipeline(nn.Module):
+    """Network + mel features + ODE sampler + vocoder + text conditioning + classifier-free guidance.
+
+    ``net`` is the network that samples: a loaded model's EMA weights, or (inside training) whichever
+    copy :meth:`with_net` was given. ``cfg_modalities`` are the conditions the unconditional branch drops
+    (a negative prompt replaces the dropped prompt there).
+    """
+
+    def __init__(self, *, net: V2ANet, features: LogMel, sampler: ODESampler, vocoder: Vocoder,
+                 text_conditioning: TextConditioning | None = None, cfg_scale: float = 3.0,
+                 cfg_modalities: Sequence[str] = MODALITIES) -> None:
+        super().__init__()
+        self.net = net
+        self.features = features
+        self.sampler = sampler
+        self.vocoder = vocoder
+        self.text_conditioning = text_conditioning or TextConditioning(net.text_streams)
+        self.cfg_scale = float(cfg_scale)
+        self.cfg_modalities = check_modalities(cfg_modalities)
+        self.run_config: dict | None = None  # the resolved config it was built from (set when loaded)
+        self.trained_steps = -1              # optimizer steps of the loaded checkpoint (-1: an export)
+
+    @property
+    def spec(self) -> ClipSpec:
+        return self.features.spec
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @property
+    def text_inputs(self) -> tuple[str, ...]:
+        """The text arguments this model accepts (none: video only)."""
+        streams = self.net.text_streams
+        return (("prompt", "negative_prompt") if "prompt" in streams else ()) + \
+            (("transcript",) if "transcript" in streams else ())
+
+    def with_net(self, net: V2ANet) -> V2APipeline:
+        """The same pipeline sampling with another copy of the network (training: the EMA weights)."""
+        return V2APipeline(net=net, features=self.features, sampler=self.sampler, vocoder=self.vocoder,
+                           text_conditioning=self.text_conditioning, cfg_scale=self.cfg_scale,
+                           cfg_modalities=self.cfg_modalities)
+
+    # --- sampling ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def guided_velocity(self, frames: torch.Tensor, *, cfg_scale: float | None = None, prompt: TextInput = None,
+                        negative_prompt: TextInput = None, transcript: TextInput = None,
+                        cfg_modalities: Sequence[str] | None = None) -> Velocity:
+        """The CFG-guided velocity ``v(x, t)`` that :meth:`generate_mel` integrates (also a reflow teacher's)."""
+        net, device = self.net, self.device
+        frames = frames.to(device)
+        batch = frames.shape[0]
+        texts = self.text_conditioning.tokenize(batch, device, prompt=prompt, transcript=transcript,
+                                                negative_prompt=negative_prompt)
+        negative = texts.pop("negative_prompt", None)
+        cond = net(frames=frames, text=texts) if texts else net(frames=frames)
+        scale = self.cfg_scale if cfg_scale is None else cfg_scale
+        drop = self.cfg_modalities if cfg_modalities is None else check_modalities(cfg_modalities)
+        keep = torch.ones(batch, dtype=torch.bool, device=device)
+        if not net.text_streams:  # video only: the one-mask convention, as before text existed
+            unconditional = (lambda x, t: net(x, t, cond, ~keep)) if "video" in drop else None
+        else:
+            uncond = dict(cond)
+            uncond_keep = {name: ~keep if name in drop else keep for name in MODALITIES}
+            if negative is not None:  # steer away from the negative prompt instead of from "no prompt"
+                uncond.update(net(text={"prompt": negative}))
+                uncond_keep["prompt"] = keep
+            unconditional = lambda x, t: net(x, t, uncond, uncond_keep)  # noqa: E731
+        conditional = lambda x, t: net(x, t, cond, keep)  # noqa: E731
+        return guided_velocity(conditional, unconditional, scale)
+
+    @torch.no_grad()
+    def generate_mel(self, frames: torch.Tensor, *, steps: int | None = None, cfg_scale: float | None = None,
+                     generator: torch.Generator | None = None, n_mel_frames: int | None = None,
+                     prompt: TextInput = None, negative_prompt: TextInput = None, transcript: TextInput = None,
+                     cfg_modalities: Sequence[str] | None = None) -> torch.Tensor:
+        """Video frames [B, T, 3, H, W] -> normalised log-mel [B, n_mels, F].
+
+        Text (models with text encoders): a string (tokenised with the model's tokenizer, the same for
+        every row), a list of one string per row, or ``(ids [B, L], mask [B, L])``. Guidance:
+        v = v_u + s (v_c - v_u), where the unconditional branch drops ``cfg_modalities`` (default: the
+        model's) and has the prompt replaced by ``negative_prompt`` when one is given.
+        """
+        spec, device = self.spec, self.device
+        batch = frames.shape[0]
+        n_mel_frames = n_mel_frames or frames.shape[1] * spec.mel_frames_per_video_frame
+        velocity = self.guided_velocity(frames, cfg_scale=cfg_scale, prompt=prompt, negative_prompt=negative_prompt,
+                                        transcript=transcript, cfg_modalities=cfg_modalities)
+        source = generator.device if generator is not None else device
+        noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(device)
+        return self.sampler(velocity, noise, steps=steps)
+
+    @torch.no_grad()
+    def generate_audio(self, frames: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """Video frames -> waveform [B, samples] through the pipeline's vocoder (``generate_mel``'s arguments)."""
+        return self.vocoder(self.generate_mel(frames, **kwargs))
+
+    def clip_texts(self, batch: dict, rows: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The ``generate_mel`` text arguments of a loader batch's clips (their captions as the prompt, their
+        transcripts), first ``rows`` only; ``{}`` for a video-only model.
+
+        The clips' texts are tokenised with the model's own tokenizer when it has one: a data folder's
+        tokenizer may be another one, whose ids would mean other words to this model.
+        """
+        if not self.net.text_streams:
+            return {}
+        tokenizer = self.text_conditioning.tokenizer
+        if tokenizer is None or "meta" not in batch:
+            return {name: (ids[:rows], mask[:rows]) for name, (ids, mask) in self.text_conditioning.from_batch(batch).items()}
+        out = {}
+        for name in self.net.text_streams:
+            pairs = [tokenizer(text_of(meta, STREAM_FIELDS[name]), name) for meta in batch["meta"][:rows]]
+            out[name] = (torch.cat([ids for ids, _ in pairs]), torch.cat([mask for _, mask in pairs]))
+        return out
+
+    # --- loading ----------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: Any, *, device: str | torch.device = "cpu", vocoder: dict | None = None,
+                        sampler: dict | None = None, overrides: dict | None = None) -> V2APipeline:
+        """The pipeline of a training checkpoint (``.ckpt``) or an inference export (folder or its
+        ``model.safetensors``), with the EMA weights, in eval mode. See :func:`v2a.pipeline.loading.load_pipeline`."""
+        from v2a.pipeline.loading import load_pipeline
+
+        return load_pipeline(path, device=device, vocoder=vocoder, sampler=sampler, overrides=overrides)
