@@ -35,10 +35,13 @@ def main(cfg: DictConfig) -> float | None:
     options = plain_options(cfg, exclude=("paths", "watermark", "model", "data"))
     data = cfg.data.root if OmegaConf.is_dict(cfg.get("data")) else cfg.get("data")
     prompt_following = options.pop("prompt_following", False)
+    dialogue = {k: options.pop(k) for k in ("dialogue", "timing", "aligner")}
     try:
         metrics = evaluate(data=data, watermark=watermark, vocoder=vocoder, **options)
         if metrics and prompt_following:
             metrics.update(run_prompt_following(cfg, data))
+        if metrics and dialogue["dialogue"]:
+            metrics.update(run_dialogue(cfg, data))
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
@@ -60,6 +63,20 @@ def run_prompt_following(cfg: DictConfig, data: str | None) -> dict[str, float]:
     return evaluate_prompt_following(module, data=str(data or module.run_config["data"]["root"]), split=cfg.split,
                                      classifier=cfg.classifier, out_dir=cfg.out, batch_size=cfg.batch_size,
                                      max_clips=cfg.max_clips, steps=cfg.steps, cfg_scale=cfg.cfg_scale, seed=cfg.seed)
+
+
+def run_dialogue(cfg: DictConfig, data: str | None) -> dict[str, float]:
+    """The dialogue metrics (v2a.evaluation.dialogue) with the chosen timing source, merged into metrics.json."""
+    from v2a.evaluation.dialogue import evaluate_dialogue
+    from v2a.evaluation.speech import WhisperRecognizer
+    from v2a.pipeline.pipeline import V2APipeline
+
+    pipeline = V2APipeline.from_pretrained(cfg.ckpt, device=cfg.device, vocoder=chosen_vocoder(cfg),
+                                           sampler=OmegaConf.to_container(cfg.sampler, resolve=True) if cfg.get("sampler") else None)
+    return evaluate_dialogue(pipeline, data=str(data or pipeline.run_config["data"]["root"]), split=cfg.split,
+                             out_dir=cfg.out, recognizer=WhisperRecognizer().transcribe, timing=cfg.timing,
+                             aligner=cfg.aligner, batch_size=cfg.batch_size, max_clips=cfg.max_clips, steps=cfg.steps,
+                             cfg_scale=cfg.cfg_scale, seed=cfg.seed)
 
 
 if __name__ == "__main__":

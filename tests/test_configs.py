@@ -88,3 +88,19 @@ def test_slurm_launcher_config_composes(tmp_path):
                                                             "trainer.num_nodes=2"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.nodes == 2 and cfg.hydra.launcher.tasks_per_node == 4
+
+
+@pytest.mark.parametrize(("modalities", "visual", "streams"), [
+    ("[video,prompt,transcript]", True, ("prompt", "transcript")),
+    ("[prompt,transcript]", False, ("prompt", "transcript")),
+    ("[video,transcript]", True, ("transcript",)),
+    ("[video]", True, ()),
+])
+def test_one_key_chooses_the_modalities(tmp_path, modalities, visual, streams):
+    """model.modalities alone: the encoders, the denoiser's inputs and CFG's dropped conditions follow."""
+    cfg = compose_config(["experiment=v2a_text_tiny", f"paths.root_dir={tmp_path}", f"model.modalities={modalities}"])
+    module = instantiate(cfg.model)
+    assert (module.net.visual_encoder is not None) == visual
+    assert (module.net.denoiser.visual_dim is not None) == visual
+    assert module.net.text_streams == streams and tuple(module.net.denoiser.text_streams) == streams
+    assert list(module.pipeline.cfg_modalities) == list(cfg.model.modalities)

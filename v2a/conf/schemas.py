@@ -123,6 +123,7 @@ class DenoiserSchema:
     align_visual: bool = MISSING
     text_dim: int | None = MISSING
     text_streams: list[str] = MISSING
+    phoneme_dim: int | None = None
 
     @staticmethod
     def check(node: DictConfig, p: str) -> list[str]:
@@ -231,6 +232,7 @@ class GenerateSchema:
     prompt: str | None = MISSING
     negative_prompt: str | None = MISSING
     transcript: str | None = MISSING
+    aligner: str | None = None
     overlap_s: float = MISSING
     original_audio: str = MISSING
     duration: float | None = MISSING
@@ -274,6 +276,9 @@ class EvaluateSchema:
     onset_kinds: list[str] = MISSING
     sync_model: str | None = MISSING
     prompt_following: bool = MISSING
+    dialogue: bool = False
+    timing: str = "video"
+    aligner: str | None = None
     wandb: bool = MISSING
     paths: Any = None
     data: Any = None        # data=NAME: another data config (only its root is read)
@@ -284,6 +289,8 @@ class EvaluateSchema:
     def check(node: DictConfig, p: str) -> list[str]:
         errors = _sampling_errors(node, p) + _at_least(node, p, "batch_size")
         errors += _at_least(node, p, "max_clips", optional=True) + _at_least(node, p, "calibration_clips", "plots", minimum=0)
+        if node.get("timing", "video") not in ("oracle", "subtitles", "video"):
+            errors.append(f"{p}timing must be oracle, subtitles or video, got {node.timing!r}")
         return errors + _one_of(node, p, "whisper", WHISPER)
 
 
@@ -314,14 +321,49 @@ def register() -> None:
     # (Not as `spec/...`: Hydra refuses a stored config that shadows a file of the same name.)
     for preset in sorted((Path(__file__).resolve().parent / "spec").glob("*.yaml")):
         store.store(group=SHARED_SPEC, name=preset.stem, node=OmegaConf.load(preset))
-    if not OmegaConf.has_resolver("clip"):
-        OmegaConf.register_new_resolver("clip", _clip_value)
+    resolvers = {"clip": _clip_value, "if_modality": _if_modality, "text_modalities": _text_modalities,
+                 "text_dim": _text_dim, "phonemes": _phonemes}
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 def _clip_value(name: str, *, _root_: DictConfig) -> Any:
     """``${clip:mel_frames_per_video_frame}``: a number derived from the composed ``spec`` (a ClipSpec property),
     so YAML never types a number the spec implies."""
     return getattr(clip_spec(_root_.spec), name)
+
+
+def _modalities(root: DictConfig) -> list[str]:
+    modalities = OmegaConf.select(root, "model.modalities")
+    if modalities is None:
+        raise ValueError("model.modalities is not set (the conditions the model has, e.g. [video, transcript])")
+    return list(modalities)
+
+
+def _if_modality(modality: str, value: Any, *, _root_: DictConfig) -> Any:
+    """``${if_modality:video,VALUE}``: VALUE when ``model.modalities`` lists the modality, else null."""
+    return value if modality in _modalities(_root_) else None
+
+
+def _text_modalities(*, _root_: DictConfig) -> list[str]:
+    """``${text_modalities:}``: the text streams among ``model.modalities`` that have a text encoder (the
+    denoiser's cross-attention streams; a transcript read only as phonemes is not one)."""
+    return [m for m in _modalities(_root_)
+            if m in TEXT_STREAMS and OmegaConf.select(_root_, f"model.{m}_encoder") is not None]
+
+
+def _phonemes(what: str) -> Any:
+    """``${phonemes:vocabulary}`` (the phoneme names a model reads, stored with it) or ``${phonemes:size}``."""
+    from v2a.text.phonemes import DEFAULT_VOCABULARY
+
+    return {"vocabulary": list(DEFAULT_VOCABULARY), "size": len(DEFAULT_VOCABULARY)}[what]
+
+
+def _text_dim(*, _root_: DictConfig) -> int | None:
+    """``${text_dim:}``: the width of the text modalities' encoders (the prompt's, else the transcript's)."""
+    dims = [OmegaConf.select(_root_, f"model.{name}_encoder.dim") for name in _text_modalities(_root_=_root_)]
+    return next((dim for dim in dims if dim is not None), None)
 
 
 def _nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:

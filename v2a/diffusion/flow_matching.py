@@ -63,13 +63,16 @@ class RectifiedFlow:
                 for name, p in self.modality_dropout.items()}
 
     def loss(self, velocity: Callable[..., torch.Tensor], x1: torch.Tensor, generator: torch.Generator,
-             mask: torch.Tensor | None = None) -> torch.Tensor:
+             mask: torch.Tensor | None = None, details: dict | None = None) -> torch.Tensor:
         """MSE between ``velocity(x_t, t, keep)`` and the straight-line target.
 
         ``mask`` (bool [B, F], True = real, False = padding) restricts the mean to the real frames of the
         last axis of ``x1`` [B, ..., F] (see :func:`masked_mse`); a mask on a coarser grid that divides F
         evenly (audio tokens) is repeated onto the frames. ``v2a.audio.mel_frame_mask`` makes one from the
         loader's ``audio_mask``. The random draws do not depend on the mask.
+
+        ``details``, when given a dict, receives ``t`` [B] and ``per_sample`` [B] (each sample's own masked
+        MSE, detached): what the loss per flow-time bucket is made of. The returned loss does not change.
         """
         # Draw on the generator's device (a CPU generator's state is portable and checkpointable),
         # then move: the random stream does not depend on where the model runs.
@@ -79,7 +82,10 @@ class RectifiedFlow:
         keep = self.keep_mask(batch, generator, source)
         keep = {k: m.to(x1.device) for k, m in keep.items()} if isinstance(keep, dict) else keep.to(x1.device)
         prediction = velocity(self.interpolate(x0, x1, t), t, keep)
-        return masked_mse(prediction, self.target(x0, x1), mask)
+        target = self.target(x0, x1)
+        if details is not None:
+            details.update(t=t.detach(), per_sample=per_sample_mse(prediction.detach(), target.detach(), mask))
+        return masked_mse(prediction, target, mask)
 
 
 def broadcast_frame_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -116,3 +122,15 @@ def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     # torch.where rather than `if mask.all()`: no host sync; with nothing masked the inputs are unchanged,
     # so an all-True mask gives F.mse_loss bit for bit.
     return torch.where(real.all(), F.mse_loss(prediction, target), masked)
+
+
+def per_sample_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Each sample's mean squared error over its own real frames (float32, [B]); a sample with no real frame
+    gives 0. Its real-frame-weighted mean is :func:`masked_mse`."""
+    error = (prediction.float() - target.float()).square()
+    if mask is None:
+        return error.flatten(1).mean(dim=1)
+    real = broadcast_frame_mask(mask, error)
+    error = error.masked_fill(~real, 0.0)
+    count = real.flatten(1).sum(dim=1) * (error[0].numel() // real[0].numel())
+    return error.flatten(1).sum(dim=1) / count.clamp_min(1)

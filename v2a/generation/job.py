@@ -25,6 +25,7 @@ from v2a.checkpoints.loading import CheckpointError
 from v2a.generation.chunked import overlapped_map
 from v2a.generation.options import check_conditioning, check_numbers, model_sha256, read_text_option
 from v2a.generation.subtitles import is_subtitles, parse_subtitles, window_transcripts
+from v2a.generation.transcript_timing import transcript_timeline
 from v2a.generation.windowed import stream_mel, window_starts
 from v2a.media import (
     MAX_DURATION_S,
@@ -36,7 +37,9 @@ from v2a.media import (
     open_video,
     read_windows,
 )
+from v2a.pipeline.aligner import LipAligner
 from v2a.pipeline.pipeline import V2APipeline
+from v2a.text.phoneme_timing import shift
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +132,14 @@ def _write_stream(path: Path, pieces, sample_rate: int) -> tuple[Path, int]:
 def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int | None, cfg_scale: float | None,
                        seed: int, overlap_s: float, original_audio: str, duration: float | None,
                        audio_format: str = "wav", streaming: Streaming = Streaming(), watermarker=None,
-                       settings: dict | None = None, texts: dict[str, str | None] | None = None) -> dict:
+                       settings: dict | None = None, texts: dict[str, str | None] | None = None,
+                       aligner: LipAligner | None = None) -> dict:
     """Generate, watermark, write audio + muxed video + sidecar json; returns the sidecar.
 
     ``texts``: ``prompt`` / ``negative_prompt`` / ``transcript`` for text models. Each window gets the whole
     prompt; a transcript in subtitle form (SRT/WebVTT) gives each window only the lines spoken during it,
-    plain text gives every window all of it.
+    plain text gives every window all of it. A model that hears the transcript as a phoneme track gets the
+    phonemes each window holds, timed by the subtitles or by the lip-driven ``aligner``.
     """
     started = time.perf_counter()
     spec = module.features.spec
@@ -150,9 +155,12 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
 
     transcript = given.get("transcript")
     cues = parse_subtitles(transcript) if transcript and is_subtitles(transcript) else None
+    timeline = transcript_timeline(module, video, transcript, n_frames, aligner=aligner)
 
     def mel_for(frames: torch.Tensor, starts: list[int]) -> torch.Tensor:
         texts = given if cues is None else {**given, "transcript": window_transcripts(cues, starts, window, spec.fps)}
+        if timeline is not None:
+            texts = {**texts, "phonemes": [shift(timeline, start / spec.fps) for start in starts]}
         return module.generate_mel(frames, steps=steps, cfg_scale=cfg_scale, generator=generator, **texts)
 
     def vocode(mel: np.ndarray) -> np.ndarray:
@@ -199,13 +207,14 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
              transcript: str | None = None, num_candidates: int = 1, audio_format: str = "wav",
              vocoder: dict | None = None, streaming: dict | Streaming | None = None,
              watermark_settings: dict | None = None, num_threads: int | None = None,
-             sampler: dict | None = None) -> list[dict]:
+             sampler: dict | None = None, aligner: str | None = None) -> list[dict]:
     """Generate for a file or a folder; a bad file in a folder is logged and skipped.
 
     ``transcript`` (and ``prompt``, ``negative_prompt``) is text or the path of a UTF-8 text file.
     ``vocoder`` is a ``model.vocoder`` config (``_target_`` ...) that replaces the checkpoint's;
     ``sampler`` (``method``, ``schedule``, ``shift``; None keeps the model's) replaces its sampler settings.
     ``num_candidates`` > 1 writes ``OUT_cand{i}`` files generated with seeds ``seed + i``.
+    ``aligner``: a lip-aligner export that times a plain-text transcript from the video (phoneme-track models).
     """
     check_numbers(num_candidates=num_candidates, steps=steps, duration=duration, overlap_s=overlap_s,
                   cfg_scale=cfg_scale)
@@ -232,6 +241,7 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
                                        max_duration_s=streaming.max_duration_s)
     module = V2APipeline.from_pretrained(ckpt, device=device, vocoder=vocoder, sampler=sampler)
     check_conditioning(module, **texts)
+    lip_aligner = LipAligner.from_pretrained(aligner, device=device) if aligner else None
     settings = {"ckpt": str(ckpt), "model_sha256": model_sha256(ckpt),
                 "steps": module.sampler.steps if steps is None else steps,
                 "sampler": {k: getattr(module.sampler, k, None) for k in ("method", "schedule", "shift")},
@@ -253,7 +263,7 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
                     module, source, candidate_path(out_video, index, num_candidates), steps=steps,
                     cfg_scale=cfg_scale, seed=seed + index, overlap_s=overlap_s, original_audio=original_audio,
                     duration=duration, audio_format=audio_format, streaming=streaming, watermarker=watermarker,
-                    settings=settings, texts=texts))
+                    settings=settings, texts=texts, aligner=lip_aligner))
         except (VideoInputError, MuxError) as error:
             if not many:
                 raise

@@ -2,9 +2,10 @@
 
 Times are seconds after the video's first frame (``origin`` on the container clock), so video and audio
 are cut from one clock. Frames are shown as a player shows them: display rotation applied, centre-cropped
-to a square and scaled to the model's size inside ffmpeg's converter (area interpolation), so a 4K source
-costs no full-resolution RGB copy. decord is not used: it returned wrong frames on MPEG-TS and ignored
-rotation, and with the converter run on one thread PyAV decodes shard clips as fast (docs/benchmarks.md).
+to a square and scaled to the model's size inside ffmpeg (area, full chroma interpolation), so a 4K source
+costs no full-resolution RGB copy. PyAV is the only decoder: decord and torchcodec returned wrong frames
+after a seek in MPEG-TS, and with its RGB converter on one thread PyAV is as fast in the training loader
+(docs/benchmarks.md, "Video decoders").
 """
 
 from __future__ import annotations
@@ -151,8 +152,9 @@ def read_frames(path: str | Path, times: np.ndarray, *, origin: float, size: int
     """The frame on screen at each of ``times`` (ascending), upright and at the model's size: uint8
     [len(times), size, size, 3] (``size=None``: at the picture's own size), and the time of the last frame
     the file really holds (a truncated file repeats it after that). Seeks to the keyframe before the first
-    time and decodes forward; corrupt packets are dropped. ``threads`` > 1 (0: one per core) adds frame and
-    slice threads to the decoder: faster for one large video, not in a pool of worker processes.
+    time (again earlier if the demuxer overshoots) and decodes forward; corrupt packets are dropped.
+    ``threads`` other than 1 (0: one per core) turns on the decoder's frame and slice threads: slower on
+    320x240 sources in docs/benchmarks.md, and worker pools already use every core.
     """
     out: list[np.ndarray | None] = [None] * len(times)
     picture = picture_reader(rotation, size)

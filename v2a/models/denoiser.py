@@ -29,11 +29,15 @@ class MelDenoiser(nn.Module):
     plus a learned stream embedding. The pooled prompt also joins the adaLN conditioning vector. A
     dropped stream (``{name}_keep`` False) is all padding, a dropped pooled prompt the learned null.
     Text parts start at zero output: a text model begins as the same function as a video-only one.
+
+    ``phoneme_dim`` (the transcript as a phoneme track, one feature per audio token) is *added* to the audio
+    tokens in time, like the visual tokens; a dropped transcript (``transcript_keep`` False) adds a learned
+    null instead.
     """
 
     def __init__(self, *, spec: ClipSpec, visual_dim: int | None, width: int = 128, depth: int = 4, heads: int = 4,
                  mlp_ratio: float = 4.0, align_visual: bool = True, text_dim: int | None = None,
-                 text_streams: Sequence[str] = ()) -> None:
+                 text_streams: Sequence[str] = (), phoneme_dim: int | None = None) -> None:
         super().__init__()
         text_streams = tuple(text_streams or ())
         unknown = [s for s in text_streams if s not in TEXT_STREAMS]
@@ -71,6 +75,10 @@ class MelDenoiser(nn.Module):
                 nn.init.zeros_(self.prompt_proj.weight)  # adds nothing to adaLN until trained
                 nn.init.zeros_(self.prompt_proj.bias)
                 self.null_prompt = nn.Parameter(torch.zeros(width))
+        self.phoneme_dim = phoneme_dim
+        if phoneme_dim is not None:  # registered last: models without it keep their parameter names
+            self.phoneme_proj = nn.Linear(phoneme_dim, width)
+            self.null_phonemes = nn.Parameter(torch.zeros(width))
 
     def tokenize(self, mel: torch.Tensor) -> torch.Tensor:
         """[B, n_mels, F] -> [B, F / k, n_mels * k] (k mel frames per token)."""
@@ -128,7 +136,8 @@ class MelDenoiser(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, *, visual_tokens: torch.Tensor | None = None,
                 pooled: torch.Tensor | None = None, visual_mask: torch.Tensor | None = None,
                 prompt_keep: torch.Tensor | None = None, transcript_keep: torch.Tensor | None = None,
-                token_mask: torch.Tensor | None = None, **text: torch.Tensor | None) -> torch.Tensor:
+                token_mask: torch.Tensor | None = None, phoneme_tokens: torch.Tensor | None = None,
+                **text: torch.Tensor | None) -> torch.Tensor:
         """Velocity [B, n_mels, F] of ``x`` at flow time ``t``.
 
         ``text``: ``{stream}_tokens`` [B, L, text_dim], ``{stream}_mask`` bool [B, L] and ``prompt_pooled``
@@ -150,6 +159,11 @@ class MelDenoiser(nn.Module):
         keep = {"prompt": ones if prompt_keep is None else prompt_keep,
                 "transcript": ones if transcript_keep is None else transcript_keep}
         context, context_mask, prompt_h = self._text(batch, x.device, text, keep)
+        if self.phoneme_dim is not None:
+            if phoneme_tokens is None:
+                raise ValueError("this denoiser reads the transcript as a phoneme track: pass phoneme_tokens")
+            spoken = self.phoneme_proj(phoneme_tokens[:, :n_tokens])
+            h = h + torch.where(keep["transcript"][:, None, None], spoken, self.null_phonemes)
         cond = self.time_embed(t)
         for extra in (pooled_h, prompt_h):
             if extra is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -17,8 +19,27 @@ class V2ANet(nn.Module):
     """
 
     def __init__(self, *, visual_encoder: nn.Module | None, denoiser: MelDenoiser,
-                 prompt_encoder: nn.Module | None = None, transcript_encoder: nn.Module | None = None) -> None:
+                 prompt_encoder: nn.Module | None = None, transcript_encoder: nn.Module | None = None,
+                 phoneme_encoder: nn.Module | None = None, modalities: Sequence[str] | None = None) -> None:
+        """``modalities`` (the config's one ``model.modalities`` key; None: every encoder given) chooses the
+        conditions: an encoder of a modality not listed is not part of the network."""
         super().__init__()
+        if modalities is not None:
+            unknown = set(modalities) - set(MODALITIES)
+            if unknown:
+                raise ValueError(f"unknown modalities {sorted(unknown)} (known: {list(MODALITIES)})")
+            encoders = {"video": visual_encoder, "prompt": prompt_encoder,
+                        "transcript": transcript_encoder or phoneme_encoder}
+            missing = [name for name in modalities if encoders[name] is None]
+            if missing:
+                raise ValueError(f"model.modalities lists {missing} but no encoder is configured for it (model."
+                                 "visual_encoder / prompt_encoder / transcript_encoder or phoneme_encoder)")
+            if "video" not in modalities:
+                visual_encoder = None
+            if "prompt" not in modalities:
+                prompt_encoder = None
+            if "transcript" not in modalities:
+                transcript_encoder = phoneme_encoder = None
         self.visual_encoder = visual_encoder
         self.denoiser = denoiser
         # Separate instances, not one shared encoder: a prompt is a short description of the whole clip
@@ -33,6 +54,12 @@ class V2ANet(nn.Module):
         for name, encoder in self.text_encoders.items():
             if encoder.dim != denoiser.text_dim:
                 raise ValueError(f"{name} encoder dim {encoder.dim} != denoiser text_dim {denoiser.text_dim}")
+        # The transcript as spoken in time: a phoneme per audio token, added to the tokens (not attended to).
+        self.phoneme_encoder = phoneme_encoder
+        if (phoneme_encoder is None) != (getattr(denoiser, "phoneme_dim", None) is None):
+            raise ValueError("a phoneme encoder needs a denoiser with phoneme_dim and vice versa")
+        if phoneme_encoder is not None and phoneme_encoder.dim != denoiser.phoneme_dim:
+            raise ValueError(f"phoneme encoder dim {phoneme_encoder.dim} != denoiser phoneme_dim {denoiser.phoneme_dim}")
         if (visual_encoder is None) != (denoiser.visual_dim is None):
             raise ValueError("a visual encoder needs a denoiser with visual_dim and vice versa "
                              "(no-video models set both to null)")
@@ -41,11 +68,26 @@ class V2ANet(nn.Module):
     def text_streams(self) -> tuple[str, ...]:
         return tuple(self.text_encoders)
 
+    @property
+    def reads_phonemes(self) -> bool:
+        """Whether the transcript reaches this network as a phoneme track (``phonemes=`` of :meth:`encode`)."""
+        return self.phoneme_encoder is not None
+
+    @property
+    def reads_transcript(self) -> bool:
+        return "transcript" in self.text_encoders or self.reads_phonemes
+
     def encode(self, frames: torch.Tensor | None = None,
-               text: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+               text: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+               phonemes: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Conditions: visual tokens + pooled vector of frames [B, T, 3, H, W]; per text stream
-        (``text[name] = (ids [B, L], mask [B, L])``) its features and mask, and the pooled prompt."""
+        (``text[name] = (ids [B, L], mask [B, L])``) its features and mask, and the pooled prompt; the
+        phoneme track (``phonemes = (ids [B, N], position [B, N])``, one per audio token) as features."""
         cond: dict[str, torch.Tensor] = {}
+        if phonemes is not None:
+            if self.phoneme_encoder is None:
+                raise ValueError("this network reads no phoneme track (it has no phoneme encoder)")
+            cond["phoneme_tokens"] = self.phoneme_encoder(*phonemes)
         if self.visual_encoder is not None and frames is not None:
             cond["visual_tokens"], cond["pooled"] = self.visual_encoder(frames)
         for name, (ids, mask) in (text or {}).items():
@@ -60,15 +102,15 @@ class V2ANet(nn.Module):
 
     def forward(self, x: torch.Tensor | None = None, t: torch.Tensor | None = None,
                 cond: dict[str, torch.Tensor] | None = None, keep: Keep | None = None, *,
-                frames: torch.Tensor | None = None,
-                text: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
-        """The velocity at (x_t, t) given ``cond``; or, given only ``frames``/``text``, the conditions.
+                frames: torch.Tensor | None = None, text: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                phonemes: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
+        """The velocity at (x_t, t) given ``cond``; or, given only ``frames``/``text``/``phonemes``, the conditions.
 
         Encoding is reachable through forward because FSDP gathers a wrapped unit's weights only when
         the unit itself is called: code that may run sharded calls ``net(frames=...)``, not ``encode``.
         """
-        if frames is not None or text is not None:
-            return self.encode(frames, text)
+        if frames is not None or text is not None or phonemes is not None:
+            return self.encode(frames, text, phonemes)
         if x is None or t is None or cond is None:
             raise TypeError("V2ANet needs (x, t, cond) or frames= / text=")
         if isinstance(keep, dict):

@@ -24,10 +24,11 @@ from v2a.models.v2a_net import V2ANet
 from v2a.pipeline.pipeline import V2APipeline
 from v2a.shapes import MODALITIES
 from v2a.text.conditioning import TOKENIZER_KEY, TextConditioning
+from v2a.text.phonemes import DEFAULT_VOCABULARY, PhonemeVocabulary
 
 log = logging.getLogger(__name__)
 
-NETWORK_PARTS = ("visual_encoder", "denoiser", "prompt_encoder", "transcript_encoder")
+NETWORK_PARTS = ("visual_encoder", "denoiser", "prompt_encoder", "transcript_encoder", "phoneme_encoder")
 EMA_PREFIX = "ema.module."
 
 
@@ -53,11 +54,13 @@ def build_pipeline(model: DictConfig) -> V2APipeline:
     """A freshly initialised pipeline from a run config's ``model`` node (attached to its root, so
     interpolations such as ``${model.features}`` resolve)."""
     parts = {name: instantiate(model[name]) if model.get(name) is not None else None for name in NETWORK_PARTS}
-    net = V2ANet(**parts)
+    modalities = model.get("modalities")  # absent in configs written before the key existed: every encoder
+    net = V2ANet(**parts, modalities=list(modalities) if modalities is not None else None)
     return V2APipeline(net=net, features=instantiate(model.features), sampler=instantiate(model.sampler),
                        vocoder=instantiate(model.vocoder),
                        text_conditioning=text_conditioning_for(net, max_tokens=model.get("text_max_tokens")),
-                       cfg_scale=model.get("cfg_scale", 3.0), cfg_modalities=model.get("cfg_modalities", MODALITIES))
+                       cfg_scale=model.get("cfg_scale", 3.0), cfg_modalities=model.get("cfg_modalities", MODALITIES),
+                       phoneme_vocabulary=PhonemeVocabulary(model.get("phoneme_vocabulary") or DEFAULT_VOCABULARY))
 
 
 def inference_weights(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -19,9 +19,13 @@ from v2a.models.v2a_net import V2ANet
 from v2a.models.vocoder.base import Vocoder
 from v2a.shapes import MODALITIES, ClipSpec
 from v2a.text.conditioning import STREAM_FIELDS, TextConditioning, TextInput, check_modalities
+from v2a.text.phoneme_timing import PhonemeSpan, rasterize, recorded_spans
+from v2a.text.phonemes import PhonemeVocabulary
 from v2a.text.tokens import text_of
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# A phoneme track: (ids [B, N], position in the phoneme [B, N]) per audio token, or timed phonemes per row.
+PhonemeInput = tuple[torch.Tensor, torch.Tensor] | list[list[PhonemeSpan]] | None
 
 
 class V2APipeline(nn.Module):
@@ -34,7 +38,8 @@ class V2APipeline(nn.Module):
 
     def __init__(self, *, net: V2ANet, features: LogMel, sampler: ODESampler, vocoder: Vocoder,
                  text_conditioning: TextConditioning | None = None, cfg_scale: float = 3.0,
-                 cfg_modalities: Sequence[str] = MODALITIES) -> None:
+                 cfg_modalities: Sequence[str] = MODALITIES,
+                 phoneme_vocabulary: PhonemeVocabulary | None = None) -> None:
         super().__init__()
         self.net = net
         self.features = features
@@ -43,6 +48,7 @@ class V2APipeline(nn.Module):
         self.text_conditioning = text_conditioning or TextConditioning(net.text_streams)
         self.cfg_scale = float(cfg_scale)
         self.cfg_modalities = check_modalities(cfg_modalities)
+        self.phoneme_vocabulary = phoneme_vocabulary or PhonemeVocabulary()
         self.run_config: dict | None = None  # the resolved config it was built from (set when loaded)
         self.trained_steps = -1              # optimizer steps of the loaded checkpoint (-1: an export)
 
@@ -59,31 +65,49 @@ class V2APipeline(nn.Module):
         """The text arguments this model accepts (none: video only)."""
         streams = self.net.text_streams
         return (("prompt", "negative_prompt") if "prompt" in streams else ()) + \
-            (("transcript",) if "transcript" in streams else ())
+            (("transcript",) if self.net.reads_transcript else ())
 
     def with_net(self, net: V2ANet) -> V2APipeline:
         """The same pipeline sampling with another copy of the network (training: the EMA weights)."""
         return V2APipeline(net=net, features=self.features, sampler=self.sampler, vocoder=self.vocoder,
                            text_conditioning=self.text_conditioning, cfg_scale=self.cfg_scale,
-                           cfg_modalities=self.cfg_modalities)
+                           cfg_modalities=self.cfg_modalities, phoneme_vocabulary=self.phoneme_vocabulary)
+
+    def phoneme_track(self, phonemes: PhonemeInput, batch: int, n_tokens: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``phonemes`` as the (ids, position) track of ``n_tokens`` audio tokens per row, on the device."""
+        if phonemes is None:
+            return None
+        if isinstance(phonemes, list):
+            if len(phonemes) != batch:
+                raise ValueError(f"phonemes: {len(phonemes)} timed rows for a batch of {batch}")
+            rows = [rasterize(spans, self.phoneme_vocabulary, n_tokens, self.spec.token_rate) for spans in phonemes]
+            phonemes = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+        ids, where = phonemes
+        return ids.to(self.device), where.to(self.device)
 
     # --- sampling ---------------------------------------------------------------------------
     @torch.no_grad()
     def guided_velocity(self, frames: torch.Tensor, *, cfg_scale: float | None = None, prompt: TextInput = None,
                         negative_prompt: TextInput = None, transcript: TextInput = None,
-                        cfg_modalities: Sequence[str] | None = None) -> Velocity:
+                        cfg_modalities: Sequence[str] | None = None, phonemes: PhonemeInput = None) -> Velocity:
         """The CFG-guided velocity ``v(x, t)`` that :meth:`generate_mel` integrates (also a reflow teacher's)."""
         net, device = self.net, self.device
         frames = frames.to(device)
         batch = frames.shape[0]
+        if not net.text_streams or "transcript" not in net.text_streams:
+            transcript = None  # a phoneme-track model reads the transcript through ``phonemes`` only
         texts = self.text_conditioning.tokenize(batch, device, prompt=prompt, transcript=transcript,
                                                 negative_prompt=negative_prompt)
         negative = texts.pop("negative_prompt", None)
-        cond = net(frames=frames, text=texts) if texts else net(frames=frames)
+        n_tokens = frames.shape[1] * self.spec.tokens_per_video_frame
+        if net.reads_phonemes and phonemes is None:
+            phonemes = [[] for _ in range(batch)]  # nothing said: the "no phoneme" track
+        track = self.phoneme_track(phonemes, batch, n_tokens) if net.reads_phonemes else None
+        cond = net(frames=frames, text=texts or None, phonemes=track)
         scale = self.cfg_scale if cfg_scale is None else cfg_scale
         drop = self.cfg_modalities if cfg_modalities is None else check_modalities(cfg_modalities)
         keep = torch.ones(batch, dtype=torch.bool, device=device)
-        if not net.text_streams:  # video only: the one-mask convention, as before text existed
+        if not net.text_streams and not net.reads_phonemes:  # video only: the one-mask convention
             unconditional = (lambda x, t: net(x, t, cond, ~keep)) if "video" in drop else None
         else:
             uncond = dict(cond)
@@ -99,19 +123,20 @@ class V2APipeline(nn.Module):
     def generate_mel(self, frames: torch.Tensor, *, steps: int | None = None, cfg_scale: float | None = None,
                      generator: torch.Generator | None = None, n_mel_frames: int | None = None,
                      prompt: TextInput = None, negative_prompt: TextInput = None, transcript: TextInput = None,
-                     cfg_modalities: Sequence[str] | None = None) -> torch.Tensor:
+                     cfg_modalities: Sequence[str] | None = None, phonemes: PhonemeInput = None) -> torch.Tensor:
         """Video frames [B, T, 3, H, W] -> normalised log-mel [B, n_mels, F].
 
         Text (models with text encoders): a string (tokenised with the model's tokenizer, the same for
         every row), a list of one string per row, or ``(ids [B, L], mask [B, L])``. Guidance:
         v = v_u + s (v_c - v_u), where the unconditional branch drops ``cfg_modalities`` (default: the
-        model's) and has the prompt replaced by ``negative_prompt`` when one is given.
+        model's) and has the prompt replaced by ``negative_prompt`` when one is given. ``phonemes`` (models that
+        read the transcript as a phoneme track): timed phonemes per row, or the rasterised (ids, position) track.
         """
         spec, device = self.spec, self.device
         batch = frames.shape[0]
         n_mel_frames = n_mel_frames or frames.shape[1] * spec.mel_frames_per_video_frame
         velocity = self.guided_velocity(frames, cfg_scale=cfg_scale, prompt=prompt, negative_prompt=negative_prompt,
-                                        transcript=transcript, cfg_modalities=cfg_modalities)
+                                        transcript=transcript, cfg_modalities=cfg_modalities, phonemes=phonemes)
         source = generator.device if generator is not None else device
         noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(device)
         return self.sampler(velocity, noise, steps=steps)
@@ -121,19 +146,23 @@ class V2APipeline(nn.Module):
         """Video frames -> waveform [B, samples] through the pipeline's vocoder (``generate_mel``'s arguments)."""
         return self.vocoder(self.generate_mel(frames, **kwargs))
 
-    def clip_texts(self, batch: dict, rows: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def clip_texts(self, batch: dict, rows: int | None = None) -> dict[str, Any]:
         """The ``generate_mel`` text arguments of a loader batch's clips (their captions as the prompt, their
-        transcripts), first ``rows`` only; ``{}`` for a video-only model.
+        transcripts — as the phoneme times the clips recorded, for a phoneme-track model), first ``rows``
+        only; ``{}`` for a video-only model.
 
         The clips' texts are tokenised with the model's own tokenizer when it has one: a data folder's
         tokenizer may be another one, whose ids would mean other words to this model.
         """
+        out: dict[str, Any] = {}
+        if self.net.reads_phonemes and "meta" in batch:
+            out["phonemes"] = [recorded_spans(meta) for meta in batch["meta"][:rows]]
         if not self.net.text_streams:
-            return {}
+            return out
         tokenizer = self.text_conditioning.tokenizer
         if tokenizer is None or "meta" not in batch:
-            return {name: (ids[:rows], mask[:rows]) for name, (ids, mask) in self.text_conditioning.from_batch(batch).items()}
-        out = {}
+            return {**out, **{name: (ids[:rows], mask[:rows])
+                              for name, (ids, mask) in self.text_conditioning.from_batch(batch).items()}}
         for name in self.net.text_streams:
             pairs = [tokenizer(text_of(meta, STREAM_FIELDS[name]), name) for meta in batch["meta"][:rows]]
             out[name] = (torch.cat([ids for ids, _ in pairs]), torch.cat([mask for _, mask in pairs]))

@@ -17,7 +17,10 @@ from v2a.pipeline.loading import text_conditioning_for, tokenizer_binder
 from v2a.pipeline.pipeline import V2APipeline
 from v2a.shapes import MODALITIES
 from v2a.text.conditioning import TOKENIZER_KEY, TextInput
+from v2a.text.phoneme_timing import recorded_track
+from v2a.text.phonemes import DEFAULT_VOCABULARY, PhonemeVocabulary
 from v2a.training.ema import make_ema
+from v2a.training.health import log_flow_time_buckets
 from v2a.training.stage import StageModule
 
 
@@ -37,15 +40,17 @@ class V2AModule(StageModule):
                  seed: int = 0, visual_init: str | None = None, freeze_visual: bool = False,
                  prompt_encoder: torch.nn.Module | None = None, transcript_encoder: torch.nn.Module | None = None,
                  tokenizer: str | None = None, text_max_tokens: dict[str, int] | None = None,
-                 cfg_modalities: Sequence[str] = MODALITIES) -> None:
+                 cfg_modalities: Sequence[str] = MODALITIES, modalities: Sequence[str] | None = None,
+                 phoneme_encoder: torch.nn.Module | None = None, phoneme_vocabulary: Sequence[str] | None = None) -> None:
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
         self.visual_init = visual_init  # a sync-stage checkpoint whose visual encoder starts this model
         self.freeze_visual = freeze_visual
         net = V2ANet(visual_encoder=visual_encoder, denoiser=denoiser, prompt_encoder=prompt_encoder,
-                     transcript_encoder=transcript_encoder)
+                     transcript_encoder=transcript_encoder, phoneme_encoder=phoneme_encoder, modalities=modalities)
         text = text_conditioning_for(net, tokenizer_path=tokenizer, max_tokens=text_max_tokens)
         self.pipeline = V2APipeline(net=net, features=features, sampler=sampler, vocoder=vocoder,
-                                    text_conditioning=text, cfg_scale=cfg_scale, cfg_modalities=cfg_modalities)
+                                    text_conditioning=text, cfg_scale=cfg_scale, cfg_modalities=cfg_modalities,
+                                    phoneme_vocabulary=PhonemeVocabulary(phoneme_vocabulary or DEFAULT_VOCABULARY))
         self.ema = make_ema(net, ema_decay)
         text.on_tokenizer = tokenizer_binder(net, self.ema.module)
         self.objective = objective
@@ -108,10 +113,12 @@ class V2AModule(StageModule):
                                "own FSDP unit (auto_wrap_policy in v2a/conf/trainer/fsdp.yaml)")
 
     # --- training ---------------------------------------------------------------------------
-    def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator) -> torch.Tensor:
+    def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator, details: dict | None = None) -> torch.Tensor:
         audio = batch["audio"]
-        text = self.text_conditioning.from_batch(batch)
-        cond = net(frames=batch["frames"], text=text) if text else net(frames=batch["frames"])
+        text = self.text_conditioning.from_batch(batch) or None
+        # a phoneme-track model hears the transcript at the times the clip recorded (oracle timing in training)
+        track = self.recorded_phonemes(batch) if net.reads_phonemes else None
+        cond = net(frames=batch["frames"], text=text, phonemes=track)
         # Padded frames (clips shorter than the crop) are no target: padding is silence (the STFT of the last
         # real frames reaches into it), the loss averages over real frames only, and padded audio tokens are
         # masked out of the self-attention — so what fills the padding cannot matter.
@@ -122,12 +129,20 @@ class V2AModule(StageModule):
         else:
             mask = None
         mel = self.features(audio)
-        return self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask)
+        return self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask, details=details)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.check_finite(self._loss(self.net, batch, self.step_generator(batch_idx)))
+    def recorded_phonemes(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The phoneme track the batch's clips recorded, one phoneme per audio token."""
+        spec = self.features.spec
+        ids, where = recorded_track(batch["meta"], self.pipeline.phoneme_vocabulary, spec.n_audio_tokens, spec.token_rate)
+        return ids.to(self.device), where.to(self.device)
+
+    def training_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        details: dict[str, torch.Tensor] = {}
+        loss = self.check_finite(self._loss(self.net, batch, self.step_generator(batch_idx), details))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["audio"].shape[0])
-        return loss
+        # each sample's flow time and loss: the health callback's loss per flow-time bucket (v2a/training/health.py)
+        return {"loss": loss, "flow_t": details["t"], "flow_loss": details["per_sample"]}
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
@@ -150,8 +165,10 @@ class V2AModule(StageModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         generator = torch.Generator().manual_seed(12345 + batch_idx)  # same noise at every validation
-        loss = self._loss(self.ema.module, batch, generator)
+        details: dict[str, torch.Tensor] = {}
+        loss = self._loss(self.ema.module, batch, generator, details)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["audio"].shape[0])
+        log_flow_time_buckets(self, "val", details["t"], details["per_sample"], sync_dist=True)
 
     # --- sampling (the EMA pipeline's) --------------------------------------------------------
     @torch.no_grad()

@@ -1,0 +1,95 @@
+"""Transcripts as phonemes, and phonemes placed in time (one per audio token)."""
+
+import pytest
+import torch
+
+from v2a.data.synthetic import espeak
+from v2a.shapes import ClipSpec
+from v2a.text.phoneme_timing import DurationModel, PhonemeSpan, rasterize, recorded_spans
+from v2a.text.phonemes import DEFAULT_VOCABULARY, PAUSE, PhonemeVocabulary, Phonemizer
+
+needs_espeak = pytest.mark.skipif(not espeak.available(), reason="espeak-ng is not installed (apt-get install espeak-ng)")
+
+
+@needs_espeak
+@pytest.mark.parametrize("text", [
+    "The old man found 42 apples.", "Dr. Smith lives on 3rd St., doesn't he?", "café naïve — déjà vu",
+    "line one\n\n\nline two", "tabs\tand\x00control\x07chars", "ALL CAPS AND 1,000,000 dollars!!!", "🙂 emoji only 🙂",
+])
+def test_awkward_text_becomes_known_phonemes(text):
+    phonemes = Phonemizer()(text)
+    assert phonemes and all(p.symbol for p in phonemes)
+    vocabulary = PhonemeVocabulary()
+    unknown = [p.symbol for p in phonemes if vocabulary.id(p.symbol) == 1]
+    assert not unknown, unknown
+    words = [p.word for p in phonemes if p.word >= 0]
+    assert words == sorted(words)  # word indices run forward
+    assert phonemes[0].symbol != PAUSE and phonemes[-1].symbol != PAUSE
+
+
+@needs_espeak
+def test_numbers_are_spoken_and_empty_text_is_silence():
+    phonemizer = Phonemizer()
+    assert len(phonemizer("42")) > 4  # forty-two, not two symbols
+    assert phonemizer("") == [] and phonemizer(None) == [] and phonemizer(" \n\t ") == []
+    assert sum(p.symbol == PAUSE for p in phonemizer("hello\n\ngood morning")) == 1  # a pause between lines
+
+
+@needs_espeak
+def test_very_long_text_is_cut_with_a_warning(caplog):
+    phonemes = Phonemizer(max_phonemes=50)("the quick brown fox jumps over the lazy dog " * 40)
+    assert len(phonemes) == 50 and "cut to the first 50" in caplog.text
+
+
+@needs_espeak
+def test_the_phonemizer_speaks_the_names_the_benchmark_records():
+    text = "the teacher watched a yellow kite"
+    recorded = [s for _, s in espeak.synthesize(text).phonemes if s not in ("_", "_:")]
+    phonemized = [p.symbol for p in Phonemizer()(text)]
+    assert phonemized == recorded
+
+
+def test_rasterize_places_each_phoneme_on_the_tokens_it_covers():
+    vocabulary = PhonemeVocabulary()
+    spans = [PhonemeSpan(0.10, 0.20, "h", 0), PhonemeSpan(0.20, 0.40, "@", 0), PhonemeSpan(0.40, 0.44, "l", 0)]
+    ids, where = rasterize(spans, vocabulary, n_tokens=50, token_rate=50)  # token i centred at (i + 0.5) / 50
+    assert ids[:5].tolist() == [0] * 5 and ids[5:10].tolist() == [vocabulary.id("h")] * 5
+    assert ids[10:20].tolist() == [vocabulary.id("@")] * 10 and ids[20:22].tolist() == [vocabulary.id("l")] * 2
+    assert ids[22:].eq(0).all()
+    assert torch.all(where[10:20][1:] > where[10:20][:-1]) and 0 < where[10] < 0.1 and 0.9 < where[19] < 1  # monotone
+
+
+def test_recorded_phonemes_follow_the_crop():
+    meta = {"crop_start": 1.0, "events": [{"time": 0.2, "kind": "word", "word": "hello"}],
+            "sources": [{"kind": "talking_head", "speech_end": 1.7, "phonemes": [[1.2, "h"], [1.3, "@"], [1.5, "l"]]}]}
+    spans = recorded_spans(meta)
+    assert [(round(s.start, 3), round(s.end, 3), s.symbol, s.word) for s in spans] == \
+        [(0.2, 0.3, "h", 0), (0.3, 0.5, "@", 0), (0.5, 0.7, "l", 0)]
+
+
+def test_a_cue_is_filled_in_proportion_to_typical_durations_and_segments_keep_words_whole():
+    from v2a.text.phonemes import Phoneme
+
+    model = DurationModel({"a": 0.2, "b": 0.1})
+    spans = model.fill([Phoneme("a", 0), Phoneme("b", 0)], 1.0, 1.6)
+    assert [(round(s.start, 3), round(s.end, 3)) for s in spans] == [(1.0, 1.4), (1.4, 1.6)]
+    words = [Phoneme("a", 0), Phoneme("b", 0), Phoneme(PAUSE, -1), Phoneme("a", 1), Phoneme("a", 2)]
+    spans = model.fill_segments(words, [(0.0, 0.3), (1.0, 1.4)])
+    assert [s.word for s in spans if s.start < 0.3] == [0, 0] and [s.word for s in spans if s.start >= 1.0] == [1, 2]
+    fitted = DurationModel.fit([[PhonemeSpan(0, 0.1, "a"), PhonemeSpan(0.1, 0.4, "a"), PhonemeSpan(0.4, 0.5, "b")]])
+    assert fitted.duration("a") == pytest.approx(0.2) and fitted.duration("zz") == fitted.default
+
+
+def test_the_vocabulary_is_stored_in_the_model_config(tmp_path):
+    from hydra.utils import instantiate
+
+    from tests.conftest import compose_config
+
+    cfg = compose_config(["experiment=v2a_dialogue_aligned_tiny", f"paths.root_dir={tmp_path}"])
+    assert list(cfg.model.phoneme_vocabulary) == list(DEFAULT_VOCABULARY)
+    assert cfg.model.phoneme_encoder.vocab_size == len(DEFAULT_VOCABULARY)
+    module = instantiate(cfg.model)
+    assert module.net.reads_phonemes and "transcript" not in module.net.text_streams
+    spec = ClipSpec(**{k: cfg.spec[k] for k in ("duration", "fps", "sample_rate", "hop_length", "n_mels",
+                                                 "mel_frames_per_token", "image_size", "n_fft")})
+    assert module.features.spec.n_audio_tokens == spec.n_audio_tokens

@@ -1,0 +1,151 @@
+"""Phonemes placed in time, and that placement as one phoneme per audio token.
+
+Where the times come from is a source behind one interface (a list of :class:`PhonemeSpan`):
+- recorded: the phoneme events the benchmark stores for every utterance (``meta["phonemes"]``), training;
+- subtitles: a cue's span, filled with the transcript's phonemes in proportion to their typical durations
+  (:class:`DurationModel`);
+- the video: a lip-driven aligner's speech segments, filled the same way (``v2a.sync``/training stage).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from v2a.text.phonemes import PAUSES, Phoneme, PhonemeVocabulary, clean_symbol
+
+DEFAULT_DURATION = 0.08   # seconds: a phoneme never seen in training
+
+
+@dataclass(frozen=True)
+class PhonemeSpan:
+    """A phoneme spoken over [start, end) seconds; ``word`` indexes the transcript's words (-1: a pause)."""
+
+    start: float
+    end: float
+    symbol: str
+    word: int = -1
+
+
+def recorded_spans(meta: dict) -> list[PhonemeSpan]:
+    """The phonemes a benchmark clip recorded while espeak-ng spoke, on the clip's (or its crop's) clock.
+
+    The talking head stores ``phonemes`` ([[time, name], ...]) and ``speech_end`` among ``meta["sources"]``
+    on the stored clip's clock; a loader crop's start (``meta["crop_start"]``) is subtracted. Word indices
+    come from the clip's ``word`` events (already on the crop's clock).
+    """
+    offset = float(meta.get("crop_start", 0.0) or 0.0)
+    spans: list[PhonemeSpan] = []
+    word_starts = [float(e["time"]) for e in meta.get("events", []) if e.get("kind") == "word"]
+    for source in [meta, *(s for s in meta.get("sources", []) if isinstance(s, dict))]:
+        events = source.get("phonemes") or []
+        if not events or not isinstance(events[0], list | tuple):
+            continue
+        starts = [float(t) - offset for t, _ in events]
+        names = [clean_symbol(str(n)) for _, n in events]
+        end = float(source.get("speech_end", events[-1][0] + DEFAULT_DURATION)) - offset
+        ends = starts[1:] + [max(end, starts[-1])]
+        words = word_index_of(starts, word_starts)
+        spans += [PhonemeSpan(a, b, n, -1 if n in PAUSES else w)
+                  for a, b, n, w in zip(starts, ends, names, words, strict=True)]
+    return sorted(spans, key=lambda span: span.start)
+
+
+def recorded_track(metas: Sequence[dict], vocabulary: PhonemeVocabulary, n_tokens: int,
+                   token_rate: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recorded phoneme track of a batch of clips: ids int64 [B, N] and positions float [B, N]."""
+    tracks = [rasterize(recorded_spans(meta), vocabulary, n_tokens, token_rate) for meta in metas]
+    return torch.stack([ids for ids, _ in tracks]), torch.stack([where for _, where in tracks])
+
+
+def word_index_of(starts: Sequence[float], word_starts: Sequence[float]) -> list[int]:
+    """The index of the word each phoneme start falls in (word starts sorted); -1 before the first word."""
+    return [int(np.searchsorted(np.asarray(sorted(word_starts)), s + 1e-6)) - 1 for s in starts]
+
+
+def rasterize(spans: Iterable[PhonemeSpan], vocabulary: PhonemeVocabulary, n_tokens: int,
+              token_rate: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per audio token (centre at (i + 0.5) / token_rate s): the id of the phoneme being spoken (0: none) and
+    where in it the token is (0 at its start, 1 at its end). Returns int64 [n_tokens], float32 [n_tokens]."""
+    ids = torch.zeros(n_tokens, dtype=torch.long)
+    where = torch.zeros(n_tokens, dtype=torch.float32)
+    centres = (np.arange(n_tokens) + 0.5) / token_rate
+    for span in spans:
+        if span.end <= span.start:
+            continue
+        inside = np.nonzero((centres >= span.start) & (centres < span.end))[0]
+        if len(inside):
+            ids[inside] = vocabulary.id(span.symbol)
+            where[inside] = torch.from_numpy(((centres[inside] - span.start) / (span.end - span.start)).astype(np.float32))
+    return ids, where
+
+
+def shift(spans: Iterable[PhonemeSpan], seconds: float) -> list[PhonemeSpan]:
+    """The spans on a clock that starts ``seconds`` later (a window's start)."""
+    return [PhonemeSpan(s.start - seconds, s.end - seconds, s.symbol, s.word) for s in spans]
+
+
+class DurationModel:
+    """Typical duration of each phoneme (seconds), fitted to recorded utterances; fills a span with phonemes."""
+
+    def __init__(self, durations: dict[str, float] | None = None, default: float = DEFAULT_DURATION) -> None:
+        self.durations = dict(durations or {})
+        self.default = float(default)
+
+    @classmethod
+    def fit(cls, utterances: Iterable[list[PhonemeSpan]]) -> DurationModel:
+        """The median recorded duration of every phoneme name (pauses at utterance ends left out)."""
+        seen: dict[str, list[float]] = defaultdict(list)
+        for spans in utterances:
+            for span in spans[:-1]:
+                seen[span.symbol].append(span.end - span.start)
+        durations = {symbol: float(np.median(values)) for symbol, values in seen.items()}
+        overall = float(np.median([d for values in seen.values() for d in values])) if seen else DEFAULT_DURATION
+        return cls(durations, default=overall)
+
+    def duration(self, symbol: str) -> float:
+        return self.durations.get(clean_symbol(symbol), self.default)
+
+    def fill(self, phonemes: Sequence[Phoneme], start: float, end: float) -> list[PhonemeSpan]:
+        """``phonemes`` spread over [start, end), each in proportion to its typical duration."""
+        if not phonemes or end <= start:
+            return []
+        weights = np.array([self.duration(p.symbol) for p in phonemes], dtype=np.float64)
+        edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum()
+        return [PhonemeSpan(float(a), float(b), p.symbol, p.word) for p, a, b in zip(phonemes, edges[:-1], edges[1:],
+                                                                                   strict=True)]
+
+    def fill_segments(self, phonemes: Sequence[Phoneme], segments: Sequence[tuple[float, float]]) -> list[PhonemeSpan]:
+        """``phonemes`` spread over several speech segments: words are dealt to segments in order, each segment
+        taking a share of the words in proportion to its length (a word is never split across segments)."""
+        segments = [(a, b) for a, b in segments if b > a]
+        if not segments or not phonemes:
+            return []
+        words: list[list[Phoneme]] = []
+        for p in phonemes:
+            if p.symbol in PAUSES:
+                continue
+            if not words or words[-1][-1].word != p.word:
+                words.append([])
+            words[-1].append(p)
+        lengths = np.array([b - a for a, b in segments])
+        word_time = np.array([sum(self.duration(p.symbol) for p in w) for w in words])
+        # cut the words' cumulative typical time where the segments' cumulative length is
+        cuts = np.cumsum(lengths)[:-1] / lengths.sum() * word_time.sum()
+        ends = np.cumsum(word_time)
+        spans: list[PhonemeSpan] = []
+        first = 0
+        for index, (a, b) in enumerate(segments):
+            last = len(words) if index == len(segments) - 1 else int(np.searchsorted(ends, cuts[index], side="right"))
+            last = max(last, first + 1) if first < len(words) else first
+            chunk = [p for w in words[first:last] for p in w]
+            spans += self.fill(chunk, a, b)
+            first = last
+        return spans
+
+    def state(self) -> dict:
+        return {"durations": self.durations, "default": self.default}

@@ -1,0 +1,93 @@
+"""The lip-driven aligner stage (experiment=aligner_tiny): learns from the frames where the face speaks, and the
+typical duration of every phoneme, so a transcript can be placed on the frames where the mouth moves."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from v2a.models.lip_activity import SpeechActivityNet
+from v2a.shapes import ClipSpec
+from v2a.text.phoneme_timing import DurationModel, recorded_spans
+from v2a.text.phonemes import PAUSES
+from v2a.training.stage import Factory, StageModule
+from v2a.utils.export_files import cpu_weights, write_export
+
+FORMAT = "v2a-lip-aligner"
+DURATIONS_KEY = "phoneme_durations"
+
+
+def speaking_frames(meta: dict, spec: ClipSpec) -> torch.Tensor:
+    """Bool [T]: video frames whose centre falls inside a recorded phoneme that is not a pause."""
+    centres = (torch.arange(spec.n_video_frames) + 0.5) / spec.fps
+    speaking = torch.zeros(spec.n_video_frames, dtype=torch.bool)
+    for span in recorded_spans(meta):
+        if span.symbol not in PAUSES:
+            speaking |= (centres >= span.start) & (centres < span.end)
+    return speaking
+
+
+class AlignerModule(StageModule):
+    """Trains a :class:`SpeechActivityNet` on the clips' recorded speech (frame labels from the phoneme times) and
+    accumulates each phoneme's mean recorded duration (the :class:`DurationModel` that fills speech segments)."""
+
+    def __init__(self, *, visual_encoder: torch.nn.Module, spec: ClipSpec, optimizer: Factory,
+                 scheduler: Factory | None = None, hidden: int = 64, seed: int = 0) -> None:
+        super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
+        self.net = SpeechActivityNet(visual_encoder=visual_encoder, hidden=hidden)
+        self.spec = spec
+        self._sums: dict[str, float] = defaultdict(float)
+        self._counts: dict[str, int] = defaultdict(int)
+
+    def durations(self) -> DurationModel:
+        """Mean recorded duration of every phoneme seen so far (the last of an utterance left out)."""
+        means = {s: self._sums[s] / self._counts[s] for s in self._counts if self._counts[s]}
+        total = sum(self._counts.values())
+        default = sum(self._sums.values()) / total if total else DurationModel().default
+        return DurationModel(means, default=default)
+
+    def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        target = torch.stack([speaking_frames(meta, self.spec) for meta in batch["meta"]]).to(self.device)
+        valid = batch["mask"].bool() if "mask" in batch else torch.ones_like(target)
+        logits = self.net(batch["frames"])[:, : target.shape[1]]
+        loss = F.binary_cross_entropy_with_logits(logits[valid], target[valid].float())
+        accuracy = ((logits[valid] > 0) == target[valid]).float().mean()
+        return {"loss": loss, "frame_acc": accuracy}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self.current_epoch == 0:  # one pass over the data is enough for the durations
+            for meta in batch["meta"]:
+                for span in recorded_spans(meta)[:-1]:
+                    self._sums[span.symbol] += span.end - span.start
+                    self._counts[span.symbol] += 1
+        losses = self._losses(batch)
+        self.check_finite(losses["loss"])
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["meta"]))
+        return losses["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        losses = self._losses(batch)
+        self.log_dict({f"val/{k}": v for k, v in losses.items()}, prog_bar=True, sync_dist=True,
+                      batch_size=len(batch["meta"]))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[DURATIONS_KEY] = {"sums": dict(self._sums), "counts": dict(self._counts)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get(DURATIONS_KEY) or {}
+        self._sums = defaultdict(float, state.get("sums", {}))
+        self._counts = defaultdict(int, state.get("counts", {}))
+
+    def export_to(self, out_dir: str | Path) -> Path | None:
+        """The aligner's export: the activity network's weights + its config and the phoneme durations."""
+        if self._trainer is not None and not self.trainer.is_global_zero:
+            return None
+        config: dict[str, Any] = {"format": FORMAT, "model": (self.run_config or {}).get("model"),
+                                  "durations": self.durations().state(), "fps": self.spec.fps,
+                                  "image_size": self.spec.image_size}
+        return write_export(out_dir, cpu_weights(self.net), config, format=FORMAT)
