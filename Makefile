@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DATA ?= data/synthetic
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps train data test lint clean
+.PHONY: install system-deps train data test lint clean dialogue
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,25 @@ data: $(STAMP) $(DATA)/test/index.json
 
 train: data
 	$(PY) train.py experiment=v2a_tiny $(ARGS)
+
+# The dialogue recipe on CPU (docs/benchmarks.md, dialogue): talking-head data -> lip aligner -> phoneme-track
+# model -> evaluation with Whisper (the `eval` extra), ending with "metrics: PATH".
+DIALOGUE_DATA ?= data/synthetic_dialogue
+DIALOGUE_OUT ?= outputs/dialogue
+DIALOGUE_STEPS ?= 1500
+
+$(DIALOGUE_DATA)/test/index.json: | $(STAMP)
+	$(PY) data_prep/make_synthetic.py --config-name synthetic_dialogue out=$(DIALOGUE_DATA)
+	$(PY) data_prep/train_tokenizer.py root=$(DIALOGUE_DATA)
+
+dialogue: system-deps $(STAMP) $(DIALOGUE_DATA)/test/index.json
+	$(PY) -m pip install --quiet -e ".[eval]"
+	$(PY) train.py experiment=aligner_tiny data.root=$(DIALOGUE_DATA) hydra.run.dir=$(DIALOGUE_OUT)/aligner
+	$(PY) train.py experiment=v2a_dialogue_aligned_tiny data.root=$(DIALOGUE_DATA) trainer.max_steps=$(DIALOGUE_STEPS) \
+	    hydra.run.dir=$(DIALOGUE_OUT)/model
+	$(PY) evaluate.py ckpt=$(DIALOGUE_OUT)/model/export out=$(DIALOGUE_OUT)/eval data=synthetic \
+	    data.root=$(DIALOGUE_DATA) dialogue=true timing=video aligner=$(DIALOGUE_OUT)/aligner/export whisper=true \
+	    max_clips=100 batch_size=25
 
 test: system-deps $(STAMP)
 	$(PY) -m pytest tests $(ARGS)

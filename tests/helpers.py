@@ -81,3 +81,19 @@ class CPUFSDPStrategy(FSDPStrategy):
             if self.global_rank == 0:
                 state = FSDP.rekey_optim_state_dict(state, OptimStateKeyType.PARAM_ID, self.model)
             return state
+
+
+class SignalAtStep(pl.Callback):
+    """Sends this process a real signal (default SIGTERM) at the end of training step ``step`` — what a
+    scheduler does to a job — so the preemption path runs as it would under SLURM."""
+
+    def __init__(self, step: int, signal_name: str = "SIGTERM") -> None:
+        self.step = step
+        self.signal_name = signal_name
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            import os
+            import signal
+
+            os.kill(os.getpid(), getattr(signal, self.signal_name))

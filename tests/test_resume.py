@@ -78,3 +78,51 @@ def test_auto_resume_from_run_folder(tiny_cfg, tmp_path):
     straight = torch.load(train(tiny_cfg)["checkpoint"], weights_only=True)
     a, b = straight["state_dict"], resumed["state_dict"]
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-6
+
+
+def _logged_cfg(tiny_shards, out, *extra):
+    from tests.conftest import TINY, compose_config
+
+    return compose_config(TINY + [f"paths.root_dir={out}", f"paths.output_dir={out / 'run'}", f"data.root={tiny_shards}",
+                                  "logger=[csv,tensorboard,wandb]", "trainer.max_steps=8", "model.scheduler.total_steps=8",
+                                  "callbacks.demo_samples=null", *extra])
+
+
+def test_sigterm_saves_a_resume_state_and_the_resumed_run_matches_and_continues_its_logger_runs(tiny_shards, tmp_path):
+    """A real SIGTERM at step 3 (what SLURM sends): the run saves last.ckpt after the batch, stops cleanly
+    (no export, no end-of-training work), and the rerun (ckpt_path=auto) lands on the weights of an
+    uninterrupted run — and writes into the same wandb run id, TensorBoard version and CSV file."""
+    import csv
+    import signal
+
+    from tests.logger_files import tensorboard_scalars, wandb_history
+
+    straight = train(_logged_cfg(tiny_shards, tmp_path / "straight"))
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored after a normal run
+    run = tmp_path / "split" / "run"
+    stopped = train(_logged_cfg(tiny_shards, tmp_path / "split", "+callbacks.kill._target_=tests.helpers.SignalAtStep",
+                                "+callbacks.kill.step=3"))
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored after the preemption
+    at = stopped["preempted_at"]
+    assert 3 <= at < 8  # the batch the signal arrived in, or the next one
+    assert torch.load(stopped["checkpoint"], weights_only=True)["global_step"] == at
+    assert not (run / "export").exists()  # the end-of-training work was skipped
+    resumed = train(_logged_cfg(tiny_shards, tmp_path / "split"))
+    assert resumed["checkpoint"] == stopped["checkpoint"]
+    a = torch.load(straight["checkpoint"], weights_only=True)
+    b = torch.load(resumed["checkpoint"], weights_only=True)
+    assert a["global_step"] == b["global_step"] == 8
+    assert max((a["state_dict"][k].float() - b["state_dict"][k].float()).abs().max().item() for k in a["state_dict"]) < 1e-6
+
+    # the logger runs continue: one wandb id (two offline folders to sync into it), one TensorBoard version, one CSV
+    run_id = (run / "wandb_run_id").read_text().strip()
+    folders = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(folders) == 2 and all(f.name.endswith(run_id) for f in folders)
+    steps = [int(row["trainer/global_step"]) for f in folders for row in wandb_history(f) if "train/loss" in row]
+    assert steps == sorted(set(steps)) and len(steps) == 8   # every step once, in order
+    [version] = (run / "tensorboard").iterdir()
+    assert len(list(version.glob("events.out.tfevents.*"))) == 2
+    assert [s for s, _ in tensorboard_scalars(version, "train/loss")] == list(range(8))
+    [csv_version] = (run / "csv").iterdir()
+    with open(csv_version / "metrics.csv", newline="") as file:
+        assert [int(r["step"]) for r in csv.DictReader(file) if r["train/loss"]] == list(range(8))

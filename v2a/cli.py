@@ -94,7 +94,7 @@ def generate_parser() -> argparse.ArgumentParser:
     gen.add_argument("--vocoder-checkpoint", dest="vocoder_checkpoint", help="export of a trained neural vocoder")
     gen.add_argument("--no-watermark", dest="no_watermark", action="store_true",
                      help="do not watermark (the output will not be marked as generated)")
-    gen.add_argument("--device", help="cpu, cuda, cuda:1 ...")
+    gen.add_argument("--device", help="auto (the default: the GPU when present), cpu, cuda, cuda:1 ...")
     gen.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy shared CPU)")
     return gen
 

@@ -10,14 +10,12 @@ trainer's rank and world size and the training position saved in every checkpoin
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from v2a.data.crops import TimeCrop
-from v2a.data.decoders import SampleDecoder
 from v2a.data.streams import ShardStreams
 from v2a.shapes import ClipSpec
 from v2a.text.tokens import TextTokenizer
@@ -34,32 +32,10 @@ class ShardDataModule(pl.LightningDataModule):
     default). Evaluation splits are read once, in order, cut by ``eval_crop`` (the clip's start by default).
     """
 
-    def __init__(
-        self,
-        *,
-        root: str | Sequence[str],
-        spec: ClipSpec,
-        decoder: SampleDecoder | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 1,
-        shuffle_buffer: int = 500,
-        train_split: str = "train",
-        val_split: str = "val",
-        test_split: str = "test",
-        samples_per_epoch: int | None = None,
-        seed: int = 0,
-        train_crop: TimeCrop | None = None,
-        eval_crop: TimeCrop | None = None,
-        tokenizer: str | None = None,
-        text_max_tokens: dict[str, int] | None = None,
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
+        """``options``: :class:`ShardStreams`' keyword arguments (``root``, ``spec``, ``decoder``, ``batch_size``, ...)."""
         super().__init__()
-        self.streams = ShardStreams(
-            root=root, spec=spec, decoder=decoder, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, shuffle_buffer=shuffle_buffer, train_split=train_split, val_split=val_split,
-            test_split=test_split, samples_per_epoch=samples_per_epoch, seed=seed, train_crop=train_crop,
-            eval_crop=eval_crop, tokenizer=tokenizer, text_max_tokens=text_max_tokens)
+        self.streams = ShardStreams(**options)
         self._resume_state: dict | None = None
         self._batches_per_epoch = 0   # set by train_dataloader()
 

@@ -66,6 +66,25 @@ def _valid_seconds(video: StoredVideo, audio: np.ndarray, meta: dict, spec: Clip
     return min(seconds, float(recorded)) if isinstance(recorded, int | float) and recorded > 0 else seconds
 
 
+def sample_meta(sample: dict) -> dict:
+    """The sample's ``json`` member ({} without one); unreadable json is an error."""
+    try:
+        return json.loads(sample["json"]) if "json" in sample else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"unreadable json: {error}") from None
+
+
+def sample_audio(sample: dict, spec: ClipSpec) -> np.ndarray:
+    """The sample's audio (``flac`` or ``wav``) as mono float at the spec's rate; an error when it has none."""
+    audio_key = next((k for k in AUDIO_KEYS if k in sample), None)
+    if audio_key is None:
+        raise ValueError(f"sample {sample.get('__key__')} has no audio ({AUDIO_KEYS})")
+    audio = decode_mono(sample[audio_key], spec.sample_rate)
+    if not np.isfinite(audio).all():
+        raise ValueError(f"sample {sample.get('__key__')} has NaN/Inf audio")
+    return audio
+
+
 def decode_sample(sample: dict, spec: ClipSpec, *, crop: TimeCrop | None = None, rng: random.Random | None = None,
                   tokenizer: Callable[[dict], dict[str, np.ndarray]] | None = None) -> dict:
     """Raw sample (bytes per extension) -> one crop of it on the spec's grid.
@@ -74,17 +93,9 @@ def decode_sample(sample: dict, spec: ClipSpec, *, crop: TimeCrop | None = None,
     ``audio_mask`` bool [N] (False where a short clip was padded), ``meta`` (on the crop's clock),
     ``shard`` (the tar it came from) and, with a tokenizer, ``{field}_tokens`` / ``{field}_mask``.
     """
-    try:
-        meta = json.loads(sample["json"]) if "json" in sample else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"unreadable json: {error}") from None
+    meta = sample_meta(sample)
     video = stored_video(sample, meta, spec)
-    audio_key = next((k for k in AUDIO_KEYS if k in sample), None)
-    if audio_key is None:
-        raise ValueError(f"sample {sample.get('__key__')} has no audio ({AUDIO_KEYS})")
-    audio = decode_mono(sample[audio_key], spec.sample_rate)
-    if not np.isfinite(audio).all():
-        raise ValueError(f"sample {sample.get('__key__')} has NaN/Inf audio")
+    audio = sample_audio(sample, spec)
     window = choose_window(_valid_seconds(video, audio, meta, spec), spec, crop or StartCrop(), rng)
     frames = video.read(video_indices(window, spec, video.fps, video.n_frames))
     out = {

@@ -8,15 +8,12 @@ reason). Decoders are plain picklable objects (data-loader workers receive copie
 
 from __future__ import annotations
 
-import json
 import random
 
-import numpy as np
 import torch
 
 from v2a.data.crops import StartCrop, TimeCrop, choose_window, crop_audio, crop_meta
-from v2a.data.decode import AUDIO_KEYS, decode_sample
-from v2a.media import decode_mono
+from v2a.data.decode import decode_sample, sample_audio, sample_meta
 from v2a.shapes import ClipSpec
 from v2a.text.tokens import TextTokenizer
 
@@ -41,14 +38,6 @@ class VideoAudioDecoder(SampleDecoder):
         return decode_sample(sample, spec, crop=crop, rng=rng, tokenizer=tokenizer.fields if tokenizer else None)
 
 
-def sample_meta(sample: dict) -> dict:
-    """The sample's ``json`` member ({} without one); unreadable json is an error."""
-    try:
-        return json.loads(sample["json"]) if "json" in sample else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"unreadable json: {error}") from None
-
-
 class AudioDecoder(SampleDecoder):
     """Audio only (no video is decoded, a sample needs none): ``key``, ``audio`` float [N], ``audio_mask``
     bool [N], ``meta`` on the crop's clock, ``shard`` and, with a tokenizer, text tokens. The vocoder stage.
@@ -61,12 +50,7 @@ class AudioDecoder(SampleDecoder):
                  tokenizer: TextTokenizer | None = None) -> dict:
         key = sample.get("__key__")
         meta = sample_meta(sample)
-        audio_key = next((k for k in AUDIO_KEYS if k in sample), None)
-        if audio_key is None:
-            raise ValueError(f"sample {key} has no audio ({AUDIO_KEYS})")
-        audio = decode_mono(sample[audio_key], spec.sample_rate)
-        if not np.isfinite(audio).all():
-            raise ValueError(f"sample {key} has NaN/Inf audio")
+        audio = sample_audio(sample, spec)
         seconds = len(audio) / spec.sample_rate
         recorded = meta.get("valid_duration")
         if isinstance(recorded, int | float) and recorded > 0:

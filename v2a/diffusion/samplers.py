@@ -22,6 +22,17 @@ def guided_velocity(conditional: Velocity, unconditional: Velocity | None, scale
     return velocity
 
 
+def batched_guided_velocity(both: Velocity, scale: float) -> Velocity:
+    """Classifier-free guidance in one network pass: ``both`` maps ``([x; x], [t; t])`` (a batch of 2B) to
+    ``[v_cond; v_uncond]``, and v = v_uncond + s (v_cond - v_uncond) as in :func:`guided_velocity`."""
+
+    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        v_cond, v_uncond = both(torch.cat([x, x]), torch.cat([t, t])).chunk(2)
+        return v_uncond + scale * (v_cond - v_uncond)
+
+    return velocity
+
+
 def time_grid(steps: int, *, schedule: str = "uniform", shift: float = 1.0,
               device: torch.device | str | None = None) -> torch.Tensor:
     """The ``steps + 1`` times 0 = t_0 < ... < t_N = 1 an ODE sampler visits (t = 0 noise, t = 1 data).

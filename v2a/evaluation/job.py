@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from v2a.audio.spectral import log_spectral_distance, mel_l1
 from v2a.checkpoints.sync_model import load_sync_model
@@ -24,7 +23,7 @@ from v2a.evaluation.analysis import analyse, as_arrays, empty_analysis
 from v2a.evaluation.av_align import motion_peaks
 from v2a.evaluation.cache import ReferenceCache, cache_key, split_checksum
 from v2a.evaluation.onsets import calibrate
-from v2a.evaluation.references import event_times, iterate_batches, resolve_split
+from v2a.evaluation.references import count_clips, event_times, iterate_batches, progress, resolve_split
 from v2a.evaluation.report import write_outputs
 from v2a.evaluation.scoring import Scorer
 from v2a.evaluation.store import GenerationStore, weights_file
@@ -45,8 +44,9 @@ def _mismatched(frames: torch.Tensor, previous: torch.Tensor | None) -> torch.Te
 
 
 def _calibrate(module, data: str, split: str, batch_size: int, clips: int, tolerance: float):
-    cal_mels, cal_refs = [], []
-    for batch in iterate_batches(data, split, module.features.spec, batch_size, clips):
+    cal_mels, cal_refs = [], []   # at most `clips` mels: the calibration set, whatever the test split's size
+    batches = iterate_batches(data, split, module.features.spec, batch_size, clips)
+    for batch in progress(batches, count_clips(data, split, clips), batch_size, "calibrate"):
         cal_mels.append(module.features(batch["audio"].to(module.device)))
         cal_refs += [event_times(m) for m in batch["meta"]]
     return calibrate(cal_mels, cal_refs, module.features.spec.mel_rate, tolerance), cal_mels
@@ -60,11 +60,15 @@ def _generate_all(module, data, split, batch_size, max_clips, steps, cfg_scale, 
     ``len(range(r, max_clips, world))``.
     """
     spec = module.features.spec
-    if max_clips is not None and world > 1:
-        max_clips = len(range(rank or 0, max_clips, world))
+    clips = count_clips(data, split, max_clips)
+    if world > 1:
+        max_clips = len(range(rank or 0, max_clips, world)) if max_clips is not None else None
+        clips = len(range(rank or 0, clips, world)) if clips is not None else None
     generator = torch.Generator().manual_seed(seed + 1000 * (rank or 0))
     gen_seconds, keys, previous = 0.0, [], None
-    for batch in tqdm(list(iterate_batches(data, split, spec, batch_size, max_clips)), desc="generate", unit="batch"):
+    # streamed: one batch in memory at a time, generations go straight to the store
+    batches = iterate_batches(data, split, spec, batch_size, max_clips)
+    for batch in progress(batches, clips, batch_size, "generate"):
         frames = batch["frames"]
         start = time.perf_counter()
         # text models get each clip's caption and transcript (the floor too: only its video is mismatched)
@@ -86,7 +90,7 @@ def _generate_all(module, data, split, batch_size, max_clips, steps, cfg_scale, 
 def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test", calibration_split: str = "val",
              steps: int | None = None, cfg_scale: float | None = None, batch_size: int = 50,
              max_clips: int | None = None, calibration_clips: int = 200, seed: int = 0, plots: int = 4,
-             device: str = "cpu", reuse: bool = False, cache_dir: str | None = None,
+             device: str = "auto", reuse: bool = False, cache_dir: str | None = None,
              classifier: str | None = None, whisper: str = "auto", embedders: list | None = None,
              watermark: object | None = None, onset_kinds: tuple[str, ...] = ("impact",),
              sync_model: str | None = None, wandb: bool = False, save_audio: bool | None = None,
@@ -206,7 +210,8 @@ def _score(module, o: ScoreOptions, settings: dict, manifest: dict, store: Gener
     sync_model = load_sync_model(o.sync_model, spec) if o.sync_model else None
     desync: dict[str, list[float]] = {c: [] for c in conditions}  # |predicted audio delay| per clip, seconds
     metas, keys, video_peaks, plot_data = [], [], [], []
-    for batch in tqdm(list(iterate_batches(data, split, spec, batch_size, max_clips)), desc="score", unit="batch"):
+    batches = iterate_batches(data, split, spec, batch_size, max_clips)
+    for batch in progress(batches, count_clips(data, split, max_clips), batch_size, "score"):
         gt_audio = batch["audio"].to(module.device)
         gt_mel = module.features(gt_audio)
         if reference is None:

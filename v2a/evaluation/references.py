@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from v2a.data.shard_writer import read_index
 from v2a.data.streams import split_batches
 from v2a.shapes import ClipSpec
 
@@ -23,9 +25,27 @@ def resolve_split(data: str | Path, split: str) -> tuple[Path, str]:
 
 def iterate_batches(data: str | Path, split: str, spec: ClipSpec, batch_size: int,
                     max_clips: int | None = None) -> Iterator[dict]:
-    """Batches of a split, in shard order, stopping after ``max_clips`` clips (no Lightning involved)."""
+    """Batches of a split, in shard order, stopping after ``max_clips`` clips (no Lightning involved).
+
+    A generator: one batch is decoded at a time, so memory does not grow with the split.
+    """
     root, split_name = resolve_split(data, split)
     return split_batches(root, split_name, spec, batch_size, max_clips)
+
+
+def count_clips(data: str | Path, split: str, max_clips: int | None = None) -> int | None:
+    """Clips :func:`iterate_batches` will read, from the split's shard index (None when it has none)."""
+    root, split_name = resolve_split(data, split)
+    total = read_index(root / split_name).get("samples") or None
+    if total is None:
+        return max_clips
+    return total if max_clips is None else min(total, max_clips)
+
+
+def progress(batches: Iterator[dict], clips: int | None, batch_size: int, desc: str) -> Iterator[dict]:
+    """``batches`` behind a progress bar that shows at once, with its length from the shard index."""
+    total = None if clips is None else -(-clips // batch_size)
+    return tqdm(batches, total=total, desc=desc, unit="batch")
 
 
 def event_times(meta: dict) -> np.ndarray:

@@ -247,7 +247,7 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
                 "sampler": {k: getattr(module.sampler, k, None) for k in ("method", "schedule", "shift")},
                 "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale,
                 "overlap_s": overlap_s, "original_audio": original_audio, "duration": duration,
-                "num_candidates": num_candidates, "audio_format": audio_format, "device": device,
+                "num_candidates": num_candidates, "audio_format": audio_format, "device": str(module.device),
                 "num_threads": torch.get_num_threads(), **texts,
                 "vocoder": {"class": type(module.vocoder).__name__, "override": vocoder},
                 "streaming": asdict(streaming), "watermark": watermark_settings if watermarker is not None else None,

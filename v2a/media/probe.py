@@ -41,6 +41,59 @@ class VideoInfo:
     container: str = ""  # demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2" or "mpegts"
 
 
+def frame_rate(stream) -> float:
+    """Frames per second: the first plausible of the average, guessed, codec and base rates, else 0.
+
+    A raw DV file reports its time base (60000) as average rate; the guessed rate says 25.
+    """
+    for rate in (stream.average_rate, stream.guessed_rate, stream.codec_context.framerate, stream.base_rate):
+        if rate and 0 < float(rate) <= MAX_FPS:
+            return float(rate)
+    return 0.0
+
+
+@dataclass(frozen=True)
+class VideoScan:
+    """What the packets of the main video stream really hold (headers can be wrong or truncated)."""
+
+    start: float  # earliest presentation time, container clock
+    end: float  # latest presentation time plus that packet's duration
+    packets: int  # non-empty packets
+    keyframes: int
+    codec: str  # the codec's canonical name (``av1``, not the decoder's ``libdav1d``)
+
+
+def scan_video(path: str | Path) -> VideoScan | None:
+    """Demux (never decode) the main video stream of ``path``: its real extent and packet counts, or None
+    when no packet has a time. Reads the whole file, so it is for one user video, not for planning thousands."""
+    with open_input(path, metadata_errors="ignore") as container:
+        stream = video_stream(container)
+        if stream is None:
+            return None
+        fps = frame_rate(stream) or 25.0
+        step = 1.0 / fps
+        start = end = None
+        packets = keyframes = 0
+        try:
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                packets += 1
+                keyframes += bool(packet.is_keyframe)
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if stamp is None or packet.time_base is None:
+                    continue
+                begin = float(stamp * packet.time_base)
+                stop = begin + (float(packet.duration * packet.time_base) if packet.duration else step)
+                start = begin if start is None else min(start, begin)
+                end = stop if end is None else max(end, stop)
+        except av.FFmpegError:
+            pass  # a damaged tail: what was read so far is what a copy can hold
+        if start is None:
+            return None
+        return VideoScan(start, end, packets, keyframes, stream.codec_context.codec.canonical_name)
+
+
 def _seconds(value: int | None, time_base) -> float | None:
     return None if value is None or time_base is None else float(value * time_base)
 
@@ -90,8 +143,7 @@ def _probe_open(container, *, max_resolution: int, max_duration_s: float) -> Vid
         raise BadVideo("unreadable", f"video stream has no frame size ({width}x{height})")
     if max(width, height) > max_resolution:
         raise BadVideo("too_large", f"resolution {width}x{height} above max_resolution={max_resolution}")
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    fps = float(rate) if rate else 0.0
+    fps = frame_rate(stream)
     if not 0 < fps <= MAX_FPS:
         raise BadVideo("bad_fps", f"frame rate {fps:g} fps is not usable")
     try:

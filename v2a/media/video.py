@@ -10,8 +10,9 @@ after a seek in MPEG-TS, and with its RGB converter on one thread PyAV is as fas
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,8 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from v2a.media.container import MediaSource, decoded_from, open_input, quarter_turns, video_stream
-from v2a.media.probe import BadVideo, VideoInfo, probe
+from v2a.media.probe import BadVideo, VideoInfo, VideoScan, probe, scan_video
 from v2a.shapes import ClipSpec
+
+log = logging.getLogger(__name__)
 
 EPS = 1e-4  # seconds: a frame stamped at t is on screen at t despite float rounding of timestamps
 # Same defaults as data_prep (v2a/conf/data_prep): a header above these is broken or not meant for us.
@@ -40,6 +43,7 @@ class VideoInput:
 
     path: Path
     info: VideoInfo
+    scan: VideoScan | None = None  # what the main video stream's packets hold
 
     @property
     def duration(self) -> float:
@@ -60,11 +64,20 @@ def open_video(path: str | Path, *, max_resolution: int = MAX_RESOLUTION,
         raise VideoInputError(f"{path}: not a file")
     try:
         info = probe(str(path), max_resolution=max_resolution, max_duration_s=max_duration_s)
+        scan = scan_video(path)
     except BadVideo as error:
         raise VideoInputError(f"{path}: {error.reason} ({error.kind})") from None
-    except OSError as error:
+    except (OSError, av.FFmpegError) as error:
         raise VideoInputError(f"{path}: cannot read ({error})") from None
-    return VideoInput(path=path, info=info)
+    if scan is not None and scan.end - info.origin > 0:
+        # The packets are the truth: a truncated file keeps its header's duration, an AVI or MPEG-PS without an
+        # index has it estimated from the bit rate. A copied stream holds exactly these packets.
+        real = scan.end - info.origin
+        if real < info.duration - 1.0 / info.fps:
+            log.warning("%s: video data ends at %.2f s, its header says %.2f s (truncated?): using %.2f s",
+                        path, real, info.duration, real)
+        info = replace(info, duration=real)
+    return VideoInput(path=path, info=info, scan=scan)
 
 
 def square_resize(frames: np.ndarray, size: int) -> np.ndarray:

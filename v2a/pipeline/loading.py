@@ -25,6 +25,7 @@ from v2a.pipeline.pipeline import V2APipeline
 from v2a.shapes import MODALITIES
 from v2a.text.conditioning import TOKENIZER_KEY, TextConditioning
 from v2a.text.phonemes import DEFAULT_VOCABULARY, PhonemeVocabulary
+from v2a.utils.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -162,4 +163,4 @@ def load_pipeline(path: str | Path, *, device: str | torch.device = "cpu", vocod
     _attach_tokenizer(pipeline, tokenizer, path)
     pipeline.run_config = OmegaConf.to_container(config, resolve=True)
     pipeline.trained_steps = steps
-    return pipeline.to(device).eval()
+    return pipeline.to(resolve_device(device)).eval()   # device=auto: the GPU when present

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from v2a.audio.mel import LogMel
-from v2a.diffusion import ODESampler, guided_velocity
+from v2a.diffusion import ODESampler, batched_guided_velocity
 from v2a.models.v2a_net import V2ANet
 from v2a.models.vocoder.base import Vocoder
 from v2a.shapes import MODALITIES, ClipSpec
@@ -26,6 +26,24 @@ from v2a.text.tokens import text_of
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # A phoneme track: (ids [B, N], position in the phoneme [B, N]) per audio token, or timed phonemes per row.
 PhonemeInput = tuple[torch.Tensor, torch.Tensor] | list[list[PhonemeSpan]] | None
+
+
+def stack_conditions(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Two rows' worth of encoded conditions (same keys) as one batch: ``first`` rows, then ``second``'s.
+
+    Text streams of different lengths (a prompt and a negative prompt) are padded at the end with masked
+    zeros: a masked key takes no attention weight, so each row's velocity is the one it has alone.
+    """
+    if set(first) != set(second):
+        raise ValueError(f"conditions differ: {sorted(set(first) ^ set(second))}")
+    out = {}
+    for name, a in first.items():
+        b = second[name]
+        if a.dim() >= 2 and a.shape[1] != b.shape[1] and name.endswith(("_tokens", "_mask")):
+            length = max(a.shape[1], b.shape[1])
+            a, b = (torch.cat([v, v.new_zeros(v.shape[0], length - v.shape[1], *v.shape[2:])], dim=1) for v in (a, b))
+        out[name] = torch.cat([a, b])
+    return out
 
 
 class V2APipeline(nn.Module):
@@ -107,17 +125,23 @@ class V2APipeline(nn.Module):
         scale = self.cfg_scale if cfg_scale is None else cfg_scale
         drop = self.cfg_modalities if cfg_modalities is None else check_modalities(cfg_modalities)
         keep = torch.ones(batch, dtype=torch.bool, device=device)
+        conditional = lambda x, t: net(x, t, cond, keep)  # noqa: E731
+        if scale == 1.0:
+            return conditional
         if not net.text_streams and not net.reads_phonemes:  # video only: the one-mask convention
-            unconditional = (lambda x, t: net(x, t, cond, ~keep)) if "video" in drop else None
+            if "video" not in drop:
+                return conditional
+            uncond, both_keep = cond, torch.cat([keep, ~keep])
         else:
             uncond = dict(cond)
             uncond_keep = {name: ~keep if name in drop else keep for name in MODALITIES}
             if negative is not None:  # steer away from the negative prompt instead of from "no prompt"
                 uncond.update(net(text={"prompt": negative}))
                 uncond_keep["prompt"] = keep
-            unconditional = lambda x, t: net(x, t, uncond, uncond_keep)  # noqa: E731
-        conditional = lambda x, t: net(x, t, cond, keep)  # noqa: E731
-        return guided_velocity(conditional, unconditional, scale)
+            both_keep = {name: torch.cat([keep, uncond_keep[name]]) for name in MODALITIES}
+        # both branches as one batch of 2B: one network pass per velocity evaluation instead of two
+        both = stack_conditions(cond, uncond)
+        return batched_guided_velocity(lambda x, t: net(x, t, both, both_keep), scale)
 
     @torch.no_grad()
     def generate_mel(self, frames: torch.Tensor, *, steps: int | None = None, cfg_scale: float | None = None,

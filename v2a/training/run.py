@@ -8,6 +8,10 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from v2a.training.loggers import close_loggers, continue_logger_runs
+from v2a.training.preemption import find_preemption
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +59,13 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     return [k for k in keys if not k.startswith(RESUME_FREE_KEYS)]
 
 
-def warn_on_config_mismatch(ckpt_path: str, current: dict) -> list[str]:
-    """Log a warning naming every key where the resumed checkpoint's config differs from this run's."""
+def warn_on_config_mismatch(ckpt_path: str | dict, current: dict) -> list[str]:
+    """Log a warning naming every key where the resumed checkpoint's config differs from this run's
+    (``ckpt_path``: the checkpoint's path, or the loaded checkpoint)."""
     from v2a.checkpoints.loading import load_checkpoint
 
-    saved = load_checkpoint(ckpt_path).get("v2a_config") or {}
+    checkpoint = ckpt_path if isinstance(ckpt_path, dict) else load_checkpoint(ckpt_path)
+    saved = checkpoint.get("v2a_config") or {}
     differences = config_differences(saved, current)
     if differences:
         old, new = _flatten(saved), _flatten(current)
@@ -79,6 +85,21 @@ def per_device_batch(global_batch: int, world_size: int, accumulate: int) -> int
     return global_batch // parts
 
 
+def logging_step(checkpoint: dict) -> int:
+    """The step Lightning's loggers were at when ``checkpoint`` was saved (its count of optimizer-stepping
+    batches; the global step counts every optimizer's steps)."""
+    loops = checkpoint.get("loops", {}).get("fit_loop", {})
+    state = loops.get("epoch_loop.state_dict", {})
+    return int(state.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
+
+
+def in_run_folder(cfg: DictConfig, ckpt_path: str | None) -> bool:
+    """Whether ``ckpt_path`` is one of this run folder's checkpoints (so its logger runs continue)."""
+    if not ckpt_path:
+        return False
+    return Path(cfg.paths.output_dir).resolve() in Path(ckpt_path).resolve().parents
+
+
 def train(cfg: DictConfig) -> dict:
     """Run one training job; returns the trainer's final metrics and the checkpoint path."""
     pl.seed_everything(cfg.seed, workers=True)
@@ -86,6 +107,13 @@ def train(cfg: DictConfig) -> dict:
     model = instantiate(cfg.model)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_dict(cfg.get("callbacks"))
+    ckpt_path = resolve_ckpt_path(cfg)
+    checkpoint = None
+    if ckpt_path:
+        from v2a.checkpoints.loading import load_checkpoint
+
+        checkpoint = load_checkpoint(ckpt_path)
+    continue_logger_runs(cfg, logging_step(checkpoint) if checkpoint and in_run_folder(cfg, ckpt_path) else None)
     loggers = instantiate_dict(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     global_batch = cfg.get("global_batch_size")
@@ -94,23 +122,34 @@ def train(cfg: DictConfig) -> dict:
     log.info("batch: %d per device x %d devices x %d accumulation = %d global", datamodule.batch_size,
              trainer.world_size, trainer.accumulate_grad_batches,
              datamodule.batch_size * trainer.world_size * trainer.accumulate_grad_batches)
-    ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
-        warn_on_config_mismatch(ckpt_path, model.run_config)
+        warn_on_config_mismatch(checkpoint, model.run_config)
+    del checkpoint
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("trainable parameters: %.2f M", n_params / 1e6)
     status = "failed"
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         status = "success"
+    except SIGTERMException:
+        preemption = find_preemption(trainer)
+        if preemption is None or preemption.preempted_at is None:
+            raise  # Lightning's own SIGTERM stop, before the preemption handler was installed: no checkpoint
+        status = "preempted"
     except FloatingPointError as error:
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
         kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
         raise TrainingDiverged(f"{error}; training stopped, {kept} (lower model.optimizer.lr or check the data)") from error
     finally:
-        for logger in loggers:
-            logger.finalize(status)
+        close_loggers(loggers, status)
+    if status == "preempted":
+        # the resume state is saved; nothing else (no export, no evaluation): the job's time is up
+        log.warning("stopped by %s at step %d; resume with the same command (ckpt_path=auto): %s",
+                    preemption.received.name, preemption.preempted_at, preemption.checkpoint)
+        preemption.hand_over()   # under submitit: requeue the job (and exit)
+        return {"metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+                "checkpoint": str(preemption.checkpoint), "preempted_at": preemption.preempted_at}
     checkpoint = ""
     if trainer.checkpoint_callback is not None:
         # Periodic checkpoints need not fall on the final step: always leave the final state in last.ckpt.

@@ -1,0 +1,109 @@
+"""Dialogue end to end on tiny talking-head shards: the phoneme-track model trains on recorded timings, the
+lip aligner trains and times a transcript from the video, generation and the dialogue evaluation use it."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from tests.conftest import TINY, compose_config
+from v2a.data.synthetic import espeak
+from v2a.data.synthetic.build import build_split
+from v2a.data.synthetic.scene import Kind, Scene
+from v2a.data.synthetic.talking_head import TalkingHead
+from v2a.shapes import ClipSpec
+
+pytestmark = pytest.mark.skipif(not espeak.available(), reason="espeak-ng is not installed (apt-get install espeak-ng)")
+SPEC = ClipSpec(duration=2.0, image_size=32)
+SMALL = ["model.denoiser.width=32", "model.denoiser.depth=2", "model.denoiser.heads=2", "model.visual_encoder.dim=16",
+         "spec.duration=2.0", "spec.image_size=32"]
+
+
+@pytest.fixture(scope="module")
+def dialogue_shards(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("dialogue")
+    scene = Scene(kinds={"talking_head": Kind(1.0, TalkingHead())})
+    for offset, (split, clips) in enumerate((("train", 8), ("val", 4), ("test", 4))):
+        build_split(root, split, clips, 300 + offset, SPEC, shard_size=8, max_objects=1, workers=1, scene=scene)
+    return root
+
+
+def run(experiment: str, root: Path, out: Path, extra: list[str]) -> dict:
+    from v2a.training.run import train
+
+    overrides = [o for o in TINY if not o.startswith("experiment=")] + [
+        f"experiment={experiment}", f"paths.root_dir={out}", f"paths.output_dir={out / 'run'}", f"data.root={root}",
+        "trainer.max_steps=2", "data.batch_size=4", *extra]
+    cfg = compose_config(overrides)
+    with open_dict(cfg):
+        cfg.callbacks.demo_samples = None
+    return train(cfg)
+
+
+@pytest.fixture(scope="module")
+def trained(dialogue_shards, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    aligned = run("v2a_dialogue_aligned_tiny", dialogue_shards, out / "v2a", SMALL + ["data.tokenizer=null",
+                                                                                       "model.modalities=[video,transcript]"])
+    aligner = run("aligner_tiny", dialogue_shards, out / "aligner", ["spec.duration=2.0", "spec.image_size=32",
+                                                                    "model.visual_encoder.dim=16"])
+    return {"model": Path(aligned["checkpoint"]).parent.parent / "export",
+            "aligner": Path(aligner["checkpoint"]).parent.parent / "export"}
+
+
+def test_the_aligner_export_carries_durations_and_times_a_transcript(trained, dialogue_shards):
+    from v2a.evaluation.references import iterate_batches
+    from v2a.pipeline.aligner import LipAligner
+
+    aligner = LipAligner.from_pretrained(trained["aligner"])
+    assert aligner.durations.durations and aligner.fps == SPEC.fps  # fitted from the recorded phonemes
+    batch = next(iter(iterate_batches(str(dialogue_shards), "test", SPEC, 2, 2)))
+    spans = aligner.timeline(batch["frames"][0], "the cat found a blue box")
+    assert spans and all(a.end <= b.start + 1e-9 for a, b in zip(spans, spans[1:], strict=False))  # monotone
+    assert 0 <= spans[0].start and spans[-1].end <= SPEC.duration + 1e-6
+
+
+def test_the_transcript_changes_the_output_and_the_vocabulary_travels(trained, dialogue_shards):
+    from v2a.evaluation.references import iterate_batches
+    from v2a.pipeline import V2APipeline
+    from v2a.text.phoneme_timing import DurationModel
+    from v2a.text.phonemes import Phonemizer
+    from v2a.utils.export_files import read_export
+
+    pipeline = V2APipeline.from_pretrained(trained["model"])
+    config, _ = read_export(trained["model"])
+    assert config["model"]["phoneme_vocabulary"] == list(pipeline.phoneme_vocabulary.symbols)
+    for p in pipeline.net.denoiser.phoneme_proj.parameters():   # zero-init paths come alive, so the track matters
+        torch.nn.init.normal_(p, std=0.5)
+    batch = next(iter(iterate_batches(str(dialogue_shards), "test", SPEC, 2, 2)))
+    timed = [DurationModel().fill(Phonemizer()(text), 0.2, 1.6) for text in ("hello there", "a yellow kite")]
+    mels = [pipeline.generate_mel(batch["frames"], steps=1, generator=torch.Generator().manual_seed(0), phonemes=p)
+            for p in (timed, timed[::-1])]
+    assert (mels[0] - mels[1]).abs().max() > 1e-4
+
+
+def test_generate_with_the_aligner_and_the_dialogue_evaluation(trained, dialogue_shards, tmp_path):
+    import webdataset as wds
+
+    from v2a.evaluation.dialogue import evaluate_dialogue
+    from v2a.generation.job import generate
+    from v2a.pipeline import V2APipeline
+
+    video = tmp_path / "talk.mp4"
+    for sample in wds.WebDataset(str(sorted((dialogue_shards / "test").glob("*.tar"))[0]), shardshuffle=False):
+        video.write_bytes(sample["mp4"])
+        break
+    with pytest.raises(ValueError, match="aligner="):
+        generate(video=str(video), ckpt=str(trained["model"]), out=str(tmp_path / "x.mp4"), steps=1, transcript="hi")
+    [result] = generate(video=str(video), ckpt=str(trained["model"]), out=str(tmp_path / "out.mp4"), steps=1,
+                        transcript="the cat found a blue box", aligner=str(trained["aligner"]))
+    assert Path(result["video"]).exists()
+
+    heard = iter(["the cat", "hello", "the cat found", "x"] * 10)
+    metrics = evaluate_dialogue(V2APipeline.from_pretrained(trained["model"]), data=str(dialogue_shards), split="test",
+                                out_dir=tmp_path / "eval", recognizer=lambda audio, sr: next(heard), timing="video",
+                                aligner=str(trained["aligner"]), batch_size=4, steps=1)
+    assert {"speech/wer", "speech/wer_swapped", "speech/lip_corr", "ref/gt_wer", "ref/mismatched_wer",
+            "speech/word_onset_err_frames"} <= metrics.keys()
+    assert metrics["eval/speech_clips"] == 4 and (tmp_path / "eval" / "dialogue.json").exists()
