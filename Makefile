@@ -14,16 +14,19 @@ $(PY):
 # Reinstall when the dependency list changes.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,demo]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# System packages: espeak-ng (talking-head speech of the full benchmark), ffmpeg (ffprobe in benches).
+# System packages: espeak-ng (talking-head speech of the full benchmark), ffmpeg (ffmpeg/ffprobe in benches),
+# chromium + chromium-driver (the demo app's headless-browser test, tests/test_demo_app.py).
 system-deps:
-	@if command -v espeak-ng >/dev/null && command -v ffprobe >/dev/null; then echo "system packages present"; \
+	@if command -v espeak-ng >/dev/null && command -v ffprobe >/dev/null && command -v chromium >/dev/null && \
+	  command -v chromedriver >/dev/null; then echo "system packages present"; \
 	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng libespeak-ng1 ffmpeg; fi
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng libespeak-ng1 ffmpeg \
+	  chromium chromium-driver; fi
 
 $(DATA)/test/index.json: | $(STAMP)
 	$(PY) data_prep/make_synthetic.py out=$(DATA)

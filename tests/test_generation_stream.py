@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from v2a.generation.chunked import overlapped_map
+from v2a.pipeline.chunked import overlapped_map
 
 
 def _pieces(signal, sizes):

@@ -85,3 +85,37 @@ def test_kill_during_training_then_resume(tiny_shards, tmp_path):
     final = torch.load(last, weights_only=True)
     assert final["global_step"] == 40
     assert all(torch.isfinite(v).all() for v in final["state_dict"].values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_sigterm_during_training_saves_exits_cleanly_and_resumes_exactly(tiny_shards, tmp_path):
+    """kill -TERM (SLURM's preemption signal) mid-training: the process saves last.ckpt after the batch and
+    exits with 0; rerunning the command finishes on the weights of an uninterrupted run, in the same
+    TensorBoard version folder."""
+    args = ["train.py", *TINY, f"data.root={tiny_shards}", "trainer.max_steps=12", "trainer.val_check_interval=1000",
+            "trainer.limit_val_batches=0", "callbacks.demo_samples.num_clips=0", "logger=[csv,tensorboard]"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    straight = subprocess.run([sys.executable, *args, f"hydra.run.dir={tmp_path / 'straight'}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600, env=env)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    run_dir = tmp_path / "run"
+    log_file = tmp_path / "killed.log"
+    with open(log_file, "w") as log:
+        proc = subprocess.Popen([sys.executable, *args, f"hydra.run.dir={run_dir}"], cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        last = run_dir / "checkpoints" / "last.ckpt"
+        _wait_for(lambda: last.exists() and torch.load(last, weights_only=True)["global_step"] >= 4, 300, proc)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0, log_file.read_text()[-3000:]
+    stopped_at = torch.load(last, weights_only=True)["global_step"]
+    assert 4 <= stopped_at < 12
+    assert f"stopped by SIGTERM at step {stopped_at}" in log_file.read_text()
+    done = subprocess.run([sys.executable, *args, f"hydra.run.dir={run_dir}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming from" in done.stderr + done.stdout
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert a["global_step"] == b["global_step"] == 12
+    assert max((a["state_dict"][k].float() - b["state_dict"][k].float()).abs().max().item() for k in a["state_dict"]) < 1e-6
+    assert [p.name for p in (run_dir / "tensorboard").iterdir()] == ["version_0"]   # the logger run continued

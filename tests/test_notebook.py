@@ -24,3 +24,5 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     assert any("<audio" in o.get("data", {}).get("text/html", "") for o in displays)  # the soundtrack to listen to
     assert "detected onsets:" in outputs
     assert Path(tmp_path / "with_sound.mp4").exists()
+    assert "same audio as generate: True" in outputs and "a batch of two:" in outputs  # the Python API
+    assert Path(tmp_path / "with_sound_api.mp4").exists()

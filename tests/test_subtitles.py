@@ -2,7 +2,7 @@
 
 import pytest
 
-from v2a.generation.subtitles import Cue, is_subtitles, parse_subtitles, text_for_span, window_transcripts
+from v2a.text.subtitles import Cue, is_subtitles, parse_subtitles, text_for_span, window_transcripts
 
 SRT = """1
 00:00:01,000 --> 00:00:02,500

@@ -18,6 +18,7 @@ HEALTH = ["train/loss", "val/loss", "train/grad_norm", "train/grad_norm/denoiser
           "val/loss_t_small", "val/loss_t_middle", "val/loss_t_large", "train/lr", "sys/clips_per_s",
           "sys/tokens_per_s", "sys/data_wait_frac", "sys/cpu_peak_rss_gb", "sys/tflops_per_s"]
 CLIPS = 2
+EVAL = "eval/sync/onset_f1"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,13 @@ def run(tiny_shards, tmp_path_factory):
         "trainer.val_check_interval=15", "callbacks.model_checkpoint.every_n_train_steps=10",
         f"callbacks.demo_samples.num_clips={CLIPS}", "callbacks.demo_samples.every_n_steps=15",
         "callbacks.health.flops=true",   # the FLOP count (sys/tflops_per_s) runs on the CPU too
-        "model.vocoder.n_iter=4"])
+        "model.vocoder.n_iter=4",
+        # evaluation inside the run: every 20 steps on 8 clips, and after training (the sweeps' callback)
+        "callbacks.periodic_eval.every_n_steps=20", "callbacks.periodic_eval.max_clips=8",
+        "callbacks.periodic_eval.calibration_clips=16", "callbacks.periodic_eval.batch_size=8",
+        "+callbacks.periodic_eval.steps=2", "+sweep=eval_after_train", "callbacks.evaluate.max_clips=8",
+        "callbacks.evaluate.calibration_clips=16", "callbacks.evaluate.batch_size=8", "+callbacks.evaluate.steps=2",
+        "callbacks.evaluate.plots=2", "callbacks.evaluate.whisper=false"])
     result = train(cfg)
     return {"dir": out / "run", "result": result}
 
@@ -41,6 +48,9 @@ def test_tensorboard_holds_audio_spectrograms_and_health_scalars(run):
     truth = {t for t in tags["audio"] if t.startswith("samples/") and t.endswith("/ground_truth")}
     images = {t for t in tags["images"] if t.startswith("samples/") and t.endswith("/spectrogram")}
     assert len(generated) == len(truth) == len(images) == CLIPS
+    assert EVAL in tags["scalars"]
+    assert len({t for t in tags["images"] if t.startswith("eval/") and t.endswith("/spectrogram")}) == 2
+    assert len({t for t in tags["audio"] if t.startswith("eval/") and t.endswith("/generated")}) == 2
 
 
 def test_wandb_offline_run_holds_audio_spectrograms_videos_and_health_scalars(run):
@@ -53,10 +63,12 @@ def test_wandb_offline_run_holds_audio_spectrograms_videos_and_health_scalars(ru
     assert len(list((media / "videos" / "samples").glob("video_*.mp4"))) == 2 * CLIPS
     history = wandb_history(folder)
     logged = {key.split("/_type")[0] for row in history for key in row}
-    assert set(HEALTH) <= logged, set(HEALTH) - logged
+    assert set(HEALTH) | {EVAL, "eval/spectrogram", "eval/generated", "eval/video"} <= logged, set(HEALTH) - logged
     kinds = {k: json.loads(v) for row in history for k, v in row.items() if k.endswith("/_type")}
     assert kinds == {"samples/generated/_type": "audio", "samples/ground_truth/_type": "audio",
-                     "samples/spectrogram/_type": "images/separated", "samples/video/_type": "videos"}
+                     "samples/spectrogram/_type": "images/separated", "samples/video/_type": "videos",
+                     "eval/generated/_type": "audio", "eval/spectrogram/_type": "images/separated",
+                     "eval/video/_type": "videos"}
 
 
 def test_csv_run_holds_the_health_scalars_and_the_media_files(run):
@@ -69,3 +81,9 @@ def test_csv_run_holds_the_health_scalars_and_the_media_files(run):
         files = list((run["dir"] / "samples" / step).iterdir())
         assert {p.suffix for p in files} == {".wav", ".png", ".mp4"} and len(files) == 3 * CLIPS
     assert len(list((run["dir"] / "samples" / "ground_truth").glob("*.wav"))) == CLIPS
+    evaluated = [float(r[EVAL]) for r in rows if r.get(EVAL)]
+    assert len(evaluated) == 2   # periodic at step 20, after training
+    final = json.loads((run["dir"] / "eval" / "metrics.json").read_text())["metrics"]
+    assert evaluated[-1] == pytest.approx(final["sync/onset_f1"]) == run["result"]["metrics"][EVAL]
+    assert [p.name for p in (run["dir"] / "eval_periodic").iterdir()] == ["step_0000020"]
+    assert (run["dir"] / "eval_periodic" / "step_0000020" / "metrics.json").exists()

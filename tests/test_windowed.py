@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from v2a.generation.windowed import crossfade_join, generate_long, stream_mel, window_starts
+from v2a.pipeline.windowed import crossfade_join, generate_long, stream_mel, window_starts
 from v2a.shapes import ClipSpec
 
 

@@ -1,8 +1,11 @@
-"""The ``v2a`` console script: ``v2a generate VIDEO ...`` and ``v2a detect FILE...``.
+"""The ``v2a`` console script: ``v2a generate VIDEO ...``, ``v2a demo --ckpt CKPT`` and ``v2a detect FILE...``.
 
-``generate`` composes ``v2a/conf/generate.yaml`` exactly as ``python generate.py`` does: flags are turned
-into Hydra overrides (values quoted, so any prompt text or file name is safe), and any further
-``key=value`` arguments are passed through as they are. ``detect`` is the watermark detector
+``generate`` composes ``v2a/conf/generate.yaml`` as ``python generate.py`` does. The video, the output, the
+checkpoint, the texts and every other flag are plain arguments: their values are set on the composed config
+verbatim, never read as Hydra override syntax, so a file name may hold any character (``"Reel (1967) [tape
+2].mp4"``, quotes, ``=``, ``${...}``, a newline, bytes that are not UTF-8). Only the config-group choices
+(``--vocoder``, ``--no-watermark``) and any further ``key=value`` arguments are Hydra overrides. A name that
+starts with ``-`` goes after ``--`` or as ``./-name.mp4``. ``detect`` is the watermark detector
 (``python -m v2a.watermark detect``).
 """
 
@@ -10,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from omegaconf import DictConfig, OmegaConf
+
 from v2a.conf import CONFIG_DIR, ConfigError, check_config
+from v2a.conf.arguments import console_for_any_name, hydra_quote, omegaconf_literal
 
 CONF = CONFIG_DIR  # inside the package: an installed wheel finds them too
 
@@ -25,14 +31,9 @@ VALUE_FLAGS = {
     "transcript": "transcript", "seed": "seed", "candidates": "num_candidates", "steps": "steps",
     "cfg_scale": "cfg_scale", "duration": "duration", "original_audio": "original_audio",
     "audio_format": "audio_format", "overlap": "overlap_s", "device": "device", "threads": "num_threads",
+    "video_codec": "video_codec",
 }
-
-
-def hydra_quote(value: str) -> str:
-    """``value`` as a single-quoted Hydra override value that reads back verbatim."""
-    value = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)  # backslashes before a quote double
-    value = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, value)  # ... and at the end
-    return "'" + value.replace("${", "\\${") + "'"  # no interpolation of user text
+__all__ = ["compose_generate", "generate_overrides", "generate_parser", "hydra_quote", "main", "plain_values"]
 
 
 def default_out(video: Path) -> Path:
@@ -44,27 +45,45 @@ def default_out(video: Path) -> Path:
 
 
 def generate_overrides(args: argparse.Namespace) -> list[str]:
-    """The Hydra overrides of ``v2a/conf/generate.yaml`` that the parsed ``generate`` flags stand for."""
-    video = Path(args.video)
-    overrides = [f"video={hydra_quote(str(video))}"]
-    if args.out is None:
-        args.out = str(default_out(video))
-    for flag, key in VALUE_FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            overrides.append(f"{key}={hydra_quote(str(value))}" if isinstance(value, str) else f"{key}={value}")
-    if args.vocoder is not None:
-        overrides.append(f"model/vocoder={args.vocoder}")
-    if args.vocoder_checkpoint is not None:
-        overrides.append(f"model.vocoder.checkpoint={hydra_quote(args.vocoder_checkpoint)}")
+    """The Hydra overrides of ``v2a/conf/generate.yaml``: config-group choices and the extra ``key=value``
+    arguments. No file name or text goes here (:func:`plain_values`)."""
+    overrides = []
+    vocoder = args.vocoder or ("neural" if args.vocoder_checkpoint is not None else None)
+    if vocoder is not None:
+        overrides.append(f"model/vocoder={vocoder}")
     if args.no_watermark:
         overrides.append("watermark=off")
     return overrides + list(args.overrides)
 
 
-USAGE = """usage: v2a {generate,detect} ...
+def plain_values(args: argparse.Namespace) -> dict[str, object]:
+    """Config keys and the values the flags give them, set verbatim on the composed config."""
+    video = Path(args.video)
+    values: dict[str, object] = {"video": args.video, "out": args.out if args.out is not None else str(default_out(video))}
+    for flag, key in VALUE_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None and key not in values:
+            values[key] = value
+    if args.vocoder_checkpoint is not None:
+        values["model.vocoder.checkpoint"] = args.vocoder_checkpoint
+    return values
+
+
+def compose_generate(args: argparse.Namespace) -> DictConfig:
+    """``v2a/conf/generate.yaml`` composed with the group choices and overrides, then the plain values set."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="generate", overrides=generate_overrides(args))
+    for key, value in plain_values(args).items():
+        OmegaConf.update(cfg, key, omegaconf_literal(value) if isinstance(value, str) else value, merge=False)
+    return cfg
+
+
+USAGE = """usage: v2a {generate,demo,detect} ...
 
   v2a generate VIDEO --ckpt CKPT [-o OUT] [options] [key=value ...]   give a video a generated soundtrack
+  v2a demo --ckpt CKPT [--port PORT]                                    the demo web page (pip install 'v2a[demo]')
   v2a detect FILE... [--key KEY] [--fpr FPR]                            say whether files carry the watermark
 
 'v2a generate --help' lists the options."""
@@ -72,8 +91,10 @@ USAGE = """usage: v2a {generate,detect} ...
 
 def generate_parser() -> argparse.ArgumentParser:
     gen = argparse.ArgumentParser(
-        prog="v2a generate", description="Writes OUT.mp4 (video stream copied, generated audio muxed), OUT.wav "
-                                         "and OUT.json. Extra key=value arguments are v2a/conf/generate.yaml overrides.")
+        prog="v2a generate", description="Writes OUT.mp4 (the video copied, or re-encoded if the container cannot "
+                                         "hold it; the generated audio muxed), OUT.wav and OUT.json. File names are "
+                                         "taken as they are, any character. Extra key=value arguments are "
+                                         "v2a/conf/generate.yaml overrides.")
     gen.add_argument("video", help="a video file or a folder of videos")
     gen.add_argument("overrides", nargs="*", metavar="key=value", help="more v2a/conf/generate.yaml overrides")
     gen.add_argument("--ckpt", required=True, help="checkpoint (RUN/checkpoints/last.ckpt) or export folder")
@@ -89,9 +110,12 @@ def generate_parser() -> argparse.ArgumentParser:
     gen.add_argument("--duration", type=float, help="seconds to generate (default: the whole video)")
     gen.add_argument("--overlap", type=float, help="window overlap in seconds (default 0.5)")
     gen.add_argument("--original-audio", dest="original_audio", choices=("drop", "keep", "mix"))
+    gen.add_argument("--video-codec", dest="video_codec", choices=("auto", "copy", "h264"),
+                     help="auto (default): copy the video if the output container holds its codec, else H.264")
     gen.add_argument("--audio-format", dest="audio_format", choices=("wav", "flac"))
     gen.add_argument("--vocoder", help="a v2a/conf/model/vocoder config instead of the checkpoint's (griffin_lim, neural)")
-    gen.add_argument("--vocoder-checkpoint", dest="vocoder_checkpoint", help="export of a trained neural vocoder")
+    gen.add_argument("--vocoder-checkpoint", dest="vocoder_checkpoint",
+                     help="export of a trained neural vocoder (implies --vocoder neural)")
     gen.add_argument("--no-watermark", dest="no_watermark", action="store_true",
                      help="do not watermark (the output will not be marked as generated)")
     gen.add_argument("--device", help="auto (the default: the GPU when present), cpu, cuda, cuda:1 ...")
@@ -99,17 +123,40 @@ def generate_parser() -> argparse.ArgumentParser:
     return gen
 
 
+def demo_parser() -> argparse.ArgumentParser:
+    demo = argparse.ArgumentParser(prog="v2a demo", description="Serve the demo page: upload a video, get it back "
+                                   "with a generated, watermarked soundtrack, its spectrogram and the watermark check.")
+    demo.add_argument("--ckpt", required=True, help="checkpoint (RUN/checkpoints/last.ckpt) or export folder")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    demo.add_argument("--port", type=int, default=7860)
+    demo.add_argument("--device", default="auto", help="auto (the GPU when present), cpu, cuda, cuda:1 ...")
+    demo.add_argument("--threads", type=int, help="torch CPU threads")
+    demo.add_argument("--work", help="folder for the results (default: a temporary one, removed at exit)")
+    return demo
+
+
+def run_demo_cli(args: argparse.Namespace) -> int:
+    if not Path(args.ckpt).exists():
+        print(f"error: checkpoint {args.ckpt} does not exist", file=sys.stderr)
+        return 2
+    from v2a.generation.demo import serve
+
+    try:
+        serve(args.ckpt, host=args.host, port=args.port, device=args.device, threads=args.threads, work=args.work)
+    except ImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def run_generate_cli(args: argparse.Namespace) -> int:
-    from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from v2a.generation.entry import run_generate
 
-    overrides = generate_overrides(args)
     try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose(config_name="generate", overrides=overrides)
+        cfg = compose_generate(args)
         check_config(cfg)  # impossible values (v2a/conf/schemas.py), before anything is loaded
     except (HydraException, OmegaConfBaseException, ConfigError) as error:
         cause = f": {str(error.__cause__).splitlines()[0]}" if error.__cause__ else ""  # e.g. the wrong type
@@ -121,10 +168,14 @@ def run_generate_cli(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status (0 ok, 1 a file failed (detect), 2 bad usage or input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    console_for_any_name()
     if argv[:1] == ["detect"]:  # the detector's own parser and messages
         from v2a.watermark.__main__ import main as watermark_main
 
         return watermark_main(argv)
+    if argv[:1] == ["demo"]:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        return run_demo_cli(demo_parser().parse_args(argv[1:]))
     if argv[:1] != ["generate"]:
         print(USAGE, file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
@@ -133,5 +184,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_generate_cli(args)
 
 
+def console() -> None:
+    """The ``v2a`` command: :func:`main`, then a prompt exit. Every result is written, closed and renamed into
+    place before ``main`` returns, so the interpreter's teardown has nothing left to do — and tearing down
+    torch (the CUDA build) costs more than a second and about 140 MB of extra peak memory
+    (docs/benchmarks.md, generate_speed). Logs and standard streams are flushed first."""
+    status = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it anyway
+            pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

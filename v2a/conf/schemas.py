@@ -29,6 +29,7 @@ SAMPLER_METHODS = ("euler", "heun", "midpoint")  # = v2a.diffusion.ODESampler.ME
 SAMPLER_SCHEDULES = ("uniform", "cosine")         # = ODESampler.SCHEDULES
 TEXT_STREAMS = ("prompt", "transcript")           # = v2a.models.denoiser.TEXT_STREAMS
 ORIGINAL_AUDIO = ("drop", "keep", "mix")
+VIDEO_CODECS = ("auto", "copy", "h264")           # = v2a.media.VIDEO_CODECS
 AUDIO_FORMATS = ("wav", "flac")
 WHISPER = ("auto", "true", "false", "off", "none")
 
@@ -175,6 +176,31 @@ class VisualEncoderSchema:
         return errors + ([] if len(node.channels) else [f"{p}channels must not be empty"])
 
 
+@dataclass
+class PretrainedVisualEncoderSchema:
+    """``model/visual_encoder/`` pretrained and efficientnet_lite0: v2a.models.visual_encoder.PretrainedFrameEncoder's
+    arguments; ``backbone`` is the ``model/visual_encoder/backbone`` group (its arguments differ per library)."""
+
+    _target_: str = MISSING
+    dim: int = MISSING
+    temporal_layers: int = MISSING
+    temporal_kernel: int = MISSING
+    backbone: Any = MISSING
+
+    @staticmethod
+    def check(node: DictConfig, p: str) -> list[str]:
+        errors = _at_least(node, p, "temporal_kernel") + _at_least(node, p, "temporal_layers", minimum=0)
+        if node.dim <= 0 or node.dim % 8:
+            errors.append(f"{p}dim must be a positive multiple of 8 (GroupNorm's groups), got {node.dim}")
+        backbone = node.backbone
+        if isinstance(backbone, DictConfig) and "weights" in backbone and not OmegaConf.is_missing(backbone, "weights"):
+            weights = backbone.weights
+            if weights is not None and not Path(str(weights)).expanduser().exists():
+                errors.append(f"{p}backbone.weights={weights} does not exist (a local file or folder you supply; "
+                              "nothing is downloaded)")
+        return errors
+
+
 # --- generate.py / evaluate.py ------------------------------------------------------------------------------
 
 @dataclass
@@ -235,6 +261,7 @@ class GenerateSchema:
     aligner: str | None = None
     overlap_s: float = MISSING
     original_audio: str = MISSING
+    video_codec: str = "auto"
     duration: float | None = MISSING
     audio_format: str = MISSING
     device: str = MISSING
@@ -248,6 +275,7 @@ class GenerateSchema:
         errors = _sampling_errors(node, p) + _at_least(node, p, "num_candidates")
         errors += _at_least(node, p, "num_threads", optional=True) + _at_least(node, p, "overlap_s", minimum=0)
         errors += _above(node, p, "duration", optional=True)
+        errors += _one_of(node, p, "video_codec", VIDEO_CODECS)
         return errors + _one_of(node, p, "original_audio", ORIGINAL_AUDIO) + _one_of(node, p, "audio_format", AUDIO_FORMATS)
 
 
@@ -303,6 +331,7 @@ SCHEMAS: list[tuple[str | None, str, type]] = [
     ("model/denoiser", "schema", DenoiserSchema),
     ("model/text_encoder", "schema", TextEncoderSchema),
     ("model/visual_encoder", "schema", VisualEncoderSchema),
+    ("model/visual_encoder", "pretrained_schema", PretrainedVisualEncoderSchema),
     (None, "generate_schema", GenerateSchema),
     (None, "evaluate_schema", EvaluateSchema),
 ]
@@ -322,7 +351,7 @@ def register() -> None:
     for preset in sorted((Path(__file__).resolve().parent / "spec").glob("*.yaml")):
         store.store(group=SHARED_SPEC, name=preset.stem, node=OmegaConf.load(preset))
     resolvers = {"clip": _clip_value, "if_modality": _if_modality, "text_modalities": _text_modalities,
-                 "text_dim": _text_dim, "phonemes": _phonemes}
+                 "text_dim": _text_dim, "phonemes": _phonemes, "visual_features": _visual_features}
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
@@ -364,6 +393,18 @@ def _text_dim(*, _root_: DictConfig) -> int | None:
     """``${text_dim:}``: the width of the text modalities' encoders (the prompt's, else the transcript's)."""
     dims = [OmegaConf.select(_root_, f"model.{name}_encoder.dim") for name in _text_modalities(_root_=_root_)]
     return next((dim for dim in dims if dim is not None), None)
+
+
+def _visual_features(*, _root_: DictConfig) -> dict | None:
+    """``${visual_features:}``: the cached features a model's visual encoder reads (``name`` and the backbone's
+    ``identity``), or null when it has no pretrained backbone. The data loader uses a shard set's cached features
+    only when they were extracted by this very backbone (v2a/data/visual_features.py)."""
+    backbone = OmegaConf.select(_root_, "model.visual_encoder.backbone")
+    if backbone is None:
+        return None
+    from v2a.data.visual_features import cache_record
+
+    return cache_record(OmegaConf.to_container(backbone, resolve=True))
 
 
 def _nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:

@@ -85,28 +85,49 @@ def sample_audio(sample: dict, spec: ClipSpec) -> np.ndarray:
     return audio
 
 
+def _cached_features(sample: dict, member: str, meta: dict, spec: ClipSpec) -> StoredVideo:
+    """A sample's cached visual features (one row per stored frame, on the json's clock) as a stored video."""
+    from v2a.data.visual_features import read_features
+
+    if member not in sample:
+        raise ValueError(f"sample {sample.get('__key__')} has no cached features {member} (its video could not be read "
+                         "when they were extracted)")
+    rows = read_features(sample[member])
+    return StoredVideo(len(rows), float(meta.get("fps", spec.fps)), lambda indices: rows[indices])
+
+
 def decode_sample(sample: dict, spec: ClipSpec, *, crop: TimeCrop | None = None, rng: random.Random | None = None,
-                  tokenizer: Callable[[dict], dict[str, np.ndarray]] | None = None) -> dict:
+                  tokenizer: Callable[[dict], dict[str, np.ndarray]] | None = None, features: str | None = None,
+                  frames: bool = True) -> dict:
     """Raw sample (bytes per extension) -> one crop of it on the spec's grid.
 
     Returns ``key``, ``frames`` uint8 [T, 3, S, S], ``audio`` float [N], ``mask`` bool [T] and
     ``audio_mask`` bool [N] (False where a short clip was padded), ``meta`` (on the crop's clock),
     ``shard`` (the tar it came from) and, with a tokenizer, ``{field}_tokens`` / ``{field}_mask``.
+    With ``features`` (a cached-features member, :mod:`v2a.data.visual_features`) also ``visual_features``
+    float16 [T, D], the same frames' backbone features; ``frames=False`` then skips decoding the video.
     """
     meta = sample_meta(sample)
-    video = stored_video(sample, meta, spec)
+    cached = _cached_features(sample, features, meta, spec) if features is not None else None
+    video = stored_video(sample, meta, spec) if frames else None
     audio = sample_audio(sample, spec)
-    window = choose_window(_valid_seconds(video, audio, meta, spec), spec, crop or StartCrop(), rng)
-    frames = video.read(video_indices(window, spec, video.fps, video.n_frames))
-    out = {
-        "key": sample["__key__"],
-        "frames": frames_to_tensor(frames, spec),
+    timeline = cached if cached is not None else video
+    if timeline is None:
+        raise ValueError("decode_sample needs frames=True or cached features")
+    window = choose_window(_valid_seconds(timeline, audio, meta, spec), spec, crop or StartCrop(), rng)
+    out: dict = {"key": sample["__key__"]}
+    if video is not None:
+        out["frames"] = frames_to_tensor(video.read(video_indices(window, spec, video.fps, video.n_frames)), spec)
+    if cached is not None:
+        rows = cached.read(video_indices(window, spec, cached.fps, cached.n_frames))
+        out["visual_features"] = torch.from_numpy(np.ascontiguousarray(rows))
+    out.update({
         "audio": torch.from_numpy(crop_audio(audio, window, spec)),
         "mask": torch.from_numpy(window.frame_mask(spec)),
         "audio_mask": torch.from_numpy(window.audio_mask(spec)),
         "meta": crop_meta(meta, window, spec),
         "shard": sample.get("__url__", ""),
-    }
+    })
     if tokenizer is not None:
         out.update({name: torch.from_numpy(array) for name, array in tokenizer(meta).items()})
     return out

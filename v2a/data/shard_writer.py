@@ -27,7 +27,15 @@ def read_index(out_dir: Path) -> dict:
     path = Path(out_dir) / INDEX_NAME
     if not path.exists():
         return {"shards": [], "samples": 0, "skipped": []}
-    return json.loads(path.read_text())
+    try:
+        index = json.loads(path.read_bytes())
+    except (ValueError, OSError) as error:  # damaged: shards are found by name, a data_prep rerun rewrites it
+        log.warning("ignoring %s: not a readable shard index (%s)", path, error)
+        return {"shards": [], "samples": 0, "skipped": []}
+    if not isinstance(index, dict) or not isinstance(index.get("shards", []), list):
+        log.warning("ignoring %s: not a shard index", path)
+        return {"shards": [], "samples": 0, "skipped": []}
+    return {"shards": [], "samples": 0, "skipped": [], **index}
 
 
 def write_index(out_dir: Path, index: dict) -> None:
@@ -86,6 +94,9 @@ def shard_urls(shard_dir: str | Path) -> list[str]:
         raise FileNotFoundError(f"shard folder {shard_dir} does not exist (build it with data_prep first)")
     index = read_index(shard_dir)
     names = [s["name"] for s in index["shards"]] or sorted(p.name for p in shard_dir.glob("*.tar"))
-    if not names:
+    regular = [n for n in names if (shard_dir / n).is_file()]
+    for name in sorted(set(names) - set(regular)):  # missing, or a FIFO / folder named .tar: reading would block
+        log.warning("skipping shard %s: not a regular file", shard_dir / name)
+    if not regular:
         raise FileNotFoundError(f"no shards in {shard_dir}")
-    return [str(shard_dir / n) for n in names]
+    return [str(shard_dir / n) for n in regular]

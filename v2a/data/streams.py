@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from v2a.data.decode import collate
 from v2a.data.decoders import SampleDecoder, VideoAudioDecoder
 from v2a.data.shard_writer import read_index, shard_urls
 from v2a.data.train_stream import EpochLoader, TrainStream
+from v2a.models.backbones import plain
 from v2a.shapes import ClipSpec
 from v2a.text.tokens import TextTokenizer, find_tokenizer
 
@@ -43,6 +44,15 @@ def _decode_or_skip(sample: dict, rng: random.Random | None = None, *, decoder: 
     except Exception as error:  # a bad sample is skipped with a reason, never kills a long run
         log.warning("skipping sample %s: %s", sample.get("__key__"), error)
         return None
+
+
+def skip_damaged_shard(error: Exception) -> bool:
+    """webdataset's error handler for reading shards: a truncated or garbage tar (or what is left of it after
+    the damage) is skipped with a logged reason, never raised; the samples before the damage are kept."""
+    where = error.args[-1] if len(error.args) > 1 and isinstance(error.args[-1], str) else "a shard"
+    reason = " ".join(str(error.args[0] if error.args else error).split())
+    log.warning("skipping the rest of %s (damaged shard: %s: %s)", where, type(error).__name__, reason)
+    return True
 
 
 def _decode_eval(sample: dict, *, seed: int, **kwargs) -> dict | None:
@@ -96,6 +106,7 @@ class ShardStreams:
         eval_crop: TimeCrop | None = None,
         tokenizer: str | None = None,
         text_max_tokens: dict[str, int] | None = None,
+        visual_features: Mapping | None = None,
     ) -> None:
         roots = [root] if isinstance(root, str | Path) else list(root)
         if not roots:
@@ -115,6 +126,9 @@ class ShardStreams:
         self.tokenizer_path = tokenizer
         self.text_max_tokens = dict(text_max_tokens) if text_max_tokens else None
         self._tokenizer: TextTokenizer | None | bool = False  # False: not looked up yet
+        # the cached features the model reads ({"name", "identity"}; the ${visual_features:} resolver): read instead
+        # of decoding video where the shards hold them (v2a/data/visual_features.py)
+        self.visual_features = plain(visual_features) if visual_features else None
 
     @property
     def root(self) -> Path:
@@ -138,16 +152,18 @@ class ShardStreams:
                 self._tokenizer = find_tokenizer(self.root, self.tokenizer_path, self.text_max_tokens)
         return self._tokenizer
 
-    def _decode(self, crop: TimeCrop) -> dict:
-        return {"decoder": self.decoder, "spec": self.spec, "crop": crop, "tokenizer": self.tokenizer}
+    def _decode(self, crop: TimeCrop, stage: str) -> dict:
+        decoder = self.decoder.for_folders(self.split_dirs(stage), self.spec, self.visual_features)
+        return {"decoder": decoder, "spec": self.spec, "crop": crop, "tokenizer": self.tokenizer}
 
     # --- evaluation -----------------------------------------------------------------------------
     def eval_dataset(self, stage: str) -> wds.WebDataset:
         """One split of every root, in order, split by sample across ranks."""
         # Split by *sample* across ranks, not by shard: a small eval split with fewer shards than ranks
         # would otherwise leave a rank with no batch and deadlock the epoch-end metric reduction.
-        dataset = wds.WebDataset(self.urls(stage), shardshuffle=False, nodesplitter=_no_split, empty_check=False)
-        decode = partial(_decode_eval, seed=self.seed, **self._decode(self.eval_crop))
+        dataset = wds.WebDataset(self.urls(stage), shardshuffle=False, nodesplitter=_no_split, empty_check=False,
+                                 handler=skip_damaged_shard)
+        decode = partial(_decode_eval, seed=self.seed, **self._decode(self.eval_crop, stage))
         return dataset.compose(_every_nth_for_rank).map(decode).select(_is_sample)
 
     def eval_loader(self, stage: str) -> DataLoader:
@@ -182,7 +198,7 @@ class ShardStreams:
         if len(urls) < readers:
             log.warning("%d train shards for %d readers (ranks x workers): readers share shards; write more, "
                         "smaller shards for disjoint reading", len(urls), readers)
-        decode = partial(_decode_or_skip, **self._decode(self.train_crop))
+        decode = partial(_decode_or_skip, **self._decode(self.train_crop, "train"))
         stream = TrainStream(urls, decode=decode, seed=self.seed, shuffle_buffer=self.shuffle_buffer,
                              samples_per_worker=self.samples_per_worker(world_size), batch_size=self.batch_size,
                              rank=rank, world_size=world_size)

@@ -5,7 +5,8 @@ Convention: t = 0 is noise (x0), t = 1 is data (x1); x_t = (1 - t) x0 + t x1, ve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,16 @@ class RectifiedFlow:
         self.time_sampling = time_sampling
         self.cond_dropout = cond_dropout
         self.modality_dropout = dict(modality_dropout) if modality_dropout else None
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[dict]:
+        """Within the block, every :meth:`loss` also puts its ``t`` and ``per_sample`` losses into the yielded
+        dict (for logging the loss per flow time without changing the loss or its callers)."""
+        previous, self._recording = getattr(self, "_recording", None), {}
+        try:
+            yield self._recording
+        finally:
+            self._recording = previous
 
     @staticmethod
     def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -71,9 +82,11 @@ class RectifiedFlow:
         evenly (audio tokens) is repeated onto the frames. ``v2a.audio.mel_frame_mask`` makes one from the
         loader's ``audio_mask``. The random draws do not depend on the mask.
 
-        ``details``, when given a dict, receives ``t`` [B] and ``per_sample`` [B] (each sample's own masked
-        MSE, detached): what the loss per flow-time bucket is made of. The returned loss does not change.
+        ``details``, when given a dict (or inside :meth:`recording`), receives ``t`` [B] and ``per_sample`` [B]
+        (each sample's own masked MSE, detached): what the loss per flow-time bucket is made of. The returned
+        loss does not change.
         """
+        details = details if details is not None else getattr(self, "_recording", None)
         # Draw on the generator's device (a CPU generator's state is portable and checkpointable),
         # then move: the random stream does not depend on where the model runs.
         batch, source = x1.shape[0], generator.device

@@ -19,11 +19,19 @@ import torch
 
 from v2a.audio.spectral import log_spectral_distance, mel_l1
 from v2a.checkpoints.sync_model import load_sync_model
+from v2a.data.visual_features import visual_input
 from v2a.evaluation.analysis import analyse, as_arrays, empty_analysis
 from v2a.evaluation.av_align import motion_peaks
 from v2a.evaluation.cache import ReferenceCache, cache_key, split_checksum
 from v2a.evaluation.onsets import calibrate
-from v2a.evaluation.references import count_clips, event_times, iterate_batches, progress, resolve_split
+from v2a.evaluation.references import (
+    cached_feature_options,
+    count_clips,
+    event_times,
+    iterate_batches,
+    progress,
+    resolve_split,
+)
 from v2a.evaluation.report import write_outputs
 from v2a.evaluation.scoring import Scorer
 from v2a.evaluation.store import GenerationStore, weights_file
@@ -67,9 +75,10 @@ def _generate_all(module, data, split, batch_size, max_clips, steps, cfg_scale, 
     generator = torch.Generator().manual_seed(seed + 1000 * (rank or 0))
     gen_seconds, keys, previous = 0.0, [], None
     # streamed: one batch in memory at a time, generations go straight to the store
-    batches = iterate_batches(data, split, spec, batch_size, max_clips)
+    # with the model's backbone features where the split caches them (the backbone is skipped), else frames
+    batches = iterate_batches(data, split, spec, batch_size, max_clips, **cached_feature_options(module.net))
     for batch in progress(batches, clips, batch_size, "generate"):
-        frames = batch["frames"]
+        frames = visual_input(batch)
         start = time.perf_counter()
         # text models get each clip's caption and transcript (the floor too: only its video is mismatched)
         texts = module.clip_texts(batch)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from v2a.data.decoders import VideoAudioDecoder
 from v2a.data.shard_writer import read_index
 from v2a.data.streams import split_batches
 from v2a.shapes import ClipSpec
@@ -24,13 +25,25 @@ def resolve_split(data: str | Path, split: str) -> tuple[Path, str]:
 
 
 def iterate_batches(data: str | Path, split: str, spec: ClipSpec, batch_size: int,
-                    max_clips: int | None = None) -> Iterator[dict]:
+                    max_clips: int | None = None, **options) -> Iterator[dict]:
     """Batches of a split, in shard order, stopping after ``max_clips`` clips (no Lightning involved).
 
-    A generator: one batch is decoded at a time, so memory does not grow with the split.
+    A generator: one batch is decoded at a time, so memory does not grow with the split. ``options``: more
+    :class:`~v2a.data.streams.ShardStreams` arguments (:func:`cached_feature_options`).
     """
     root, split_name = resolve_split(data, split)
-    return split_batches(root, split_name, spec, batch_size, max_clips)
+    return split_batches(root, split_name, spec, batch_size, max_clips, **options)
+
+
+def cached_feature_options(net) -> dict:
+    """Loader options that also give each batch the cached features of ``net``'s pretrained visual backbone
+    (``visual_features``, where the split holds them: generation then skips the backbone) besides the frames that
+    scoring reads. Empty for a network without one."""
+    backbone = getattr(getattr(net, "visual_encoder", None), "backbone", None)
+    if backbone is None or not hasattr(backbone, "identity"):
+        return {}
+    return {"decoder": VideoAudioDecoder(keep_frames=True),
+            "visual_features": {"name": backbone.name, "identity": backbone.identity}}
 
 
 def count_clips(data: str | Path, split: str, max_clips: int | None = None) -> int | None:

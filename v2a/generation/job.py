@@ -7,7 +7,6 @@ blocks. Peak memory is set by the window batch and the chunk sizes, not by the v
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -22,29 +21,38 @@ import torch
 from tqdm import tqdm
 
 from v2a.checkpoints.loading import CheckpointError
-from v2a.generation.chunked import overlapped_map
 from v2a.generation.options import check_conditioning, check_numbers, model_sha256, read_text_option
-from v2a.generation.subtitles import is_subtitles, parse_subtitles, window_transcripts
-from v2a.generation.transcript_timing import transcript_timeline
-from v2a.generation.windowed import stream_mel, window_starts
+from v2a.generation.outputs import (
+    Results,
+    Staged,
+    candidate_path,
+    check_not_inputs,
+    list_videos,
+    one_line,
+    output_path,
+    result_files,
+    shared_stems,
+)
 from v2a.media import (
     MAX_DURATION_S,
     MAX_RESOLUTION,
-    MuxError,
+    VIDEO_CODECS,
     VideoInput,
-    VideoInputError,
-    mux_audio,
+    mux,
     open_video,
     read_windows,
 )
 from v2a.pipeline.aligner import LipAligner
+from v2a.pipeline.chunked import overlapped_map
 from v2a.pipeline.pipeline import V2APipeline
+from v2a.pipeline.transcript_timing import transcript_timeline
+from v2a.pipeline.windowed import stream_mel, window_starts
 from v2a.text.phoneme_timing import shift
+from v2a.text.subtitles import is_subtitles, parse_subtitles, window_transcripts
+from v2a.utils.jsonfiles import json_bytes
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts")
-MUX_SUFFIXES = (".mp4", ".mkv", ".mov")
 AUDIO_FORMATS = ("wav", "flac")
 
 
@@ -59,33 +67,6 @@ class Streaming:
     watermark_pad_s: float = 1.0
     max_resolution: int = MAX_RESOLUTION
     max_duration_s: float = MAX_DURATION_S
-
-
-def list_videos(video: str | Path) -> list[Path]:
-    """One file, or the video files of a folder (sorted; hidden files ignored)."""
-    video = Path(video)
-    if video.is_dir():
-        files = sorted(p for p in video.iterdir()
-                       if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
-        if not files:
-            raise VideoInputError(f"{video}: folder holds no video files ({', '.join(VIDEO_SUFFIXES)})")
-        return files
-    return [video]
-
-
-def output_path(video: Path, out: str | Path, many: bool) -> Path:
-    """The muxed video path for one input (audio and json sit beside it); ``out`` is a folder for many inputs."""
-    if not many:
-        out = Path(out)
-        if out.suffix.lower() not in MUX_SUFFIXES:
-            raise ValueError(f"out={out}: the output video must end in one of {', '.join(MUX_SUFFIXES)}")
-        return out
-    suffix = video.suffix if video.suffix.lower() in MUX_SUFFIXES else ".mp4"
-    return Path(out) / f"{video.stem}_v2a{suffix}"
-
-
-def candidate_path(out_video: Path, index: int, count: int) -> Path:
-    return out_video if count == 1 else out_video.with_name(f"{out_video.stem}_cand{index}{out_video.suffix}")
 
 
 def _watermark_grid(watermarker, sample_rate: int) -> int:
@@ -116,7 +97,7 @@ def _write_stream(path: Path, pieces, sample_rate: int) -> tuple[Path, int]:
     tmp = path.with_name(f".{path.name}.tmp")
     count = 0
     try:
-        with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1,
+        with sf.SoundFile(os.fsencode(tmp), "w", samplerate=sample_rate, channels=1,  # bytes: any file name
                           format=path.suffix.lstrip(".").upper()) as handle:
             for piece in pieces:
                 handle.write(np.clip(np.asarray(piece, dtype=np.float32), -1, 1))
@@ -133,8 +114,12 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
                        seed: int, overlap_s: float, original_audio: str, duration: float | None,
                        audio_format: str = "wav", streaming: Streaming = Streaming(), watermarker=None,
                        settings: dict | None = None, texts: dict[str, str | None] | None = None,
-                       aligner: LipAligner | None = None) -> dict:
-    """Generate, watermark, write audio + muxed video + sidecar json; returns the sidecar.
+                       aligner: LipAligner | None = None, video_codec: str = "auto") -> dict:
+    """Generate, watermark, write audio + muxed video + sidecar json (all three or none); returns the sidecar.
+
+    The audio lasts exactly as long as the muxed video: the whole video as its packets hold it (a truncated
+    file ends where its data ends), or the first ``duration`` seconds, the video then cut there too (and
+    re-encoded: a copied stream can only end at a keyframe). ``video_codec`` is :func:`v2a.media.mux`'s.
 
     ``texts``: ``prompt`` / ``negative_prompt`` / ``transcript`` for text models. Each window gets the whole
     prompt; a transcript in subtitle form (SRT/WebVTT) gives each window only the lines spoken during it,
@@ -143,7 +128,11 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
     """
     started = time.perf_counter()
     spec = module.features.spec
-    seconds = min(duration, video.duration) if duration else video.duration
+    cut = duration is not None and duration < video.duration - 0.5 / video.fps
+    seconds = duration if cut else video.duration
+    if cut and video_codec == "copy":  # refused before any work
+        raise ValueError(f"duration={duration:g} cuts the video, and a copied video can only end at a keyframe: "
+                         "use video_codec=auto or h264 (re-encodes), or leave duration unset")
     # every model frame that starts on screen before the end; the audio is then cut to the exact length
     n_frames = max(1, math.ceil(seconds * spec.fps - 1e-6))
     n_samples = max(1, int(round(seconds * spec.sample_rate)))
@@ -177,27 +166,24 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
                                chunk=_on_grid(streaming.watermark_chunk_s, spec.sample_rate, grid),
                                pad=_on_grid(streaming.watermark_pad_s, spec.sample_rate, grid))
     out_video.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        audio_path, samples = _write_stream(out_video.with_suffix(f".{audio_format}"), _first(audio, n_samples),
-                                            spec.sample_rate)
-    finally:
-        bar.close()
-    try:
-        mux_audio(video.path, audio_path, spec.sample_rate, out_video, original_audio=original_audio,
-                  origin=video.info.origin)
-    except MuxError:
-        audio_path.unlink()  # all of a result or none of it
-        raise
-    elapsed = time.perf_counter() - started
-    sidecar = {"input": str(video.path), "video": str(out_video), "audio": str(audio_path),
-               "duration_s": samples / spec.sample_rate, "sample_rate": spec.sample_rate,
-               "input_duration_s": round(video.duration, 6), "input_rotation": video.info.rotation,
-               "windows": n_windows, "watermarked": watermarker is not None,
-               "elapsed_s": round(elapsed, 3), "rtf": round(elapsed / max(samples / spec.sample_rate, 1e-9), 4),
-               **(settings or {}), "seed": seed}
-    tmp = out_video.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False))
-    os.replace(tmp, out_video.with_suffix(".json"))
+    video_file, audio_file, json_file = result_files(out_video, audio_format)
+    with Staged(video_file, audio_file, json_file) as staged:  # all of a result or none of it
+        try:
+            _, samples = _write_stream(staged.temp(audio_file), _first(audio, n_samples), spec.sample_rate)
+        finally:
+            bar.close()
+        muxed = mux(video.path, staged.temp(audio_file), spec.sample_rate, staged.temp(video_file),
+                    original_audio=original_audio, origin=video.info.origin, video_codec=video_codec)
+        elapsed = time.perf_counter() - started
+        sidecar = {"input": str(video.path), "video": str(video_file), "audio": str(audio_file),
+                   "duration_s": samples / spec.sample_rate, "sample_rate": spec.sample_rate,
+                   "input_duration_s": round(video.duration, 6), "input_rotation": video.info.rotation,
+                   "cut_to_s": seconds if cut else None, "muxed_video": muxed.video,
+                   "kept_audio": muxed.original_audio, "windows": n_windows, "watermarked": watermarker is not None,
+                   "elapsed_s": round(elapsed, 3), "rtf": round(elapsed / max(samples / spec.sample_rate, 1e-9), 4),
+                   **(settings or {}), "seed": seed}
+        staged.temp(json_file).write_bytes(json_bytes(sidecar, indent=2))
+        staged.commit()
     return sidecar
 
 
@@ -207,14 +193,17 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
              transcript: str | None = None, num_candidates: int = 1, audio_format: str = "wav",
              vocoder: dict | None = None, streaming: dict | Streaming | None = None,
              watermark_settings: dict | None = None, num_threads: int | None = None,
-             sampler: dict | None = None, aligner: str | None = None) -> list[dict]:
-    """Generate for a file or a folder; a bad file in a folder is logged and skipped.
+             sampler: dict | None = None, aligner: str | None = None, video_codec: str = "auto") -> Results:
+    """Generate for a file or a folder. A file that fails in a folder is logged and skipped, the others go on:
+    the returned :class:`Results` lists the sidecars written, and ``failed`` the inputs that were not, with why.
 
     ``transcript`` (and ``prompt``, ``negative_prompt``) is text or the path of a UTF-8 text file.
     ``vocoder`` is a ``model.vocoder`` config (``_target_`` ...) that replaces the checkpoint's;
     ``sampler`` (``method``, ``schedule``, ``shift``; None keeps the model's) replaces its sampler settings.
     ``num_candidates`` > 1 writes ``OUT_cand{i}`` files generated with seeds ``seed + i``.
     ``aligner``: a lip-aligner export that times a plain-text transcript from the video (phoneme-track models).
+    ``video_codec``: ``auto`` copies the video when the output container holds its codec, else re-encodes it as
+    H.264; ``copy`` refuses what cannot be copied; ``h264`` always re-encodes. No output ever replaces an input.
     """
     check_numbers(num_candidates=num_candidates, steps=steps, duration=duration, overlap_s=overlap_s,
                   cfg_scale=cfg_scale)
@@ -222,6 +211,8 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
         raise ValueError(f"original_audio must be one of ('drop', 'keep', 'mix'), got {original_audio!r}")
     if audio_format not in AUDIO_FORMATS:
         raise ValueError(f"audio_format must be one of {AUDIO_FORMATS}, got {audio_format!r}")
+    if video_codec not in VIDEO_CODECS:
+        raise ValueError(f"video_codec must be one of {VIDEO_CODECS}, got {video_codec!r}")
     if num_threads is not None:
         if num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
@@ -234,9 +225,16 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
     videos = list_videos(video)
     if not Path(ckpt).exists():  # the cheap checks first, the model loads last
         raise CheckpointError(f"checkpoint {ckpt} does not exist")
+    stems = shared_stems(videos)
+
+    def outputs(path: Path) -> list[Path]:
+        return [file for index in range(num_candidates) for file in
+                result_files(candidate_path(output_path(path, out, many, shared_stems=stems), index, num_candidates),
+                             audio_format)]
+
     opened: dict[Path, VideoInput] = {}
     if not many:  # a bad video or out= fails before the model loads
-        output_path(Path(video), out, many)
+        check_not_inputs(outputs(videos[0]), videos)
         opened[videos[0]] = open_video(videos[0], max_resolution=streaming.max_resolution,
                                        max_duration_s=streaming.max_duration_s)
     module = V2APipeline.from_pretrained(ckpt, device=device, vocoder=vocoder, sampler=sampler)
@@ -247,15 +245,17 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
                 "sampler": {k: getattr(module.sampler, k, None) for k in ("method", "schedule", "shift")},
                 "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale,
                 "overlap_s": overlap_s, "original_audio": original_audio, "duration": duration,
+                "video_codec": video_codec,
                 "num_candidates": num_candidates, "audio_format": audio_format, "device": str(module.device),
                 "num_threads": torch.get_num_threads(), **texts,
                 "vocoder": {"class": type(module.vocoder).__name__, "override": vocoder},
                 "streaming": asdict(streaming), "watermark": watermark_settings if watermarker is not None else None,
                 "torch": torch.__version__}
-    results = []
+    results = Results()
     for path in tqdm(videos, desc="videos", unit="video", disable=len(videos) == 1):
-        out_video = output_path(path, out, many)
+        out_video = output_path(path, out, many, shared_stems=stems)
         try:
+            check_not_inputs(outputs(path), videos)
             source = opened.get(path) or open_video(path, max_resolution=streaming.max_resolution,
                                                     max_duration_s=streaming.max_duration_s)
             for index in range(num_candidates):
@@ -263,9 +263,11 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
                     module, source, candidate_path(out_video, index, num_candidates), steps=steps,
                     cfg_scale=cfg_scale, seed=seed + index, overlap_s=overlap_s, original_audio=original_audio,
                     duration=duration, audio_format=audio_format, streaming=streaming, watermarker=watermarker,
-                    settings=settings, texts=texts, aligner=lip_aligner))
-        except (VideoInputError, MuxError) as error:
+                    settings=settings, texts=texts, aligner=lip_aligner, video_codec=video_codec))
+        except Exception as error:  # in a folder, one bad file must not stop the others
             if not many:
                 raise
-            log.warning("skipping %s: %s", path, error)
+            reason = one_line(error).removeprefix(f"{path}: ")
+            log.warning("skipping %s: %s", path, reason)
+            results.failed.append({"input": str(path), "error": reason})
     return results

@@ -77,7 +77,8 @@ def _open_audio(source: MediaSource) -> av.container.InputContainer:
     try:
         return open_input(source)
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise AudioReadError(f"cannot open: {exc}") from None
+        reason = exc.strerror if isinstance(exc, av.FFmpegError) and exc.strerror else exc
+        raise AudioReadError(f"cannot open: {reason}") from None
 
 
 def decode_audio(source: MediaSource) -> tuple[np.ndarray, int]:
@@ -224,7 +225,8 @@ def write_audio(path: str | Path, audio: np.ndarray, sr: int, bitrate: int = 192
                 _encode_to(container, np.clip(arr[:2], -1.0, 1.0), sr, codec, bitrate)
         else:
             subtype = "PCM_16" if ext == ".wav" else None
-            sf.write(str(tmp), np.clip(arr, -1.0, 1.0).T, sr, subtype=subtype)
+            sf.write(os.fsencode(tmp), np.clip(arr, -1.0, 1.0).T, sr, subtype=subtype,  # bytes: any file name
+                     format=ext.lstrip(".").upper())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ import av
 from v2a.media.container import open_input, quarter_turns, video_stream
 
 MAX_FPS = 1000.0  # anything faster is a broken header, not a video
+GUESSED_DURATION = frozenset({"mpeg", "mpegts", "mpegvideo", "h264", "hevc", "m4v"})  # demuxers that estimate
 
 
 class BadVideo(Exception):
@@ -61,6 +62,7 @@ class VideoScan:
     packets: int  # non-empty packets
     keyframes: int
     codec: str  # the codec's canonical name (``av1``, not the decoder's ``libdav1d``)
+    fps: float
 
 
 def scan_video(path: str | Path) -> VideoScan | None:
@@ -91,7 +93,7 @@ def scan_video(path: str | Path) -> VideoScan | None:
             pass  # a damaged tail: what was read so far is what a copy can hold
         if start is None:
             return None
-        return VideoScan(start, end, packets, keyframes, stream.codec_context.codec.canonical_name)
+        return VideoScan(start, end, packets, keyframes, stream.codec_context.codec.canonical_name, fps)
 
 
 def _seconds(value: int | None, time_base) -> float | None:
@@ -99,13 +101,16 @@ def _seconds(value: int | None, time_base) -> float | None:
 
 
 def _duration(container, stream, origin: float) -> float | None:
-    """Video duration from the stream, else the container, else by demuxing packet timestamps."""
-    duration = _seconds(stream.duration, stream.time_base)
-    if duration:
-        return duration
-    if container.duration:
-        start = container.start_time / av.time_base if container.start_time is not None else origin
-        return container.duration / av.time_base - max(0.0, origin - start)
+    """Video duration from the stream, else the container, else by demuxing packet timestamps (always for
+    MPEG program and transport streams, whose header durations are guesses from the bit rate or the ends of
+    the file: a 1 s VOB can claim 0.04 s)."""
+    if container.format.name not in GUESSED_DURATION:
+        duration = _seconds(stream.duration, stream.time_base)
+        if duration:
+            return duration
+        if container.duration:
+            start = container.start_time / av.time_base if container.start_time is not None else origin
+            return container.duration / av.time_base - max(0.0, origin - start)
     end = None
     for packet in container.demux(stream):  # headers without a duration (some avi/ts): read packet times
         if packet.pts is not None:

@@ -61,7 +61,8 @@ def open_video(path: str | Path, *, max_resolution: int = MAX_RESOLUTION,
     if not path.exists():
         raise VideoInputError(f"{path}: no such file")
     if not path.is_file():
-        raise VideoInputError(f"{path}: not a file")
+        kind = "folder" if path.is_dir() else "FIFO" if path.is_fifo() else "device or socket"
+        raise VideoInputError(f"{path}: not a file (a {kind})")
     try:
         info = probe(str(path), max_resolution=max_resolution, max_duration_s=max_duration_s)
         scan = scan_video(path)

@@ -7,9 +7,11 @@ imports Lightning, so loading a model for inference costs only what inference ne
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -169,6 +171,101 @@ class V2APipeline(nn.Module):
     def generate_audio(self, frames: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """Video frames -> waveform [B, samples] through the pipeline's vocoder (``generate_mel``'s arguments)."""
         return self.vocoder(self.generate_mel(frames, **kwargs))
+
+    # --- whole videos: the Python API ------------------------------------------------------
+    @torch.no_grad()
+    def forward(self, video: Any = None, *, prompt: str | list[str | None] | None = None,
+                negative_prompt: str | list[str | None] | None = None,
+                transcript: str | list[str | None] | None = None, steps: int | None = None,
+                cfg_scale: float | None = None, seed: int = 0, fps: float | None = None, duration: float | None = None,
+                overlap_s: float = 0.5, watermark: bool | Any = True, aligner: Any = None,
+                streaming: Any = None, clock: Any = None) -> tuple[Any, int]:
+        """``audio, sample_rate = pipe(video, prompt=..., steps=...)``: a video's soundtrack, in memory.
+
+        ``video``: a file path, or uint8 frames [T, H, W, 3] / [T, 3, H, W] (numpy or torch) at ``fps`` (default:
+        the model's), any size (centre square, area-scaled); or a list of these, which returns a list of
+        soundtracks. Any length: windows of the training clip length are crossfaded. ``audio`` is float32 mono
+        [samples], as long as the video (or ``duration`` seconds of it). Text (text models): one string for every
+        video, or a list of one per video; a transcript may be SRT/WebVTT text (each window gets its lines).
+        ``seed`` makes the result reproducible — the same as ``v2a generate --seed`` on the file. ``watermark``:
+        True marks the audio with :class:`v2a.watermark.Watermarker` (key from ``$V2A_WATERMARK_KEY``), or pass
+        a watermarker, or False. ``aligner``: a lip-aligner (or its export path) for phoneme-track models.
+        """
+        from v2a.pipeline.video import Streaming, each_video, open_source, stream_audio
+
+        many, calls = each_video(video, prompt=prompt, negative_prompt=negative_prompt, transcript=transcript)
+        streaming = streaming or Streaming()
+        watermarker, lip_aligner = self._watermarker(watermark), self._aligner(aligner)
+        outputs = []
+        for item, texts in calls:
+            stream = stream_audio(self, open_source(item, self.spec, fps=fps, streaming=streaming), steps=steps,
+                                  cfg_scale=cfg_scale, seed=seed, overlap_s=overlap_s, duration=duration, texts=texts,
+                                  aligner=lip_aligner, watermarker=watermarker, streaming=streaming, clock=clock)
+            outputs.append(np.concatenate(list(stream.pieces)))
+        return (outputs if many else outputs[0]), self.spec.sample_rate
+
+    @torch.no_grad()
+    def generate_to(self, video: Any, out: Any, *, original_audio: str = "drop", audio_format: str = "wav",
+                    video_codec: str = "auto",
+                    prompt: str | list[str | None] | None = None, negative_prompt: str | list[str | None] | None = None,
+                    transcript: str | list[str | None] | None = None, steps: int | None = None,
+                    cfg_scale: float | None = None, seed: int = 0, duration: float | None = None,
+                    overlap_s: float = 0.5, watermark: bool | Any = True, aligner: Any = None,
+                    streaming: Any = None, clock: Any = None) -> dict | list[dict]:
+        """Give video files a soundtrack on disk: ``out`` (the video stream copied, the audio muxed; .mp4/.mkv/
+        .mov), the audio beside it (``audio_format``) and a json sidecar; returns the sidecar. A list of videos
+        writes ``NAME_v2a.mp4`` each into the folder ``out`` and returns a list. ``original_audio``: ``drop``,
+        ``keep`` (a second track) or ``mix``; ``video_codec``: ``auto`` copies the video stream where the container
+        holds its codec (else H.264), ``copy``, ``h264``. The audio streams to disk: memory does not grow with the length.
+        Other arguments as for calling the pipeline.
+        """
+        from v2a.pipeline.video import (
+            Frames,
+            Streaming,
+            each_video,
+            open_source,
+            output_path,
+            stream_audio,
+            write_result,
+        )
+
+        many, calls = each_video(video, prompt=prompt, negative_prompt=negative_prompt, transcript=transcript)
+        outs = [output_path(item, out, many) for item, _ in calls]  # a bad out= fails before any work
+        streaming = streaming or Streaming()
+        watermarker, lip_aligner = self._watermarker(watermark), self._aligner(aligner)
+        results = []
+        for (item, texts), path in zip(calls, outs, strict=True):
+            started = time.perf_counter()
+            source = open_source(item, self.spec, streaming=streaming)
+            if isinstance(source, Frames):
+                raise ValueError("generate_to writes a muxed video: give a video file (for frames, call the pipeline)")
+            stream = stream_audio(self, source, steps=steps, cfg_scale=cfg_scale, seed=seed, overlap_s=overlap_s,
+                                  duration=duration, texts=texts, aligner=lip_aligner, watermarker=watermarker,
+                                  streaming=streaming, clock=clock)
+            settings = {"steps": self.sampler.steps if steps is None else steps,
+                        "cfg_scale": self.cfg_scale if cfg_scale is None else cfg_scale, "overlap_s": overlap_s,
+                        "original_audio": original_audio, "duration": duration, **texts,
+                        "watermarked": watermarker is not None, "seed": seed}
+            results.append(write_result(stream, source, path, original_audio=original_audio, audio_format=audio_format,
+                                        video_codec=video_codec, clock=clock, settings=settings, started=started))
+        return results if many else results[0]
+
+    def _watermarker(self, watermark: bool | Any) -> Any:
+        """The watermarker a call asked for: True -> the default one (made once), False/None -> none."""
+        if watermark is True:
+            if getattr(self, "_default_watermarker", None) is None:
+                from v2a.watermark import Watermarker
+
+                self._default_watermarker = Watermarker()
+            return self._default_watermarker
+        return watermark or None
+
+    def _aligner(self, aligner: Any) -> Any:
+        if aligner is None or hasattr(aligner, "timeline"):
+            return aligner
+        from v2a.pipeline.aligner import LipAligner
+
+        return LipAligner.from_pretrained(aligner, device=self.device)
 
     def clip_texts(self, batch: dict, rows: int | None = None) -> dict[str, Any]:
         """The ``generate_mel`` text arguments of a loader batch's clips (their captions as the prompt, their

@@ -89,8 +89,29 @@ def shift(spans: Iterable[PhonemeSpan], seconds: float) -> list[PhonemeSpan]:
     return [PhonemeSpan(s.start - seconds, s.end - seconds, s.symbol, s.word) for s in spans]
 
 
+def duration_key(symbol: str, stressed: bool = False) -> str:
+    """The duration model's key of a phoneme: its name, with a trailing ' when stressed."""
+    return clean_symbol(symbol) + ("'" if stressed else "")
+
+
+def stress_keys(spans: Sequence[PhonemeSpan], phonemes: Sequence[Phoneme]) -> list[str]:
+    """The duration keys of recorded ``spans``, stressed where the transcript's ``phonemes`` (the same utterance
+    through the phonemizer) say so; plain names when the two sequences do not match one to one."""
+    spoken = [p for p in phonemes if p.symbol not in PAUSES]
+    recorded = [i for i, s in enumerate(spans) if s.symbol not in PAUSES]
+    keys = [duration_key(s.symbol) for s in spans]
+    if [spans[i].symbol for i in recorded] == [p.symbol for p in spoken]:
+        for i, phoneme in zip(recorded, spoken, strict=True):
+            keys[i] = duration_key(phoneme.symbol, phoneme.stressed)
+    return keys
+
+
 class DurationModel:
-    """Typical duration of each phoneme (seconds), fitted to recorded utterances; fills a span with phonemes."""
+    """Typical duration of each phoneme (seconds), fitted to recorded utterances; fills a span with phonemes.
+
+    Keys are phoneme names, stressed ones with a trailing ' (:func:`duration_key`); a stressed phoneme never
+    seen stressed falls back to its plain name, an unseen name to ``default``.
+    """
 
     def __init__(self, durations: dict[str, float] | None = None, default: float = DEFAULT_DURATION) -> None:
         self.durations = dict(durations or {})
@@ -107,14 +128,15 @@ class DurationModel:
         overall = float(np.median([d for values in seen.values() for d in values])) if seen else DEFAULT_DURATION
         return cls(durations, default=overall)
 
-    def duration(self, symbol: str) -> float:
-        return self.durations.get(clean_symbol(symbol), self.default)
+    def duration(self, symbol: str, stressed: bool = False) -> float:
+        key = duration_key(symbol, stressed)
+        return self.durations.get(key, self.durations.get(duration_key(symbol), self.default))
 
     def fill(self, phonemes: Sequence[Phoneme], start: float, end: float) -> list[PhonemeSpan]:
         """``phonemes`` spread over [start, end), each in proportion to its typical duration."""
         if not phonemes or end <= start:
             return []
-        weights = np.array([self.duration(p.symbol) for p in phonemes], dtype=np.float64)
+        weights = np.array([self.duration(p.symbol, p.stressed) for p in phonemes], dtype=np.float64)
         edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum()
         return [PhonemeSpan(float(a), float(b), p.symbol, p.word) for p, a, b in zip(phonemes, edges[:-1], edges[1:],
                                                                                    strict=True)]
@@ -133,7 +155,7 @@ class DurationModel:
                 words.append([])
             words[-1].append(p)
         lengths = np.array([b - a for a, b in segments])
-        word_time = np.array([sum(self.duration(p.symbol) for p in w) for w in words])
+        word_time = np.array([sum(self.duration(p.symbol, p.stressed) for p in w) for w in words])
         # cut the words' cumulative typical time where the segments' cumulative length is
         cuts = np.cumsum(lengths)[:-1] / lengths.sum() * word_time.sum()
         ends = np.cumsum(word_time)

@@ -29,6 +29,8 @@ ENGLISH_PHONEMES = (
 # Index 0 is "no phoneme" (silence outside speech, padding); the vocabulary travels in the model's config.
 DEFAULT_VOCABULARY = (PAD, UNK, *ENGLISH_PHONEMES)
 PAUSES = frozenset({"_", "_:", "_!"})
+STRESS_MARKS = ("'", ",")
+LINK = ";"
 LIBRARY_NAMES = ("libespeak-ng.so.1", "libespeak-ng.so", "libespeak-ng.dylib")
 CHARS_UTF8 = 1
 INSTALL_HINT = "install it with `apt-get install espeak-ng libespeak-ng1`"
@@ -40,10 +42,12 @@ class PhonemizerUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Phoneme:
-    """One phoneme of a transcript: its espeak-ng name and the index of its word (-1: a pause)."""
+    """One phoneme of a transcript: its espeak-ng name, the index of its word (-1: a pause) and whether
+    espeak-ng marks it stressed (stressed vowels last longer: the duration model tells them apart)."""
 
     symbol: str
     word: int
+    stressed: bool = False
 
 
 def clean_symbol(name: str) -> str:
@@ -104,14 +108,21 @@ class Phonemizer:
         word = 0
         for line in _lines(text):
             for clause in self._clauses(line):
-                names = [[clean_symbol(p) for p in w.split("|") if clean_symbol(p)] for w in clause.split()]
+                names = [[(clean_symbol(p), p[:1] in STRESS_MARKS) for p in w.split("|") if clean_symbol(p)]
+                         for w in clause.split()]
+                names = [w for w in names if w]
+                # espeak-ng writes a linking ";" at the end of a word; it is spoken as the next word begins
+                # (its recorded event carries the next word's start), so it belongs to that word
+                for current, following in zip(names, names[1:], strict=False):
+                    while current and current[-1][0] == LINK:
+                        following.insert(0, current.pop())
                 names = [w for w in names if w]
                 if not names:
                     continue
                 if out and out[-1].symbol not in PAUSES:
                     out.append(Phoneme(PAUSE, -1))
                 for phonemes in names:
-                    out.extend(Phoneme(symbol, word) for symbol in phonemes)
+                    out.extend(Phoneme(symbol, word, stressed) for symbol, stressed in phonemes)
                     word += 1
         if len(out) > self.max_phonemes:
             log.warning("transcript of %d phonemes cut to the first %d (max_phonemes)", len(out), self.max_phonemes)

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from v2a.models.lip_activity import SpeechActivityNet
 from v2a.shapes import ClipSpec
-from v2a.text.phoneme_timing import DurationModel, recorded_spans
-from v2a.text.phonemes import PAUSES
+from v2a.text.phoneme_timing import DurationModel, recorded_spans, stress_keys
+from v2a.text.phonemes import PAUSES, Phonemizer
 from v2a.training.stage import Factory, StageModule
 from v2a.utils.export_files import cpu_weights, write_export
 
@@ -40,6 +40,7 @@ class AlignerModule(StageModule):
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
         self.net = SpeechActivityNet(visual_encoder=visual_encoder, hidden=hidden)
         self.spec = spec
+        self.phonemizer = Phonemizer()  # the transcript's stress marks: stressed vowels get their own durations
         self._sums: dict[str, float] = defaultdict(float)
         self._counts: dict[str, int] = defaultdict(int)
 
@@ -61,9 +62,11 @@ class AlignerModule(StageModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self.current_epoch == 0:  # one pass over the data is enough for the durations
             for meta in batch["meta"]:
-                for span in recorded_spans(meta)[:-1]:
-                    self._sums[span.symbol] += span.end - span.start
-                    self._counts[span.symbol] += 1
+                spans = recorded_spans(meta)
+                keys = stress_keys(spans, self.phonemizer(meta.get("transcript")))
+                for span, key in zip(spans[:-1], keys, strict=False):  # the last one runs to the clip's end
+                    self._sums[key] += span.end - span.start
+                    self._counts[key] += 1
         losses = self._losses(batch)
         self.check_finite(losses["loss"])
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["meta"]))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from v2a.data.visual_features import visual_input
 from v2a.media import write_audio
 from v2a.pipeline import V2APipeline
 from v2a.training.media import MediaClip, log_media, write_clip_video
@@ -69,7 +70,7 @@ class DemoSamples(pl.Callback):
             return None
         self._rendered_step = trainer.global_step
         step_dir = self.out_dir / f"step_{trainer.global_step:07d}"
-        frames = batch["frames"][: self.num_clips]
+        frames = visual_input(batch)[: self.num_clips]   # frames, or cached backbone features (no video to write)
         generator = torch.Generator().manual_seed(self.seed)
         # a text model is sampled as it is meant to be used: with each clip's caption and transcript
         mel = pipeline.generate_mel(frames, generator=generator, **pipeline.clip_texts(batch, self.num_clips))
@@ -88,7 +89,8 @@ class DemoSamples(pl.Callback):
             events = [e["time"] for e in batch["meta"][i].get("events", [])]
             image = plot_mels(step_dir / f"{key}.png", [("reference", reference[i]), ("generated", mel[i].float().cpu().numpy())],
                               spec.mel_rate, events)
-            video = write_clip_video(frames[i], audio[i], spec.sample_rate, spec.fps, step_dir / f"{key}.mp4") if self.video else None
+            video = (write_clip_video(batch["frames"][i], audio[i], spec.sample_rate, spec.fps, step_dir / f"{key}.mp4")
+                     if self.video and "frames" in batch else None)
             clips.append(MediaClip(key=key, audio=audio[i], sample_rate=spec.sample_rate, reference=truth[i].numpy(),
                                    image=image, video=video))
         if self.log_media:

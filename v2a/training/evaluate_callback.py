@@ -98,9 +98,14 @@ class PeriodicEvaluation(EvaluateAfterTraining):
             module.export_to(Path(folder) / "export")   # every rank (FSDP gathers); rank 0 writes
             if trainer.is_global_zero:
                 out_dir = str(Path(self.out_dir) / f"step_{step:07d}")
-                metrics = self._evaluate(module, str(Path(folder) / "export"), out_dir)
-                log.info("periodic evaluation at step %d: %s = %.4f", step, self.metric, metrics.get(self.metric, float("nan")))
-                log_evaluation(trainer, out_dir, metrics)
+                try:
+                    metrics = self._evaluate(module, str(Path(folder) / "export"), out_dir)
+                except Exception as error:  # a failed look at the model must not end a days-long run
+                    log.warning("periodic evaluation at step %d failed: %s", step, error)
+                else:
+                    log.info("periodic evaluation at step %d: %s = %.4f", step, self.metric,
+                             metrics.get(self.metric, float("nan")))
+                    log_evaluation(trainer, out_dir, metrics)
             trainer.strategy.barrier("periodic_eval")
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:

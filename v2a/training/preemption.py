@@ -4,8 +4,9 @@ A SLURM job reaching its time limit gets the signal its launcher asked for (``v2
 SIGUSR1 ``signal_delay_s`` before the limit), and a preempted or cancelled one gets SIGTERM. The signal handler
 only raises a flag; at the end of the current training batch — where Lightning's own periodic checkpoints are
 taken, so the data position, EMA and loop counters are consistent — every rank agrees to stop, the full resume
-state is written to ``checkpoints/last.ckpt`` and the fit ends with Lightning's ``SIGTERMException`` (what its
-own SIGTERM handling raises: no validation, no end-of-training hooks). :func:`v2a.training.run.train` then
+state is written to ``checkpoints/last.ckpt``, the batch's metrics reach the loggers, and the fit ends before
+the next batch or validation with Lightning's ``SIGTERMException`` (what its own SIGTERM handling raises: no
+end-of-training hooks). :func:`v2a.training.run.train` then
 skips the end-of-training work (final export, evaluation), closes the loggers and calls
 :meth:`Preemption.hand_over`: the handler that was installed before training (submitit's, which requeues the
 job) runs. The requeued job resumes from ``last.ckpt`` (``ckpt_path=auto``), continuing the same logger runs.
@@ -95,8 +96,17 @@ class Preemption(pl.Callback):
         trainer.save_checkpoint(self.checkpoint)  # every rank (collective under FSDP); rank 0 writes
         self.preempted_at = trainer.global_step
         log.warning("preempted at step %d: resume state saved to %s", trainer.global_step, self.checkpoint)
-        # Not `trainer.should_stop`: that runs a validation first (time the job may not have left).
-        raise SIGTERMException()
+
+    def _stop_if_preempted(self) -> None:
+        # Not `trainer.should_stop`, which runs a validation first (time the job may not have left).
+        if self.preempted_at is not None:
+            raise SIGTERMException()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._stop_if_preempted()
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._stop_if_preempted()
 
     def hand_over(self) -> None:
         """After the loggers are closed: run the handler that was installed before training for the signal

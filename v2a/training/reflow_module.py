@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from v2a.data.visual_features import visual_input
 from v2a.diffusion import ODESampler, RectifiedFlow
 from v2a.diffusion.samplers import Velocity
 from v2a.pipeline.pipeline import V2APipeline
@@ -151,7 +152,7 @@ class ReflowModule(V2AModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         generator = self.step_generator(batch_idx)
-        frames = batch["frames"].to(self.device)
+        frames = visual_input(batch).to(self.device)   # frames, or cached backbone features
         if self.global_step % self.reflow.refresh_every == 0 or not self.pairs.batches:
             self.pairs.add(frames, *self.teacher_pairs(frames, generator))
         pairs = (t.to(self.device) for t in self.pairs.sample(frames.shape[0], generator))   # restored ones are on CPU

@@ -86,11 +86,10 @@ def per_device_batch(global_batch: int, world_size: int, accumulate: int) -> int
 
 
 def logging_step(checkpoint: dict) -> int:
-    """The step Lightning's loggers were at when ``checkpoint`` was saved (its count of optimizer-stepping
-    batches; the global step counts every optimizer's steps)."""
-    loops = checkpoint.get("loops", {}).get("fit_loop", {})
-    state = loops.get("epoch_loop.state_dict", {})
-    return int(state.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
+    """The first step a run resumed from ``checkpoint`` logs at: its global step (with one optimizer; a stage
+    with two, like the vocoder GAN, counts two per batch, so the step is past what its loggers hold and nothing
+    logged is dropped)."""
+    return int(checkpoint.get("global_step", 0))
 
 
 def in_run_folder(cfg: DictConfig, ckpt_path: str | None) -> bool:

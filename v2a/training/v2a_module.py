@@ -10,6 +10,7 @@ import torch
 from v2a.audio import mel_frame_mask
 from v2a.audio.mel import LogMel
 from v2a.checkpoints.loading import load_checkpoint
+from v2a.data.visual_features import visual_input
 from v2a.diffusion import ODESampler, RectifiedFlow
 from v2a.models.v2a_net import V2ANet
 from v2a.models.vocoder.base import Vocoder
@@ -113,12 +114,13 @@ class V2AModule(StageModule):
                                "own FSDP unit (auto_wrap_policy in v2a/conf/trainer/fsdp.yaml)")
 
     # --- training ---------------------------------------------------------------------------
-    def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator, details: dict | None = None) -> torch.Tensor:
+    def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator) -> torch.Tensor:
         audio = batch["audio"]
         text = self.text_conditioning.from_batch(batch) or None
         # a phoneme-track model hears the transcript at the times the clip recorded (oracle timing in training)
         track = self.recorded_phonemes(batch) if net.reads_phonemes else None
-        cond = net(frames=batch["frames"], text=text, phonemes=track)
+        # frames, or the backbone's features cached in the shards (a pretrained visual encoder reads either)
+        cond = net(frames=visual_input(batch), text=text, phonemes=track)
         # Padded frames (clips shorter than the crop) are no target: padding is silence (the STFT of the last
         # real frames reaches into it), the loss averages over real frames only, and padded audio tokens are
         # masked out of the self-attention — so what fills the padding cannot matter.
@@ -129,7 +131,7 @@ class V2AModule(StageModule):
         else:
             mask = None
         mel = self.features(audio)
-        return self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask, details=details)
+        return self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask)
 
     def recorded_phonemes(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The phoneme track the batch's clips recorded, one phoneme per audio token."""
@@ -137,12 +139,12 @@ class V2AModule(StageModule):
         ids, where = recorded_track(batch["meta"], self.pipeline.phoneme_vocabulary, spec.n_audio_tokens, spec.token_rate)
         return ids.to(self.device), where.to(self.device)
 
-    def training_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
-        details: dict[str, torch.Tensor] = {}
-        loss = self.check_finite(self._loss(self.net, batch, self.step_generator(batch_idx), details))
+    def training_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor] | torch.Tensor:
+        with self.objective.recording() as details:
+            loss = self.check_finite(self._loss(self.net, batch, self.step_generator(batch_idx)))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["audio"].shape[0])
         # each sample's flow time and loss: the health callback's loss per flow-time bucket (v2a/training/health.py)
-        return {"loss": loss, "flow_t": details["t"], "flow_loss": details["per_sample"]}
+        return {"loss": loss, "flow_t": details["t"], "flow_loss": details["per_sample"]} if details else loss
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
@@ -165,10 +167,11 @@ class V2AModule(StageModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         generator = torch.Generator().manual_seed(12345 + batch_idx)  # same noise at every validation
-        details: dict[str, torch.Tensor] = {}
-        loss = self._loss(self.ema.module, batch, generator, details)
+        with self.objective.recording() as details:
+            loss = self._loss(self.ema.module, batch, generator)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["audio"].shape[0])
-        log_flow_time_buckets(self, "val", details["t"], details["per_sample"], sync_dist=True)
+        if details:
+            log_flow_time_buckets(self, "val", details["t"], details["per_sample"], sync_dist=True)
 
     # --- sampling (the EMA pipeline's) --------------------------------------------------------
     @torch.no_grad()

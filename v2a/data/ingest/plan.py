@@ -19,6 +19,7 @@ from v2a.data.ingest.sources import Source
 from v2a.data.shard_writer import shard_name
 from v2a.media import BadVideo, VideoInfo
 from v2a.shapes import ClipSpec
+from v2a.utils.jsonfiles import json_bytes
 
 PLAN_NAME = "plan.json"
 PLAN_VERSION = 1
@@ -134,5 +135,5 @@ def save_plan(out_dir: Path, plan: dict, digest: str, issues: Issues) -> None:
     tmp = path.with_name(path.name + ".tmp")
     payload = {"version": PLAN_VERSION, "fingerprint": digest, **plan,
                "skipped": issues.skipped, "notes": issues.notes}
-    tmp.write_text(json.dumps(payload, ensure_ascii=False))
+    tmp.write_bytes(json_bytes(payload))  # file names that are not UTF-8 included (they read back the same)
     os.replace(tmp, path)

@@ -7,21 +7,26 @@ manifest row without a path or with a bad start/end) is recorded as a skip, neve
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import logging
 import math
 import os
 import stat
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from v2a.data.ingest.issues import IngestError, Issues
 from v2a.data.ingest.text import TextPolicy, clean_fields, sidecar_fields
+from v2a.media import VIDEO_SUFFIXES
 
-VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .mov .mkv .webm .avi .m4v .mpg .mpeg .wmv .flv .ts .mts .m2ts .3gp .ogv".split()
-)
+log = logging.getLogger("v2a.data.ingest")
+
+VIDEO_EXTENSIONS = VIDEO_SUFFIXES  # whatever ffmpeg demuxes, archive formats (.dv, .mxf, .vob ...) included
 MANIFEST_EXTENSIONS = frozenset({".csv", ".jsonl"})
+SIDECAR_EXTENSIONS = frozenset({".txt", ".json", ".srt", ".vtt"})
 
 
 @dataclass
@@ -51,8 +56,9 @@ def _check_file(path: Path, who: str, issues: Issues) -> int | None:
     """The file's size, or None (with a skip) when it is missing or not a regular file."""
     try:
         info = path.stat()  # follows symlinks: a dangling one is "missing"
-    except OSError:
-        issues.skip(who, "missing", "no such file" + (" (dangling symlink)" if path.is_symlink() else ""))
+    except OSError as error:
+        why = "symlink loop" if error.errno == errno.ELOOP else "dangling symlink" if path.is_symlink() else ""
+        issues.skip(who, "missing", "no such file" + (f" ({why})" if why else ""))
         return None
     if not stat.S_ISREG(info.st_mode):
         issues.skip(who, "not_a_file", "not a regular file (a folder or device named like a video)")
@@ -65,6 +71,8 @@ def discover(input_path: Path, policy: TextPolicy, issues: Issues) -> list[Sourc
     input_path = Path(input_path)
     if not input_path.exists():
         raise IngestError(f"input {input_path} does not exist")
+    if not input_path.is_dir() and not input_path.is_file():
+        raise IngestError(f"input {input_path} is not a regular file or folder (a FIFO or device?)")
     if input_path.is_dir():
         sources = _from_folder(input_path, policy, issues)
     elif input_path.suffix.lower() in MANIFEST_EXTENSIONS:
@@ -80,11 +88,15 @@ def discover(input_path: Path, policy: TextPolicy, issues: Issues) -> list[Sourc
 
 def _from_folder(root: Path, policy: TextPolicy, issues: Issues) -> list[Source]:
     sources = []
+    ignored: Counter[str] = Counter()
     for folder, dirs, files in os.walk(root):
         # Hidden folders (.git, .hydra_run, caches) are not inputs; sorted for a stable walk.
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files) + [d for d in dirs if is_video_name(d)]:
             if not is_video_name(name):
+                suffix = Path(name).suffix.lower()
+                if not name.startswith(".") and suffix not in SIDECAR_EXTENSIONS | MANIFEST_EXTENSIONS:
+                    ignored[suffix or "(no extension)"] += 1
                 continue
             path = Path(folder) / name
             rel = path.relative_to(root).as_posix()
@@ -92,6 +104,9 @@ def _from_folder(root: Path, policy: TextPolicy, issues: Issues) -> list[Source]
             if size is not None:
                 text = sidecar_fields(path, rel, policy, issues)
                 sources.append(Source(str(path.resolve()), rel, text=text, size=size))
+    if ignored:  # not skips: files that are not videos by name (list them in a manifest to use them anyway)
+        log.info("ignored %d file(s) whose names are not video names: %s", sum(ignored.values()),
+                 ", ".join(f"{suffix} x{count}" for suffix, count in sorted(ignored.items())))
     return sources
 
 
@@ -148,9 +163,14 @@ def _from_manifest(manifest: Path, policy: TextPolicy, issues: Issues) -> list[S
         path = Path(value.strip())
         path = path if path.is_absolute() else base / path
         try:
-            rel = path.resolve().relative_to(base).as_posix()
+            resolved = path.resolve()
+        except (OSError, RuntimeError) as error:  # a symlink loop (RuntimeError before Python 3.13)
+            issues.skip(f"{value.strip()} ({where})", "missing", f"cannot resolve the path: {error}")
+            continue
+        try:
+            rel = resolved.relative_to(base).as_posix()
         except ValueError:
-            rel = path.resolve().as_posix()  # outside the manifest's folder: the absolute path is the identity
+            rel = resolved.as_posix()  # outside the manifest's folder: the absolute path is the identity
         who = f"{rel} ({where})"
         try:
             start, end = _seconds(row.get("start")), _seconds(row.get("end"))
@@ -166,5 +186,5 @@ def _from_manifest(manifest: Path, policy: TextPolicy, issues: Issues) -> list[S
         # Sidecars first, then the row's own non-empty fields on top.
         text = sidecar_fields(path, who, policy, issues)
         text.update(clean_fields({k: v for k, v in row.items() if v not in (None, "")}, who, policy, issues))
-        sources.append(Source(str(path.resolve()), rel, start or 0.0, end, text, size))
+        sources.append(Source(str(resolved), rel, start or 0.0, end, text, size))
     return sources

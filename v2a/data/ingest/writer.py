@@ -7,7 +7,6 @@ when complete (``write_shard``), so a crash or kill never leaves half a shard.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from v2a.data.ingest.issues import Issues
 from v2a.data.shard_writer import write_shard
 from v2a.media import encode_flac, encode_mp4, read_audio, read_frames
 from v2a.shapes import ClipSpec
+from v2a.utils.jsonfiles import json_bytes
 
 MAX_RUN_GAP_S = 1.0  # clips closer than this are decoded in one pass (one seek)
 MAX_RUN_SPAN_S = 60.0  # ... but at most this much video and audio is held in memory at once
@@ -73,7 +73,7 @@ def _samples(job: ShardJob, issues: Issues) -> Iterator[dict]:
                     "__key__": clip[3],
                     "mp4": encode_mp4(frames, job.spec.fps),
                     "flac": encode_flac(audio, job.spec.sample_rate),
-                    "json": json.dumps(_meta(source, clip, job.spec), ensure_ascii=False).encode("utf-8"),
+                    "json": json_bytes(_meta(source, clip, job.spec)),
                 }
 
 

@@ -7,21 +7,25 @@ frames where the mouth moves by the lip-driven aligner (``aligner=``, experiment
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from v2a.generation.subtitles import is_subtitles, parse_subtitles
+import torch
+
 from v2a.media import VideoInput, read_windows
 from v2a.pipeline.aligner import LipAligner
 from v2a.pipeline.pipeline import V2APipeline
 from v2a.text.phoneme_timing import DurationModel, PhonemeSpan
 from v2a.text.phonemes import Phonemizer
+from v2a.text.subtitles import is_subtitles, parse_subtitles
 
 log = logging.getLogger(__name__)
 
 
-def transcript_timeline(pipeline: V2APipeline, video: VideoInput, transcript: str | None, n_frames: int, *,
-                        aligner: LipAligner | None) -> list[PhonemeSpan] | None:
+def transcript_timeline(pipeline: V2APipeline, video: VideoInput | Callable[[list[int], int], torch.Tensor],
+                        transcript: str | None, n_frames: int, *, aligner: LipAligner | None) -> list[PhonemeSpan] | None:
     """The transcript's phonemes in time over the whole video (seconds from its first frame), or None when the
-    model does not read a phoneme track or no transcript is given."""
+    model does not read a phoneme track or no transcript is given. ``video``: a file, or a reader of frames on
+    the model's grid (``read(starts, count)`` -> uint8 [len(starts), count, 3, S, S])."""
     if not transcript or not pipeline.net.reads_phonemes:
         return None
     phonemizer = aligner.phonemizer if aligner is not None else Phonemizer()
@@ -37,5 +41,5 @@ def transcript_timeline(pipeline: V2APipeline, video: VideoInput, transcript: st
     spec = pipeline.spec
     if abs(aligner.fps - spec.fps) > 1e-6:
         raise ValueError(f"the aligner works at {aligner.fps} fps but the model at {spec.fps} fps")
-    frames = read_windows(video, [0], n_frames, spec)[0]
+    frames = (video([0], n_frames) if callable(video) else read_windows(video, [0], n_frames, spec))[0]
     return aligner.timeline(frames, transcript)

@@ -1,0 +1,71 @@
+"""The dialogue table: WER / transcript swap / lip sync / word-onset error of dialogue models, per timing source.
+
+    python bench/dialogue.py --row "aligned, video timing=MODEL_EXPORT:video" --row "...=EXPORT:oracle" \
+        --aligner ALIGNER_EXPORT --data data/synthetic_dialogue [--data-solo data/synthetic_dialogue_solo] \
+        [--max-clips 100] [--write]
+
+Each ``--row "NAME=EXPORT:TIMING"`` is scored by :func:`v2a.evaluation.dialogue.evaluate_dialogue` on the test
+split (Whisper tiny.en, the `eval` extra); rows are also scored on ``--data-solo`` (speech alone) when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.report import machine, write_section  # noqa: E402
+from v2a.evaluation.dialogue import evaluate_dialogue  # noqa: E402
+from v2a.evaluation.speech import WhisperRecognizer  # noqa: E402
+from v2a.pipeline import V2APipeline  # noqa: E402
+
+COLUMNS = ("speech/wer", "ref/gt_wer", "speech/cer", "speech/wer_swapped", "ref/mismatched_wer", "speech/lip_corr",
+           "ref/gt_lip_corr", "speech/word_onset_err_frames")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--row", action="append", required=True, help="NAME=EXPORT:TIMING (oracle|subtitles|video)")
+    parser.add_argument("--aligner", help="lip-aligner export (timing video / subtitles)")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--data-solo", help="talking heads alone (synthetic_dialogue_solo)")
+    parser.add_argument("--max-clips", type=int, default=100)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--section", default="dialogue_timing", help="the docs/benchmarks.md section to write")
+    parser.add_argument("--title", default="Dialogue: the transcript in time (issue 15)")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    recognizer = WhisperRecognizer(threads=1).transcribe
+    lines = ["| model, timing | data | WER | GT WER | CER | WER, swapped transcripts | GT vs other transcript | "
+             "lip corr | GT lip corr | word-onset error (frames) |", "| --- " * 10 + "|"]
+    datasets = [("mixed", args.data)] + ([("speech alone", args.data_solo)] if args.data_solo else [])
+    for row in args.row:
+        name, _, rest = row.partition("=")
+        export, _, timing = rest.rpartition(":")
+        pipeline = V2APipeline.from_pretrained(export)
+        for label, data in datasets:
+            with tempfile.TemporaryDirectory() as out:
+                m = evaluate_dialogue(pipeline, data=data, split="test", out_dir=out, recognizer=recognizer,
+                                      timing=timing, aligner=args.aligner, batch_size=25, max_clips=args.max_clips,
+                                      steps=args.steps)
+            cells = " | ".join(f"{m[c]:.3f}" for c in COLUMNS)
+            lines.append(f"| {name} | {label} | {cells} |")
+            print(lines[-1], flush=True)
+    command = "python bench/dialogue.py " + " ".join(f'--row "{r}"' for r in args.row) + \
+        f" --aligner {args.aligner} --data {args.data}" + (f" --data-solo {args.data_solo}" if args.data_solo else "") + \
+        f" --max-clips {args.max_clips}"
+    markdown = "\n".join([f"## {args.title}", "", f"`{command}` — {machine()}", "",
+                          *lines])
+    print(markdown)
+    if args.write:
+        write_section(args.section, markdown)
+
+
+if __name__ == "__main__":
+    main()
