@@ -38,7 +38,7 @@ def _audio(encoded: bytes) -> np.ndarray:
         return np.frombuffer(file.readframes(file.getnframes()), dtype=np.int16) / 32768.0
 
 
-def render(log_dir: Path, out: Path, clips: int = 2) -> Path:
+def render(log_dir: Path, out: Path, clips: int = 2, label: str | None = None) -> Path:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0, "audio": 0})
@@ -77,7 +77,7 @@ def render(log_dir: Path, out: Path, clips: int = 2) -> Path:
         ax.set_title(f"AUDIO  {tag}  (step {latest.step}, {latest.sample_rate} Hz)", fontsize=9)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("time (s)", fontsize=7)
-    fig.suptitle(f"TensorBoard view of {log_dir} (drawn from the event file with matplotlib)", fontsize=10)
+    fig.suptitle(f"TensorBoard view of {label or log_dir} (drawn from the event file with matplotlib)", fontsize=10)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80, bbox_inches="tight")
     plt.close(fig)
@@ -89,8 +89,9 @@ def main() -> None:
     parser.add_argument("log_dir", type=Path, help="RUN/tensorboard/version_N")
     parser.add_argument("--out", type=Path, default=Path("docs/training_logger_view.png"))
     parser.add_argument("--clips", type=int, default=2)
+    parser.add_argument("--label", help="what the title calls the run (default: the folder)")
     args = parser.parse_args()
-    print(render(args.log_dir, args.out, args.clips))
+    print(render(args.log_dir, args.out, args.clips, args.label))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ import pytest
 
 import v2a.media.video as media_video
 from tests.data.videos import frame_value, make_audio_only, make_video
-from v2a.generation.options import check_conditioning, model_sha256, read_text_option
+from v2a.generation.options import model_sha256, read_text_option
 from v2a.media import VideoInputError, encode_mp4, open_video, read_windows
+from v2a.pipeline.video import check_texts
 from v2a.shapes import ClipSpec
 
 SPEC = ClipSpec()  # 25 fps, 32 x 32
@@ -97,18 +98,22 @@ def test_text_options_are_text_or_utf8_files(tmp_path):
 
 
 def test_text_inputs_are_refused_by_video_only_models(tmp_path):
-    class VideoOnly:
-        text_inputs = ()
+    from types import SimpleNamespace
 
-    class Prompted:
-        text_inputs = ("prompt", "negative_prompt")
+    def model(inputs, streams, tokenizer):
+        return SimpleNamespace(text_inputs=inputs, net=SimpleNamespace(text_streams=streams),
+                               text_conditioning=SimpleNamespace(tokenizer=tokenizer))
 
-    check_conditioning(VideoOnly(), prompt=None, transcript="")
+    video_only, prompted = model((), (), None), model(("prompt", "negative_prompt"), ("prompt",), object())
+    check_texts(video_only, {"prompt": None, "transcript": ""})
     with pytest.raises(ValueError, match="no conditioning for prompt, transcript .*video only"):
-        check_conditioning(VideoOnly(), prompt="dog", transcript="hi")
-    check_conditioning(Prompted(), prompt="dog", negative_prompt="music")
+        check_texts(video_only, {"prompt": "dog", "transcript": "hi"})
+    check_texts(prompted, {"prompt": "dog", "negative_prompt": "music"})
     with pytest.raises(ValueError, match="no conditioning for transcript"):
-        check_conditioning(Prompted(), prompt="dog", transcript="hi")
+        check_texts(prompted, {"prompt": "dog", "transcript": "hi"})
+    with pytest.raises(ValueError, match="no tokenizer"):
+        check_texts(model(("prompt",), ("prompt",), None), {"prompt": "dog"})
+    check_texts(model(("transcript",), (), None), {"transcript": "hi"})  # a phoneme track needs no tokenizer
     export = tmp_path / "export"
     export.mkdir()
     assert model_sha256(export) is None

@@ -62,7 +62,7 @@ def test_a_failure_leaves_no_partial_file_and_keeps_earlier_results(ckpt, tmp_pa
     def broken(*args, **kwargs):
         raise error("simulated failure")
 
-    monkeypatch.setattr(job, "mux" if where != "audio" else "_write_stream", broken)
+    monkeypatch.setattr(job, "mux" if where != "audio" else "write_stream", broken)
     with pytest.raises(error):
         generate(video=str(video), ckpt=ckpt, out=str(out), steps=1, seed=1)
     assert {p.name: digest(p) for p in out.parent.iterdir()} == earlier  # untouched, nothing added

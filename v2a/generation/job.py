@@ -8,20 +8,15 @@ blocks. Peak memory is set by the window batch and the chunk sizes, not by the v
 from __future__ import annotations
 
 import logging
-import math
-import os
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
 from tqdm import tqdm
 
 from v2a.checkpoints.loading import CheckpointError
-from v2a.generation.options import check_conditioning, check_numbers, model_sha256, read_text_option
+from v2a.generation.options import check_numbers, model_sha256, read_text_option
 from v2a.generation.outputs import (
     Results,
     Staged,
@@ -34,21 +29,14 @@ from v2a.generation.outputs import (
     shared_stems,
 )
 from v2a.media import (
-    MAX_DURATION_S,
-    MAX_RESOLUTION,
     VIDEO_CODECS,
     VideoInput,
     mux,
     open_video,
-    read_windows,
 )
 from v2a.pipeline.aligner import LipAligner
-from v2a.pipeline.chunked import overlapped_map
 from v2a.pipeline.pipeline import V2APipeline
-from v2a.pipeline.transcript_timing import transcript_timeline
-from v2a.pipeline.windowed import stream_mel, window_starts
-from v2a.text.phoneme_timing import shift
-from v2a.text.subtitles import is_subtitles, parse_subtitles, window_transcripts
+from v2a.pipeline.video import Streaming, check_texts, stream_audio, write_stream
 from v2a.utils.jsonfiles import json_bytes
 
 log = logging.getLogger(__name__)
@@ -56,63 +44,10 @@ log = logging.getLogger(__name__)
 AUDIO_FORMATS = ("wav", "flac")
 
 
-@dataclass(frozen=True)
-class Streaming:
-    """How much is held at once: windows per denoiser batch, vocoder and watermark chunk lengths."""
-
-    batch_windows: int = 8
-    vocoder_chunk_s: float = 10.0
-    vocoder_pad_s: float = 0.25  # context each side; neighbouring chunks crossfade over 2 x pad
-    watermark_chunk_s: float = 30.0
-    watermark_pad_s: float = 1.0
-    max_resolution: int = MAX_RESOLUTION
-    max_duration_s: float = MAX_DURATION_S
-
-
-def _watermark_grid(watermarker, sample_rate: int) -> int:
-    """Samples per period of the watermark pattern (chunks aligned to it keep one coherent mark), or 1."""
-    params = getattr(watermarker, "params", None)
-    try:
-        period = params.period_frames * params.hop * sample_rate / params.analysis_sr
-    except AttributeError:
-        return 1
-    return int(period) if float(period).is_integer() else 1
-
-
-def _on_grid(seconds: float, rate: int, grid: int) -> int:
-    return max(grid, int(round(seconds * rate / grid)) * grid)
-
-
-def _first(pieces: Iterable[np.ndarray], count: int) -> Iterator[np.ndarray]:
-    """The first ``count`` samples of a stream of pieces."""
-    for piece in pieces:
-        if count <= 0:
-            return
-        yield piece[:count]
-        count -= len(piece)
-
-
-def _write_stream(path: Path, pieces, sample_rate: int) -> tuple[Path, int]:
-    """Write audio pieces to ``path`` (wav or flac by suffix) through a temp file; returns (path, samples)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    count = 0
-    try:
-        with sf.SoundFile(os.fsencode(tmp), "w", samplerate=sample_rate, channels=1,  # bytes: any file name
-                          format=path.suffix.lstrip(".").upper()) as handle:
-            for piece in pieces:
-                handle.write(np.clip(np.asarray(piece, dtype=np.float32), -1, 1))
-                count += len(piece)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path, count
-
-
 @torch.no_grad()
 def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int | None, cfg_scale: float | None,
                        seed: int, overlap_s: float, original_audio: str, duration: float | None,
-                       audio_format: str = "wav", streaming: Streaming = Streaming(), watermarker=None,
+                       audio_format: str = "wav", streaming: Streaming | None = None, watermarker=None,
                        settings: dict | None = None, texts: dict[str, str | None] | None = None,
                        aligner: LipAligner | None = None, video_codec: str = "auto") -> dict:
     """Generate, watermark, write audio + muxed video + sidecar json (all three or none); returns the sidecar.
@@ -127,49 +62,23 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
     phonemes each window holds, timed by the subtitles or by the lip-driven ``aligner``.
     """
     started = time.perf_counter()
-    spec = module.features.spec
+    spec = module.spec
+    streaming = streaming or Streaming()
     cut = duration is not None and duration < video.duration - 0.5 / video.fps
     seconds = duration if cut else video.duration
     if cut and video_codec == "copy":  # refused before any work
         raise ValueError(f"duration={duration:g} cuts the video, and a copied video can only end at a keyframe: "
                          "use video_codec=auto or h264 (re-encodes), or leave duration unset")
-    # every model frame that starts on screen before the end; the audio is then cut to the exact length
-    n_frames = max(1, math.ceil(seconds * spec.fps - 1e-6))
-    n_samples = max(1, int(round(seconds * spec.sample_rate)))
-    generator = torch.Generator().manual_seed(seed)
-    given = {name: value for name, value in (texts or {}).items() if value}  # video-only calls stay unchanged
-    window = spec.n_video_frames
-    n_windows = len(window_starts(n_frames, window, round(overlap_s * spec.fps))) if n_frames >= window else 1
-    bar = tqdm(total=n_windows, desc=video.path.name, unit="window", leave=False)
-
-    transcript = given.get("transcript")
-    cues = parse_subtitles(transcript) if transcript and is_subtitles(transcript) else None
-    timeline = transcript_timeline(module, video, transcript, n_frames, aligner=aligner)
-
-    def mel_for(frames: torch.Tensor, starts: list[int]) -> torch.Tensor:
-        texts = given if cues is None else {**given, "transcript": window_transcripts(cues, starts, window, spec.fps)}
-        if timeline is not None:
-            texts = {**texts, "phonemes": [shift(timeline, start / spec.fps) for start in starts]}
-        return module.generate_mel(frames, steps=steps, cfg_scale=cfg_scale, generator=generator, **texts)
-
-    def vocode(mel: np.ndarray) -> np.ndarray:
-        return module.vocoder(torch.from_numpy(mel)[None].to(module.device))[0].float().cpu().numpy()
-
-    mel = stream_mel(lambda starts, count: read_windows(video, starts, count, spec), n_frames, spec, mel_for,
-                     overlap_s=overlap_s, batch_windows=streaming.batch_windows, progress=bar.update)
-    mel_rate = spec.sample_rate / spec.hop_length
-    audio = overlapped_map((m.numpy() for m in mel), vocode, chunk=round(streaming.vocoder_chunk_s * mel_rate),
-                           pad=round(streaming.vocoder_pad_s * mel_rate), scale=spec.hop_length)
-    if watermarker is not None:  # before anything is written: no unmarked copy ever reaches disk
-        grid = _watermark_grid(watermarker, spec.sample_rate)
-        audio = overlapped_map(audio, lambda a: watermarker.embed(a, spec.sample_rate),
-                               chunk=_on_grid(streaming.watermark_chunk_s, spec.sample_rate, grid),
-                               pad=_on_grid(streaming.watermark_pad_s, spec.sample_rate, grid))
+    bar = tqdm(desc=video.path.name, unit="window", leave=False)
+    stream = stream_audio(module, video, steps=steps, cfg_scale=cfg_scale, seed=seed, overlap_s=overlap_s,
+                          duration=seconds, texts=texts, aligner=aligner, watermarker=watermarker, streaming=streaming,
+                          progress=bar.update)
+    bar.total = stream.windows
     out_video.parent.mkdir(parents=True, exist_ok=True)
     video_file, audio_file, json_file = result_files(out_video, audio_format)
     with Staged(video_file, audio_file, json_file) as staged:  # all of a result or none of it
         try:
-            _, samples = _write_stream(staged.temp(audio_file), _first(audio, n_samples), spec.sample_rate)
+            samples = write_stream(staged.temp(audio_file), stream.pieces, spec.sample_rate)
         finally:
             bar.close()
         muxed = mux(video.path, staged.temp(audio_file), spec.sample_rate, staged.temp(video_file),
@@ -179,7 +88,7 @@ def generate_for_video(module, video: VideoInput, out_video: Path, *, steps: int
                    "duration_s": samples / spec.sample_rate, "sample_rate": spec.sample_rate,
                    "input_duration_s": round(video.duration, 6), "input_rotation": video.info.rotation,
                    "cut_to_s": seconds if cut else None, "muxed_video": muxed.video,
-                   "kept_audio": muxed.original_audio, "windows": n_windows, "watermarked": watermarker is not None,
+                   "kept_audio": muxed.original_audio, "windows": stream.windows, "watermarked": watermarker is not None,
                    "elapsed_s": round(elapsed, 3), "rtf": round(elapsed / max(samples / spec.sample_rate, 1e-9), 4),
                    **(settings or {}), "seed": seed}
         staged.temp(json_file).write_bytes(json_bytes(sidecar, indent=2))
@@ -238,7 +147,7 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
         opened[videos[0]] = open_video(videos[0], max_resolution=streaming.max_resolution,
                                        max_duration_s=streaming.max_duration_s)
     module = V2APipeline.from_pretrained(ckpt, device=device, vocoder=vocoder, sampler=sampler)
-    check_conditioning(module, **texts)
+    check_texts(module, texts)
     lip_aligner = LipAligner.from_pretrained(aligner, device=device) if aligner else None
     settings = {"ckpt": str(ckpt), "model_sha256": model_sha256(ckpt),
                 "steps": module.sampler.steps if steps is None else steps,

@@ -41,20 +41,6 @@ def read_text_option(name: str, value: str | None) -> str | None:
         raise ValueError(f"cannot read {name} file {path}: {error.strerror or error}") from None
 
 
-def check_conditioning(module, **texts: str | None) -> None:
-    """Refuse text inputs that the checkpoint cannot use, instead of silently ignoring them."""
-    given = [name for name, value in texts.items() if value]
-    supported = set(getattr(module, "text_inputs", ()))
-    unsupported = [name for name in given if name not in supported]
-    if unsupported:
-        raise ValueError(f"this checkpoint has no conditioning for {', '.join(unsupported)} "
-                         f"(it supports: {', '.join(sorted(supported)) or 'video only'})")
-    conditioning = getattr(module, "text_conditioning", None)
-    if given and conditioning is not None and conditioning.tokenizer is None:
-        raise ValueError("this checkpoint carries no tokenizer, so its text inputs cannot be tokenised "
-                         "(a text model's checkpoint or export holds tokenizer.model)")
-
-
 def model_sha256(ckpt: str | Path) -> str | None:
     """SHA-256 of the weights file: the checkpoint itself, or an export's ``model.safetensors``."""
     path = Path(ckpt)

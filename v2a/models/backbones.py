@@ -20,6 +20,10 @@ equal what the encoder computes from decoded frames.
 
 :func:`backbone_identity` states what makes two backbones' features equal (class, arguments, weights
 checksum) without building one; the feature cache records it and the loader refuses a cache made by another.
+
+The frozen weights are part of the model's state (checkpoints, exports, the EMA copy): simple and self-contained,
+but a large CLIP costs its size twice per checkpoint, and building a model from an export still reads the
+``weights`` path of its config (the state dict then overwrites them).
 """
 
 from __future__ import annotations

@@ -119,7 +119,9 @@ def check_texts(pipe: V2APipeline, texts: dict[str, Any]) -> None:
     if unsupported:
         raise ValueError(f"this model has no conditioning for {', '.join(unsupported)} "
                          f"(it supports: {', '.join(pipe.text_inputs) or 'video only'})")
-    if given and pipe.text_conditioning.tokenizer is None and any(isinstance(texts[n], str) for n in given):
+    # text the tokenizer reads (a transcript heard as a phoneme track is phonemized instead)
+    tokenized = [n for n in given if isinstance(texts[n], str) and (n != "transcript" or "transcript" in pipe.net.text_streams)]
+    if tokenized and pipe.text_conditioning.tokenizer is None:
         raise ValueError("this model carries no tokenizer, so its text inputs cannot be tokenised "
                          "(a text model's checkpoint or export holds tokenizer.model)")
 
@@ -231,7 +233,7 @@ def write_stream(path: Path, pieces: Iterable[np.ndarray], sample_rate: int) -> 
     tmp = path.with_name(f".{path.name}.tmp")
     count = 0
     try:
-        with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1,
+        with sf.SoundFile(os.fsencode(tmp), "w", samplerate=sample_rate, channels=1,  # bytes: any file name
                           format=path.suffix.lstrip(".").upper()) as handle:
             for piece in pieces:
                 handle.write(np.clip(piece, -1, 1))

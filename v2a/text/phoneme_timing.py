@@ -94,15 +94,17 @@ def duration_key(symbol: str, stressed: bool = False) -> str:
     return clean_symbol(symbol) + ("'" if stressed else "")
 
 
-def stress_keys(spans: Sequence[PhonemeSpan], phonemes: Sequence[Phoneme]) -> list[str]:
+def stress_keys(spans: Sequence[PhonemeSpan], phonemes: Sequence[Phoneme]) -> list[str] | None:
     """The duration keys of recorded ``spans``, stressed where the transcript's ``phonemes`` (the same utterance
-    through the phonemizer) say so; plain names when the two sequences do not match one to one."""
+    through the phonemizer) say so; None when the two sequences do not match one to one (such an utterance would
+    blur stressed and unstressed durations, so fitting leaves it out)."""
     spoken = [p for p in phonemes if p.symbol not in PAUSES]
     recorded = [i for i, s in enumerate(spans) if s.symbol not in PAUSES]
+    if [spans[i].symbol for i in recorded] != [p.symbol for p in spoken]:
+        return None
     keys = [duration_key(s.symbol) for s in spans]
-    if [spans[i].symbol for i in recorded] == [p.symbol for p in spoken]:
-        for i, phoneme in zip(recorded, spoken, strict=True):
-            keys[i] = duration_key(phoneme.symbol, phoneme.stressed)
+    for i, phoneme in zip(recorded, spoken, strict=True):
+        keys[i] = duration_key(phoneme.symbol, phoneme.stressed)
     return keys
 
 

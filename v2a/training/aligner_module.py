@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -41,15 +42,14 @@ class AlignerModule(StageModule):
         self.net = SpeechActivityNet(visual_encoder=visual_encoder, hidden=hidden)
         self.spec = spec
         self.phonemizer = Phonemizer()  # the transcript's stress marks: stressed vowels get their own durations
-        self._sums: dict[str, float] = defaultdict(float)
-        self._counts: dict[str, int] = defaultdict(int)
+        self._seen: dict[str, list[float]] = defaultdict(list)
 
     def durations(self) -> DurationModel:
-        """Mean recorded duration of every phoneme seen so far (the last of an utterance left out)."""
-        means = {s: self._sums[s] / self._counts[s] for s in self._counts if self._counts[s]}
-        total = sum(self._counts.values())
-        default = sum(self._sums.values()) / total if total else DurationModel().default
-        return DurationModel(means, default=default)
+        """Median recorded duration of every phoneme (stressed ones apart) seen so far; the last phoneme of an
+        utterance, which runs to the end of the recording, is left out."""
+        medians = {key: float(np.median(values)) for key, values in self._seen.items() if values}
+        everything = [d for values in self._seen.values() for d in values]
+        return DurationModel(medians, default=float(np.median(everything)) if everything else DurationModel().default)
 
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
         target = torch.stack([speaking_frames(meta, self.spec) for meta in batch["meta"]]).to(self.device)
@@ -64,9 +64,8 @@ class AlignerModule(StageModule):
             for meta in batch["meta"]:
                 spans = recorded_spans(meta)
                 keys = stress_keys(spans, self.phonemizer(meta.get("transcript")))
-                for span, key in zip(spans[:-1], keys, strict=False):  # the last one runs to the clip's end
-                    self._sums[key] += span.end - span.start
-                    self._counts[key] += 1
+                for span, key in zip(spans[:-1], keys or [], strict=False):  # the last runs to the clip's end
+                    self._seen[key].append(span.end - span.start)
         losses = self._losses(batch)
         self.check_finite(losses["loss"])
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["meta"]))
@@ -79,12 +78,10 @@ class AlignerModule(StageModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint[DURATIONS_KEY] = {"sums": dict(self._sums), "counts": dict(self._counts)}
+        checkpoint[DURATIONS_KEY] = {key: list(values) for key, values in self._seen.items()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get(DURATIONS_KEY) or {}
-        self._sums = defaultdict(float, state.get("sums", {}))
-        self._counts = defaultdict(int, state.get("counts", {}))
+        self._seen = defaultdict(list, {k: list(v) for k, v in (checkpoint.get(DURATIONS_KEY) or {}).items()})
 
     def export_to(self, out_dir: str | Path) -> Path | None:
         """The aligner's export: the activity network's weights + its config and the phoneme durations."""

@@ -79,11 +79,11 @@ class FetchTimer(Profiler):
         return ""
 
 
-def _norm(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+def _norm(tensors: Iterable[torch.Tensor], device: torch.device) -> torch.Tensor:
     tensors = [t.detach() for t in tensors]
-    if not tensors:
-        return torch.zeros(())
-    return torch.nn.utils.get_total_norm(tensors, norm_type=2.0)
+    if not tensors:   # e.g. a rank whose FSDP shard holds none of these parameters
+        return torch.zeros((), device=device)
+    return torch.nn.utils.get_total_norm(tensors, norm_type=2.0).to(device)
 
 
 def _common_prefix(names: list[str]) -> str:
@@ -99,7 +99,10 @@ def _common_prefix(names: list[str]) -> str:
 def top_level_groups(module: torch.nn.Module) -> dict[int, str]:
     """id(parameter) -> the top-level module it belongs to, below the common prefix of the trained
     parameters (``pipeline.net.denoiser.blocks.0.w`` -> ``denoiser``)."""
+    wrappers = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    for wrapper in wrappers:  # FSDP, activation checkpointing and torch.compile add these to the names
+        named = [(n.replace(wrapper, ""), p) for n, p in named]
     prefix = _common_prefix([n for n, _ in named])
     return {id(p): n[len(prefix):].split(".")[0] for n, p in named}
 
@@ -173,25 +176,29 @@ class TrainingHealth(pl.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         if not self._due(trainer):
             return
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        params = [p for group in optimizer.param_groups for p in group["params"]]
         index = next((i for i, o in enumerate(trainer.optimizers) if o is optimizer), 0)
         suffix = "" if index == 0 else f"_opt{index}"
-        norms = {f"train/grad_norm{suffix}": self._global(trainer, [p.grad for p in params])}
+        device = pl_module.device
+        norms = {f"train/grad_norm{suffix}": self._global(trainer, [p.grad for p in params if p.grad is not None], device)}
         if self.per_module:
-            groups: dict[str, list[torch.Tensor]] = {}
+            # the groups come from the parameters, not from which of them hold a gradient on this rank: every
+            # rank makes the same reductions (under FSDP a rank's shard may hold no gradient of a module)
+            groups: dict[str, list[torch.Tensor]] = {self._groups.get(id(p), "other"): [] for p in params}
             for p in params:
-                groups.setdefault(self._groups.get(id(p), "other"), []).append(p.grad)
+                if p.grad is not None:
+                    groups[self._groups.get(id(p), "other")].append(p.grad)
             if len(groups) > 1:
-                norms.update({f"train/grad_norm{suffix}/{name}": self._global(trainer, grads)
+                norms.update({f"train/grad_norm{suffix}/{name}": self._global(trainer, grads, device)
                               for name, grads in sorted(groups.items())})
         for name, value in norms.items():
             pl_module.log(name, value, on_step=True, on_epoch=False)
 
-    def _global(self, trainer: pl.Trainer, tensors: list[torch.Tensor]) -> torch.Tensor:
+    def _global(self, trainer: pl.Trainer, tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:
         """The L2 norm over every rank's part (FSDP shards each parameter; DDP holds whole copies)."""
         from pytorch_lightning.strategies import FSDPStrategy
 
-        norm = _norm(tensors)
+        norm = _norm(tensors, device)
         if isinstance(trainer.strategy, FSDPStrategy):
             norm = trainer.strategy.reduce(norm.square(), reduce_op="sum").sqrt()
         return norm
@@ -216,12 +223,14 @@ class TrainingHealth(pl.Callback):
             return
         metrics: dict[str, float | torch.Tensor] = {}
         trained = [p for optimizer in trainer.optimizers for group in optimizer.param_groups for p in group["params"]]
-        metrics["train/param_norm"] = self._global(trainer, trained)
+        device = pl_module.device
+        metrics["train/param_norm"] = self._global(trainer, trained, device)
         ema, net = getattr(pl_module, "ema", None), getattr(pl_module, "net", None)
         if ema is not None and net is not None and hasattr(ema, "module"):
             online = list(net.parameters())
             difference = [a.detach() - b.detach() for a, b in zip(ema.module.parameters(), online, strict=True)]
-            metrics["train/ema_distance"] = self._global(trainer, difference) / self._global(trainer, online).clamp_min(1e-12)
+            metrics["train/ema_distance"] = (self._global(trainer, difference, device)
+                                             / self._global(trainer, online, device).clamp_min(1e-12))
         for name, (total, count) in self._buckets.items():
             if int(count) > 0:
                 metrics[f"train/loss_t_{name}"] = total / count
