@@ -15,16 +15,14 @@ from v2a.evaluation import av_metrics
 from v2a.evaluation.av_benchmark import AVBenchmark, Clip, main, score_folders
 from v2a.evaluation.av_embedders import (
     Cnn14,
-    ImageBindScorer,
     PANNsEmbedder,
     PaSSTEmbedder,
-    SynchformerDeSync,
     VGGish,
     VGGishEmbedder,
-    frames_at,
     prepare_audio,
     vggish_examples,
 )
+from v2a.evaluation.av_video_scorers import ImageBindScorer, SynchformerDeSync, frames_at
 
 TINY_CNN14 = {"widths": (4, 8), "classes": 527}
 TINY_VGGISH = {"widths": (2, 2, 2, 2, 2, 2), "hidden": 8, "out": 4}

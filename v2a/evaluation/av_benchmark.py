@@ -25,13 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from v2a.evaluation import av_metrics
-from v2a.evaluation.av_embedders import (
-    ImageBindScorer,
-    PANNsEmbedder,
-    PaSSTEmbedder,
-    SynchformerDeSync,
-    VGGishEmbedder,
-)
+from v2a.evaluation.av_embedders import PANNsEmbedder, PaSSTEmbedder, VGGishEmbedder
+from v2a.evaluation.av_video_scorers import ImageBindScorer, SynchformerDeSync
 
 log = logging.getLogger(__name__)
 
