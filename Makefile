@@ -40,7 +40,7 @@ train: data
 # model -> evaluation with Whisper (the `eval` extra), ending with "metrics: PATH".
 DIALOGUE_DATA ?= data/synthetic_dialogue
 DIALOGUE_OUT ?= outputs/dialogue
-DIALOGUE_STEPS ?= 1500
+DIALOGUE_STEPS ?= 1000
 
 $(DIALOGUE_DATA)/test/index.json: | $(STAMP)
 	$(PY) data_prep/make_synthetic.py --config-name synthetic_dialogue out=$(DIALOGUE_DATA)
