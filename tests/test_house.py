@@ -69,3 +69,22 @@ def test_the_layer_contracts_hold():
         pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
     proc = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_a_hub_name_is_a_clear_local_error_never_a_download(tmp_path, monkeypatch):
+    """Models come from local paths only: a hub-style name is a missing file, said in one line."""
+    import socket
+
+    from v2a.checkpoints.loading import CheckpointError
+    from v2a.pipeline import V2APipeline
+    from v2a.pipeline.aligner import LipAligner
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to open a network connection")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        V2APipeline.from_pretrained("facebook/v2a-base")
+    with pytest.raises(CheckpointError, match="not a lip-aligner export"):
+        LipAligner.from_pretrained("org/aligner")

@@ -56,6 +56,11 @@ def prepare_audio(audio: np.ndarray | torch.Tensor, sample_rate: int, rate: int,
     return x[:, : int(rate * duration)] if duration else x
 
 
+def placed(model: Any, device: torch.device) -> Any:
+    """A torch model moved to ``device`` in eval mode; any other callable (a stand-in) as it is."""
+    return model.to(device).eval() if isinstance(model, nn.Module) else model
+
+
 def _load_state(weights: str | Path | None, key: str, what: str) -> dict[str, torch.Tensor]:
     path = require_weights(weights, key=key, what=what)
     state = torch.load(path, map_location="cpu", weights_only=False)
@@ -150,7 +155,7 @@ class PANNsEmbedder:
         if model is None:
             model = Cnn14(**(architecture or {}))   # architecture: a smaller CNN14 (tests); the checkpoint's by default
             model.load_official(_load_state(weights, key, "the PANNs CNN14 16 kHz checkpoint (Cnn14_16k_mAP=0.438.pth)"))
-        self.model = model.to(self.device).eval() if isinstance(model, nn.Module) else model
+        self.model = placed(model, self.device)
 
     def identity(self) -> str:
         return _identity("panns-cnn14-16k", self.weights, self.model, duration=self.duration)
@@ -198,7 +203,7 @@ class PaSSTEmbedder:
             net = get_model(arch="passt_s_swa_p16_128_ap476", pretrained=False)
             net.load_state_dict(state)
             model = PasstBasicWrapper(mel=mel, net=net, mode="all")
-        self.model = model.to(self.device).eval() if isinstance(model, nn.Module) else model
+        self.model = placed(model, self.device)
 
     def identity(self) -> str:
         return _identity("passt-s-swa-ap476", self.weights, self.model, duration=self.duration)
@@ -285,7 +290,7 @@ class VGGishEmbedder:
         if model is None:
             model = VGGish(**(architecture or {}))   # architecture: a smaller VGGish (tests); the checkpoint's by default
             model.load_state_dict(_load_state(weights, key, "the VGGish checkpoint (torchvggish's vggish-10086976.pth)"))
-        self.model = model.to(self.device).eval() if isinstance(model, nn.Module) else model
+        self.model = placed(model, self.device)
 
     def identity(self) -> str:
         return _identity("vggish", self.weights, self.model, duration=self.duration)

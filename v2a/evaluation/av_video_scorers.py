@@ -9,9 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchaudio
-from torch import nn
 
-from v2a.evaluation.av_embedders import _device, _factory, _identity, _load_state
+from v2a.evaluation.av_embedders import _device, _factory, _identity, _load_state, placed
 
 # --- video frames at a rate -------------------------------------------------------------------------------------
 
@@ -66,7 +65,7 @@ class ImageBindScorer:
             except ImportError as error:
                 raise ImportError(f"ImageBind needs its code ({factory}): install facebookresearch/ImageBind") from error
             model.load_state_dict(state)
-        self.model = model.to(self.device).eval() if isinstance(model, nn.Module) else model
+        self.model = placed(model, self.device)
 
     def identity(self) -> str:
         return _identity("imagebind-huge", self.weights, self.model, duration=self.duration)
@@ -139,7 +138,7 @@ class SynchformerDeSync:
             except ImportError as error:
                 raise ImportError(f"DeSync needs Synchformer's code ({factory}): install av-benchmark (hkchengrex/av-benchmark)") from error
             model.load_state_dict(state)
-        self.model = model.to(self.device).eval() if isinstance(model, nn.Module) else model
+        self.model = placed(model, self.device)
         self.mel = torchaudio.transforms.MelSpectrogram(sample_rate=16000, win_length=400, hop_length=160, n_fft=1024,
                                                         n_mels=128)
 

@@ -29,7 +29,7 @@ from v2a.evaluation.references import iterate_batches
 from v2a.evaluation.speech import error_rates, lip_envelope_correlation, mouth_track
 from v2a.pipeline.aligner import LipAligner
 from v2a.pipeline.pipeline import V2APipeline
-from v2a.text.phoneme_timing import PhonemeSpan, recorded_spans
+from v2a.text.phoneme_timing import DurationModel, PhonemeSpan, recorded_spans
 from v2a.text.phonemes import PAUSES, Phonemizer
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,7 @@ class Timing:
         span = speech_span(meta)   # subtitles, and oracle timing of another clip's words: this clip's speech span
         if span is None:
             return []
-        durations = self.aligner.durations if self.aligner is not None else None
-        if durations is None:
-            from v2a.text.phoneme_timing import DurationModel
-
-            durations = DurationModel()
+        durations = self.aligner.durations if self.aligner is not None else DurationModel()
         return durations.fill(self.phonemizer(transcript), *span)
 
 

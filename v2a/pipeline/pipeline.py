@@ -114,7 +114,7 @@ class V2APipeline(nn.Module):
         net, device = self.net, self.device
         frames = frames.to(device)
         batch = frames.shape[0]
-        if not net.text_streams or "transcript" not in net.text_streams:
+        if "transcript" not in net.text_streams:
             transcript = None  # a phoneme-track model reads the transcript through ``phonemes`` only
         texts = self.text_conditioning.tokenize(batch, device, prompt=prompt, transcript=transcript,
                                                 negative_prompt=negative_prompt)
