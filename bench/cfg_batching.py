@@ -1,6 +1,6 @@
 """Classifier-free guidance as one network pass of 2B rows against two passes of B rows (the sampling loop alone).
 
-    nice -n 10 .venv/bin/python bench/cfg_batching.py [--ckpt CKPT] [--batches 1 5 8] [--repeats 7] [--write]
+    .venv/bin/python bench/cfg_batching.py [--ckpt CKPT] [--batches 1 5 8] [--repeats 7] [--write]
 
 Both integrate the same guided velocity (``V2APipeline.guided_velocity`` batches the branches; the reference
 calls ``v2a.diffusion.guided_velocity`` with the two branches as separate calls) from the same noise with the
@@ -78,7 +78,7 @@ def main() -> None:
         load = "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
         write_section("cfg_batching", "\n".join([
             "## Guidance as one batched pass (V2APipeline.guided_velocity)", "",
-            f"Command: `nice -n 10 .venv/bin/python bench/cfg_batching.py {' '.join(sys.argv[1:])}`", "",
+            f"Command: `.venv/bin/python bench/cfg_batching.py {' '.join(sys.argv[1:])}`", "",
             f"Checkpoint `{ckpt}`: a whole {pipe.sampler.steps}-step sampling of B training-length windows with the "
             f"model's CFG scale ({pipe.cfg_scale:g}), conditions encoded once. Machine: {machine()}; {load} "
             f"(runs alternate; medians of {args.repeats}).", "", table]))

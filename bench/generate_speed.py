@@ -1,6 +1,6 @@
 """Generation speed against the floor nobody can beat: ffmpeg decoding the same file to the model's frames + muxing.
 
-    nice -n 10 .venv/bin/python bench/generate_speed.py [--ckpt CKPT] [--runs 3] [--long-minutes 10] [--threads N] [--write]
+    .venv/bin/python bench/generate_speed.py [--ckpt CKPT] [--runs 3] [--long-minutes 10] [--threads N] [--write]
 
 For an 8 s 720p clip (and a ``--long-minutes`` one; 0 skips it), each run does, one after the other so that all
 see the same machine load:
@@ -198,7 +198,7 @@ def main() -> None:
     text = tables(results)
     print(text)
     if args.write:
-        command = "nice -n 10 .venv/bin/python bench/generate_speed.py " + shlex.join(sys.argv[1:])
+        command = ".venv/bin/python bench/generate_speed.py " + shlex.join(sys.argv[1:])
         short_result = results[0]
         verdict = (f"8 s 720p: in-process {short_result['in_process_ratio']:.2f}x the floor (target <= 3x), CLI wall "
                    f"{short_result['cli_ratio']:.2f}x the in-process time (target <= 2x), peak RSS "
