@@ -33,6 +33,7 @@ STRESS_MARKS = ("'", ",")
 LINK = ";"
 LIBRARY_NAMES = ("libespeak-ng.so.1", "libespeak-ng.so", "libespeak-ng.dylib")
 CHARS_UTF8 = 1
+PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: IPA instead of phoneme names
 INSTALL_HINT = "install it with `apt-get install espeak-ng libespeak-ng1`"
 
 
@@ -90,15 +91,17 @@ class Phonemizer:
             raise ValueError(f"espeak-ng has no voice {voice!r}")
         return cls._library
 
-    def _clauses(self, line: str) -> list[str]:
-        """espeak-ng's phoneme strings of one line, a clause each (words split by spaces, phonemes by '|')."""
+    def _clauses(self, line: str, *, ipa: bool = False) -> list[str]:
+        """espeak-ng's phoneme strings of one line, a clause each (words split by spaces, phonemes by '|'):
+        its phoneme names, or with ``ipa`` the same phonemes in the International Phonetic Alphabet."""
         buffer = ctypes.c_char_p(line.encode("utf-8"))
         pointer = ctypes.pointer(buffer)
         clauses = []
+        mode = (ord("|") << 8) | (PHONEMES_IPA if ipa else 0)
         with self._lock:
             lib = self._load(self.voice)
             while pointer.contents.value:
-                result = lib.espeak_TextToPhonemes(pointer, CHARS_UTF8, ord("|") << 8)
+                result = lib.espeak_TextToPhonemes(pointer, CHARS_UTF8, mode)
                 clauses.append(result.decode("utf-8", "replace") if result else "")
         return clauses
 

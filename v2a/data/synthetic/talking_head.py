@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from v2a.data.synthetic import piper
 from v2a.data.synthetic.base import AudioTrack, Canvas, SourceResult, frame_rms
 from v2a.data.synthetic.draw import disc, ellipse, rectangle
 from v2a.data.synthetic.espeak import Speech, synthesize
@@ -41,10 +42,17 @@ def candidate_sentences(rng: np.random.Generator) -> list[str]:
     return [f"{subject} {verb} {obj} {extra}", f"{subject} {verb} {obj}", short, short.split()[0]]
 
 
+def say(text: str, *, voice: str, rate: int, pitch: int) -> Speech:
+    """``text`` spoken by an espeak-ng voice, or by Piper for a voice named ``piper-NAME`` (pitch unused)."""
+    if piper.is_piper(voice):
+        return piper.synthesize(text, voice=voice[len(piper.PREFIX):], rate=rate)
+    return synthesize(text, voice=voice, rate=rate, pitch=pitch)
+
+
 @dataclass(frozen=True)
 class TalkingHead:
-    """``voices`` maps espeak-ng voice names to the speaker they sound like ("man" / "woman"); each clip draws
-    a voice, a rate (words per minute) and a pitch, and a sentence that fits the clip."""
+    """``voices`` maps espeak-ng voice names (or ``piper-joe``) to the speaker they sound like ("man" / "woman");
+    each clip draws a voice, a rate (words per minute) and a pitch, and a sentence that fits the clip."""
 
     voices: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VOICES))
     min_rate: int = 140
@@ -65,7 +73,7 @@ class TalkingHead:
             # a cheap length estimate first: each synthesis is a process start
             if len(text.split()) * 60.0 / rate * 1.1 + 0.2 > room and len(text.split()) > 1:
                 continue
-            speech = synthesize(text, voice=voice, rate=rate, pitch=pitch)
+            speech = say(text, voice=voice, rate=rate, pitch=pitch)
             if len(speech.audio) / speech.sample_rate <= room:
                 return text, voice, rate, pitch, speech
         raise ValueError(f"clip of {duration:.2f} s is too short for even one word of speech ({text!r})")
@@ -98,6 +106,8 @@ class TalkingHead:
             "mouth": [round(float(v), 3) for v in opening],
             "phonemes": [[round(offset + t, 4), symbol] for t, symbol in speech.phonemes],
         }
+        if piper.is_piper(voice):
+            info.update(engine="piper", pitch=None)
         return SourceResult(name="face", caption=f"a {gender} speaking", transcript=text, events=events, info=info,
                             tags=frozenset({"speech", "voice", "person", gender}), clip_keys={"mouth": info["mouth"]})
 
