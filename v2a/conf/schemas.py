@@ -322,6 +322,26 @@ class EvaluateSchema:
         return errors + _one_of(node, p, "whisper", WHISPER)
 
 
+# --- experiment=finetune ----------------------------------------------------------------------------------
+
+@dataclass
+class FinetuneSchema:
+    """``finetune:`` of experiment=finetune (v2a/conf/finetune/default.yaml, v2a/training/finetune.py)."""
+
+    init: str = MISSING
+    freeze: list[str] = MISSING
+    original_data: str | None = MISSING
+    original_clips: int = MISSING
+
+    @staticmethod
+    def check(node: DictConfig, p: str) -> list[str]:
+        errors = []
+        if OmegaConf.is_missing(node, "init"):
+            errors.append(f"{p}init is required: the V2A checkpoint (.ckpt) or export folder to start from")
+        errors += [f"{p}freeze holds an empty name" for name in node.freeze if not str(name).strip()][:1]
+        return errors + _at_least(node, p, "original_clips")
+
+
 # --- registration and the walk ----------------------------------------------------------------------------
 
 # (ConfigStore group, name, schema): a group file names its schema `- schema`; generate.yaml `- generate_schema`.
@@ -334,6 +354,7 @@ SCHEMAS: list[tuple[str | None, str, type]] = [
     ("model/visual_encoder", "pretrained_schema", PretrainedVisualEncoderSchema),
     (None, "generate_schema", GenerateSchema),
     (None, "evaluate_schema", EvaluateSchema),
+    ("finetune", "schema", FinetuneSchema),
 ]
 
 

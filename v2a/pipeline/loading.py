@@ -120,8 +120,12 @@ def _attach_tokenizer(pipeline: V2APipeline, tokenizer: bytes | None, path: Path
         raise CheckpointError(f"{path}: {error}") from error
 
 
-def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor], bytes | None, int]:
-    """(config, pipeline weights, tokenizer bytes, trained steps) of a checkpoint or an export."""
+def read_pretrained(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], bytes | None, int]:
+    """(stored config, pipeline weights, tokenizer bytes, trained steps) of a checkpoint or an export, unbuilt.
+
+    The weights are pipeline keys (``net.*`` holds the EMA network; -1 steps for an export, which does not
+    record them): what :func:`load_pipeline` builds from, and where fine-tuning starts."""
+    path = Path(path)
     if path.is_dir() or path.suffix == ".safetensors":
         try:
             config, weights = read_export(path)
@@ -142,7 +146,7 @@ def load_pipeline(path: str | Path, *, device: str | torch.device = "cpu", vocod
     the stored config before it is built. A choice that cannot be built is a ``ValueError`` naming the cause.
     """
     path = Path(path)
-    stored, weights, tokenizer, steps = _read(path)
+    stored, weights, tokenizer, steps = read_pretrained(path)
     try:
         config = _config_with(stored, {**(overrides or {}), **model_overrides(vocoder, sampler)})
     except ValueError as error:

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from v2a.training.finetune import finetune_config
 from v2a.training.loggers import close_loggers, continue_logger_runs
 from v2a.training.preemption import find_preemption
 
@@ -101,6 +102,8 @@ def in_run_folder(cfg: DictConfig, ckpt_path: str | None) -> bool:
 
 def train(cfg: DictConfig) -> dict:
     """Run one training job; returns the trainer's final metrics and the checkpoint path."""
+    if cfg.get("finetune") is not None:   # experiment=finetune: the model's architecture is the init's
+        cfg = finetune_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
