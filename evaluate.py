@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
@@ -75,10 +76,32 @@ def run_dialogue(cfg: DictConfig, data: str | None) -> dict[str, float]:
 
     pipeline = V2APipeline.from_pretrained(cfg.ckpt, device=cfg.device, vocoder=chosen_vocoder(cfg),
                                            sampler=OmegaConf.to_container(cfg.sampler, resolve=True) if cfg.get("sampler") else None)
-    return evaluate_dialogue(pipeline, data=str(data or pipeline.run_config["data"]["root"]), split=cfg.split,
+    root = str(data or pipeline.run_config["data"]["root"])
+    return evaluate_dialogue(pipeline, data=root, split=cfg.split,
                              out_dir=cfg.out, recognizer=WhisperRecognizer().transcribe, timing=cfg.timing,
                              aligner=cfg.aligner, batch_size=cfg.batch_size, max_clips=cfg.max_clips, steps=cfg.steps,
-                             cfg_scale=cfg.cfg_scale, seed=cfg.seed)
+                             cfg_scale=cfg.cfg_scale, seed=cfg.seed, speaker_types=speaker_types(root, cfg.split, pipeline.spec))
+
+
+def speaker_types(root: str, split: str, spec):
+    """The speaker-type classifier (Resemblyzer, the `eval` extra) with centroids from the ground truth of another
+    split (val, else train), or None with a message when its weights or such a split are missing."""
+    from v2a.evaluation.speaker import SpeakerTypes, resemblyzer_weights
+
+    try:
+        resemblyzer_weights()
+    except ImportError as error:
+        log.warning("speaker-type metrics skipped: %s", error)
+        return None
+    for references in ("val", "train"):
+        if references != split and (Path(root) / references / "index.json").is_file():
+            try:
+                return SpeakerTypes.from_split(root, references, spec)
+            except ValueError as error:   # e.g. one speaker type only
+                log.warning("speaker-type metrics skipped: %s", error)
+                return None
+    log.warning("speaker-type metrics skipped: %s has no val/train split for the reference voices", root)
+    return None
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ filled by typical phoneme durations) or ``video`` (the lip-driven aligner) — t
 - ``speech/lip_corr``: the audio envelope against the mouth opening;
 - ``speech/word_onset_err_frames``: median |predicted - recorded| word start of the timing, in video frames;
 - ceilings ``ref/gt_wer``, ``ref/gt_cer``, ``ref/gt_lip_corr`` (ground-truth audio) and the floor
-  ``ref/mismatched_wer`` (ground-truth audio against another clip's transcript).
+  ``ref/mismatched_wer`` (ground-truth audio against another clip's transcript);
+- with a speaker-type classifier (:class:`v2a.evaluation.speaker.SpeakerTypes`, the `eval` extra):
+  ``speech/speaker_type_acc``, how often the type it hears in the generated audio ("man" / "woman") is the
+  clip's (which its prompt names: "a man speaking"), beside the ceiling ``ref/gt_speaker_type_acc`` (ground-truth
+  audio) and the floor ``ref/mismatched_speaker_type_acc`` (another clip's ground-truth audio).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from v2a.evaluation.references import iterate_batches
+from v2a.evaluation.speaker import speaker_of
 from v2a.evaluation.speech import error_rates, lip_envelope_correlation, mouth_track
 from v2a.pipeline.aligner import LipAligner
 from v2a.pipeline.pipeline import V2APipeline
@@ -81,9 +86,11 @@ class Timing:
 def evaluate_dialogue(pipeline: V2APipeline, *, data: str, split: str, out_dir: str | Path,
                       recognizer: Callable[[np.ndarray, int], str], timing: str = "video", aligner: str | None = None,
                       batch_size: int = 25, max_clips: int | None = None, steps: int | None = None,
-                      cfg_scale: float | None = None, seed: int = 0) -> dict[str, float]:
+                      cfg_scale: float | None = None, seed: int = 0,
+                      speaker_types: Callable[[np.ndarray, int], str] | None = None) -> dict[str, float]:
     """Score the dialogue of ``pipeline`` on ``data``'s ``split``; writes ``dialogue.json`` and merges the metrics
-    into ``metrics.json`` (both under ``out_dir``). Returns the metrics."""
+    into ``metrics.json`` (both under ``out_dir``). Returns the metrics. ``speaker_types`` (audio, rate -> "man" /
+    "woman") adds the speaker-type metrics."""
     if "transcript" not in pipeline.text_inputs:
         raise ValueError("dialogue=true needs a model conditioned on the transcript (experiment=v2a_dialogue_*)")
     timer = Timing(timing, LipAligner.from_pretrained(aligner, device=pipeline.device) if aligner else None)
@@ -125,6 +132,14 @@ def evaluate_dialogue(pipeline: V2APipeline, *, data: str, split: str, out_dir: 
                 "lip_gt": lip_envelope_correlation(gt[i], mouth, sr, spec.fps) if mouth is not None else None,
                 "word_onset_err_frames": errors,
             })
+            if speaker_types is not None and (speaker := speaker_of(meta)) is not None:
+                rows[-1].update(speaker=speaker, speaker_heard=speaker_types(audio["generated"][i], sr),
+                                speaker_heard_gt=speaker_types(gt[i], sr))
+        batch_rows = rows[-len(metas):]
+        for i, row in enumerate(batch_rows):   # the floor: the type heard in the next clip's ground truth
+            other_row = batch_rows[(i + 1) % len(batch_rows)]
+            if "speaker" in row and "speaker_heard_gt" in other_row:
+                row["speaker_heard_other"] = other_row["speaker_heard_gt"]
     if not rows:
         raise ValueError(f"{data} ({split}) has no clips with a transcript (build data with synthetic_dialogue)")
     metrics = summarize(rows)
@@ -150,6 +165,21 @@ def summarize(rows: list[dict]) -> dict[str, float]:
         "ref/gt_wer": gt["wer"], "ref/gt_cer": gt["cer"], "ref/gt_lip_corr": mean("lip_gt"),
         "ref/mismatched_wer": rates("heard_gt", "given_swapped")["wer"],
         "eval/speech_clips": float(len(rows)), "eval/word_onsets_scored": float(len(errors)),
+        **_speaker_metrics(rows),
+    }
+
+
+def _speaker_metrics(rows: list[dict]) -> dict[str, float]:
+    """Speaker-type accuracy of the generated audio, its ground-truth ceiling and mismatched floor (clips with a type)."""
+    typed = [r for r in rows if "speaker_heard" in r]
+    if not typed:
+        return {}
+    floor = [r["speaker_heard_other"] == r["speaker"] for r in typed if "speaker_heard_other" in r]
+    return {
+        "speech/speaker_type_acc": float(np.mean([r["speaker_heard"] == r["speaker"] for r in typed])),
+        "ref/gt_speaker_type_acc": float(np.mean([r["speaker_heard_gt"] == r["speaker"] for r in typed])),
+        "ref/mismatched_speaker_type_acc": float(np.mean(floor)) if floor else float("nan"),
+        "eval/speaker_type_clips": float(len(typed)),
     }
 
 
