@@ -98,8 +98,15 @@ class ODESampler:
         return self.EVALUATIONS_PER_STEP[self.method] * (self.steps if steps is None else steps)
 
     @torch.no_grad()
-    def __call__(self, velocity: Velocity, noise: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+    def __call__(self, velocity: Velocity, noise: torch.Tensor, steps: int | None = None,
+                 start: float = 0.0) -> torch.Tensor:
+        """Integrate from ``noise`` at flow time ``start`` (0: pure noise; > 0: a partly formed sample, the
+        grid squeezed into [start, 1]) to t = 1."""
+        if not 0.0 <= start < 1.0:
+            raise ValueError(f"start must be in [0, 1), got {start}")
         times = self.times(steps, device=noise.device)
+        if start > 0:
+            times = start + (1 - start) * times
         x = noise
         batch = x.shape[0]
         for t0, t1 in zip(times[:-1], times[1:], strict=True):

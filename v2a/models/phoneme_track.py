@@ -15,10 +15,17 @@ class PhonemeTrackEncoder(nn.Module):
     convolutions over time so each token also sees its neighbours (co-articulation). Id 0 means "no
     phoneme" (silence, padding). The denoiser *adds* the features to the audio tokens in time, as it adds
     the visual tokens: what is said reaches the audio at the moment it is said.
+
+    ``prior_dim`` (the denoiser's token width, n_mels x mel frames per token) adds a linear head that
+    predicts the mel tokens being spoken from the features (:meth:`prior`), trained by regression beside
+    the flow loss, as Grad-TTS trains its encoder's mel prior: the regression gets clean gradients
+    where the flow loss sees the speech through noise, so the phoneme features learn what each phoneme
+    sounds like in a few hundred steps (docs/benchmarks.md, dialogue_prior). The sampler can start from
+    the prior (``V2APipeline.prior_start``).
     """
 
     def __init__(self, *, vocab_size: int, dim: int = 128, layers: int = 2, kernel: int = 5,
-                 position_frequencies: int = 4) -> None:
+                 position_frequencies: int = 4, prior_dim: int | None = None) -> None:
         super().__init__()
         if vocab_size < 3 or dim < 1 or layers < 0 or kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"bad phoneme track encoder: vocab_size={vocab_size}, dim={dim}, layers={layers}, "
@@ -32,6 +39,18 @@ class PhonemeTrackEncoder(nn.Module):
         self.convs = nn.ModuleList(nn.Sequential(nn.Conv1d(dim, dim, kernel, padding=kernel // 2), nn.GELU())
                                    for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
+        self.prior_dim = prior_dim
+        self.prior_head = nn.Linear(dim, prior_dim) if prior_dim else None
+
+    @property
+    def has_prior(self) -> bool:
+        return self.prior_head is not None
+
+    def prior(self, features: torch.Tensor) -> torch.Tensor:
+        """Features [B, N, dim] -> the predicted mel tokens [B, N, prior_dim] (the expected spoken sound)."""
+        if self.prior_head is None:
+            raise ValueError("this phoneme encoder has no prior head (prior_dim is not set)")
+        return self.prior_head(features)
 
     def forward(self, ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         angles = position.float()[..., None] * self.frequencies

@@ -10,6 +10,8 @@ from torch import nn
 from v2a.models.denoiser import MelDenoiser
 from v2a.shapes import MODALITIES, Keep
 
+PRIOR_KEY = "phoneme_prior"  # the condition holding the phoneme encoder's predicted mel tokens [B, N, token_dim]
+
 
 class V2ANet(nn.Module):
     """Encodes conditions once, then answers velocity queries for any (x_t, t, keep-mask).
@@ -74,6 +76,11 @@ class V2ANet(nn.Module):
         return self.phoneme_encoder is not None
 
     @property
+    def has_prior(self) -> bool:
+        """Whether the phoneme encoder predicts the spoken mel (``cond[PRIOR_KEY]``)."""
+        return self.phoneme_encoder is not None and self.phoneme_encoder.has_prior
+
+    @property
     def reads_transcript(self) -> bool:
         return "transcript" in self.text_encoders or self.reads_phonemes
 
@@ -88,6 +95,8 @@ class V2ANet(nn.Module):
             if self.phoneme_encoder is None:
                 raise ValueError("this network reads no phoneme track (it has no phoneme encoder)")
             cond["phoneme_tokens"] = self.phoneme_encoder(*phonemes)
+            if self.phoneme_encoder.has_prior:  # the expected spoken mel tokens: a training target, a sampling start
+                cond[PRIOR_KEY] = self.phoneme_encoder.prior(cond["phoneme_tokens"])
         if self.visual_encoder is not None and frames is not None:
             cond["visual_tokens"], cond["pooled"] = self.visual_encoder(frames)
         for name, (ids, mask) in (text or {}).items():
@@ -120,5 +129,6 @@ class V2ANet(nn.Module):
             masks = {name: keep.get(name) for name in MODALITIES}
         else:
             masks = dict.fromkeys(MODALITIES, keep)
+        denoiser_cond = {name: value for name, value in cond.items() if name != PRIOR_KEY}
         return self.denoiser(x, t, visual_mask=masks["video"], prompt_keep=masks["prompt"],
-                             transcript_keep=masks["transcript"], **cond)
+                             transcript_keep=masks["transcript"], **denoiser_cond)

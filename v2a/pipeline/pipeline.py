@@ -17,7 +17,7 @@ from torch import nn
 
 from v2a.audio.mel import LogMel
 from v2a.diffusion import ODESampler, batched_guided_velocity
-from v2a.models.v2a_net import V2ANet
+from v2a.models.v2a_net import PRIOR_KEY, V2ANet
 from v2a.models.vocoder.base import Vocoder
 from v2a.shapes import MODALITIES, ClipSpec
 from v2a.text.conditioning import STREAM_FIELDS, TextConditioning, TextInput, check_modalities
@@ -59,8 +59,12 @@ class V2APipeline(nn.Module):
     def __init__(self, *, net: V2ANet, features: LogMel, sampler: ODESampler, vocoder: Vocoder,
                  text_conditioning: TextConditioning | None = None, cfg_scale: float = 3.0,
                  cfg_modalities: Sequence[str] = MODALITIES,
-                 phoneme_vocabulary: PhonemeVocabulary | None = None) -> None:
+                 phoneme_vocabulary: PhonemeVocabulary | None = None, prior_start: float = 0.0) -> None:
+        """``prior_start`` (models whose phoneme encoder predicts the spoken mel): sampling starts at flow time
+        ``prior_start`` from ``prior_start * prior + (1 - prior_start) * noise`` instead of pure noise at 0."""
         super().__init__()
+        if not 0.0 <= prior_start < 1.0:
+            raise ValueError(f"prior_start must be in [0, 1), got {prior_start}")
         self.net = net
         self.features = features
         self.sampler = sampler
@@ -69,6 +73,7 @@ class V2APipeline(nn.Module):
         self.cfg_scale = float(cfg_scale)
         self.cfg_modalities = check_modalities(cfg_modalities)
         self.phoneme_vocabulary = phoneme_vocabulary or PhonemeVocabulary()
+        self.prior_start = float(prior_start)
         self.run_config: dict | None = None  # the resolved config it was built from (set when loaded)
         self.trained_steps = -1              # optimizer steps of the loaded checkpoint (-1: an export)
 
@@ -91,7 +96,8 @@ class V2APipeline(nn.Module):
         """The same pipeline sampling with another copy of the network (training: the EMA weights)."""
         return V2APipeline(net=net, features=self.features, sampler=self.sampler, vocoder=self.vocoder,
                            text_conditioning=self.text_conditioning, cfg_scale=self.cfg_scale,
-                           cfg_modalities=self.cfg_modalities, phoneme_vocabulary=self.phoneme_vocabulary)
+                           cfg_modalities=self.cfg_modalities, phoneme_vocabulary=self.phoneme_vocabulary,
+                           prior_start=self.prior_start)
 
     def phoneme_track(self, phonemes: PhonemeInput, batch: int, n_tokens: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``phonemes`` as the (ids, position) track of ``n_tokens`` audio tokens per row, on the device."""
@@ -161,11 +167,25 @@ class V2APipeline(nn.Module):
         spec, device = self.spec, self.device
         batch = frames.shape[0]
         n_mel_frames = n_mel_frames or frames.shape[1] * spec.mel_frames_per_video_frame
+        start = self.prior_start if self.net.has_prior else 0.0
+        if start > 0:  # rasterised once: the prior and the velocity read the same track
+            n_tokens = frames.shape[1] * spec.tokens_per_video_frame
+            phonemes = self.phoneme_track([[] for _ in range(batch)] if phonemes is None else phonemes, batch, n_tokens)
         velocity = self.guided_velocity(frames, cfg_scale=cfg_scale, prompt=prompt, negative_prompt=negative_prompt,
                                         transcript=transcript, cfg_modalities=cfg_modalities, phonemes=phonemes)
         source = generator.device if generator is not None else device
         noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(device)
-        return self.sampler(velocity, noise, steps=steps)
+        if start > 0:
+            noise = start * self.prior_mel(phonemes, n_mel_frames) + (1 - start) * noise
+        return self.sampler(velocity, noise, steps=steps, start=start)
+
+    def prior_mel(self, track: tuple[torch.Tensor, torch.Tensor], n_mel_frames: int) -> torch.Tensor:
+        """The phoneme encoder's predicted mel [B, n_mels, n_mel_frames] for a rasterised phoneme track."""
+        prior = self.net(phonemes=track)[PRIOR_KEY]
+        mel = self.net.denoiser.untokenize(prior)[..., :n_mel_frames]
+        if mel.shape[-1] < n_mel_frames:  # a trailing partial token: hold the last frame
+            mel = torch.cat([mel, mel[..., -1:].expand(-1, -1, n_mel_frames - mel.shape[-1])], dim=-1)
+        return mel
 
     @torch.no_grad()
     def generate_audio(self, frames: torch.Tensor, **kwargs: Any) -> torch.Tensor:

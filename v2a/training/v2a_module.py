@@ -12,7 +12,7 @@ from v2a.audio.mel import LogMel
 from v2a.checkpoints.loading import load_checkpoint
 from v2a.data.visual_features import visual_input
 from v2a.diffusion import ODESampler, RectifiedFlow
-from v2a.models.v2a_net import V2ANet
+from v2a.models.v2a_net import PRIOR_KEY, V2ANet
 from v2a.models.vocoder.base import Vocoder
 from v2a.pipeline.loading import text_conditioning_for, tokenizer_binder
 from v2a.pipeline.pipeline import V2APipeline
@@ -42,7 +42,8 @@ class V2AModule(StageModule):
                  prompt_encoder: torch.nn.Module | None = None, transcript_encoder: torch.nn.Module | None = None,
                  tokenizer: str | None = None, text_max_tokens: dict[str, int] | None = None,
                  cfg_modalities: Sequence[str] = MODALITIES, modalities: Sequence[str] | None = None,
-                 phoneme_encoder: torch.nn.Module | None = None, phoneme_vocabulary: Sequence[str] | None = None) -> None:
+                 phoneme_encoder: torch.nn.Module | None = None, phoneme_vocabulary: Sequence[str] | None = None,
+                 prior_loss_weight: float = 1.0, prior_start: float = 0.0) -> None:
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
         self.visual_init = visual_init  # a sync-stage checkpoint whose visual encoder starts this model
         self.freeze_visual = freeze_visual
@@ -51,10 +52,12 @@ class V2AModule(StageModule):
         text = text_conditioning_for(net, tokenizer_path=tokenizer, max_tokens=text_max_tokens)
         self.pipeline = V2APipeline(net=net, features=features, sampler=sampler, vocoder=vocoder,
                                     text_conditioning=text, cfg_scale=cfg_scale, cfg_modalities=cfg_modalities,
-                                    phoneme_vocabulary=PhonemeVocabulary(phoneme_vocabulary or DEFAULT_VOCABULARY))
+                                    phoneme_vocabulary=PhonemeVocabulary(phoneme_vocabulary or DEFAULT_VOCABULARY),
+                                    prior_start=prior_start)
         self.ema = make_ema(net, ema_decay)
         text.on_tokenizer = tokenizer_binder(net, self.ema.module)
         self.objective = objective
+        self.prior_loss_weight = prior_loss_weight  # the phoneme prior's regression loss beside the flow loss
 
     # The pipeline's parts, under the names the training code and callbacks use.
     @property
@@ -114,7 +117,7 @@ class V2AModule(StageModule):
                                "own FSDP unit (auto_wrap_policy in v2a/conf/trainer/fsdp.yaml)")
 
     # --- training ---------------------------------------------------------------------------
-    def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator) -> torch.Tensor:
+    def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator, stage: str = "train") -> torch.Tensor:
         audio = batch["audio"]
         text = self.text_conditioning.from_batch(batch) or None
         # a phoneme-track model hears the transcript at the times the clip recorded (oracle timing in training)
@@ -131,7 +134,23 @@ class V2AModule(StageModule):
         else:
             mask = None
         mel = self.features(audio)
-        return self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask)
+        loss = self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask)
+        if PRIOR_KEY in cond and self.prior_loss_weight > 0:
+            prior_loss = self._prior_loss(net, cond, mel, mask)
+            self.log(f"{stage}/prior_loss", prior_loss, batch_size=mel.shape[0], sync_dist=stage != "train")
+            loss = loss + self.prior_loss_weight * prior_loss
+        return loss
+
+    @staticmethod
+    def _prior_loss(net: V2ANet, cond: dict, mel: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Mean squared error of the phoneme prior against the clip's mel tokens (real tokens only)."""
+        target = net.denoiser.tokenize(mel)
+        prior = cond[PRIOR_KEY][:, : target.shape[1]]
+        error = (prior - target[:, : prior.shape[1]]).pow(2).mean(dim=-1)
+        if mask is None:
+            return error.mean()
+        token_mask = cond["token_mask"][:, : error.shape[1]].float()
+        return (error * token_mask).sum() / token_mask.sum().clamp(min=1.0)
 
     def recorded_phonemes(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The phoneme track the batch's clips recorded, one phoneme per audio token."""
@@ -168,7 +187,7 @@ class V2AModule(StageModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         generator = torch.Generator().manual_seed(12345 + batch_idx)  # same noise at every validation
         with self.objective.recording() as details:
-            loss = self._loss(self.ema.module, batch, generator)
+            loss = self._loss(self.ema.module, batch, generator, stage="val")
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["audio"].shape[0])
         if details:
             log_flow_time_buckets(self, "val", details["t"], details["per_sample"], sync_dist=True)
