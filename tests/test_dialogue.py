@@ -85,6 +85,33 @@ def test_the_transcript_changes_the_output_and_the_vocabulary_travels(trained, d
     assert (mels[0] - mels[1]).abs().max() > 1e-4
 
 
+def test_the_phoneme_prior_is_trained_by_regression_and_starts_sampling(trained, dialogue_shards):
+    from v2a.evaluation.references import iterate_batches
+    from v2a.pipeline import V2APipeline
+    from v2a.text.phoneme_timing import DurationModel
+    from v2a.text.phonemes import Phonemizer
+
+    logged = (trained["model"].parent / "csv" / "version_0" / "metrics.csv").read_text()
+    assert "train/prior_loss" in logged.splitlines()[0]  # the regression ran beside the flow loss
+    pipeline = V2APipeline.from_pretrained(trained["model"])
+    assert pipeline.net.has_prior and pipeline.prior_start == 0.0
+    batch = next(iter(iterate_batches(str(dialogue_shards), "test", SPEC, 2, 2)))
+    timed = [DurationModel().fill(Phonemizer()(text), 0.2, 1.6) for text in ("hello there", "a yellow kite")]
+    n_tokens = batch["frames"].shape[1] * SPEC.tokens_per_video_frame
+    track = pipeline.phoneme_track(timed, 2, n_tokens)
+    prior = pipeline.prior_mel(track, SPEC.n_mel_frames)
+    assert prior.shape == (2, SPEC.n_mels, SPEC.n_mel_frames) and (prior[0] - prior[1]).abs().max() > 1e-4
+
+    def sample(start: float) -> torch.Tensor:
+        pipeline.prior_start = start
+        return pipeline.generate_mel(batch["frames"], steps=2, generator=torch.Generator().manual_seed(0),
+                                     phonemes=timed)
+
+    from_noise, near_prior = sample(0.0), sample(0.98)
+    # started at t = 0.98, the sample is the prior plus 2 % noise plus 2 % of the flow: close to the prior
+    assert (near_prior - prior).abs().mean() < 0.3 * (from_noise - prior).abs().mean()
+
+
 def test_generate_with_the_aligner_and_the_dialogue_evaluation(trained, dialogue_shards, tmp_path):
     import webdataset as wds
 

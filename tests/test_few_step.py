@@ -87,6 +87,20 @@ def test_time_grids():
             ODESampler(**bad)
 
 
+def test_a_solve_can_start_part_way_along_the_flow():
+    # On the straight path toward a target (v = (target - x) / (1 - t)) Euler lands on it from any start
+    # on that path, with the grid squeezed into [start, 1].
+    g = torch.Generator().manual_seed(1)
+    target, noise = torch.randn(2, 6, generator=g), torch.randn(2, 6, generator=g)
+    wrapped, calls = counting(lambda x, t: (target - x) / (1 - t[:, None]))
+    x = ODESampler(steps=4)(wrapped, 0.6 * target + 0.4 * noise, start=0.6)
+    assert torch.allclose(x, target, atol=1e-5)
+    assert calls == pytest.approx([0.6, 0.7, 0.8, 0.9])
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="start"):
+            ODESampler()(wrapped, noise, start=bad)
+
+
 def test_pair_buffer_keeps_the_last_batches_and_samples_across_them():
     buffer = PairBuffer(2)
     for i in range(3):
