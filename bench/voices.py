@@ -1,6 +1,6 @@
 """The talking heads' voices: ground-truth WER through Whisper, and the speaker type a speaker encoder hears.
 
-    python bench/voices.py [--clips 50] [--references 10] [--write]
+    python bench/voices.py [--clips 50] [--references 10] [--data data/synthetic_dialogue_piper] [--write]
 
 Each voice group (espeak-ng's men, espeak-ng's women, Piper's joe) speaks the same ``--clips`` sentences of the
 benchmark (talking_head.candidate_sentences, rates 140-200 wpm, espeak-ng pitches 30-70; espeak-ng groups cycle
@@ -9,12 +9,15 @@ through their voices), alone, peak 0.3 at 16 kHz as in a clip. Whisper tiny.en (
 (v2a.evaluation.speaker, Resemblyzer's weights) is fitted on ``--references`` other sentences per group (centroids
 "man": espeak-ng men + joe, "woman": espeak-ng women) and once on espeak-ng's voices alone (does joe, never seen,
 still sound like "a man speaking"?); the table gives the share of clips given their group's type.
-Needs espeak-ng's library and the `piper` and `eval` extras.
+With ``--data``, the same on a built benchmark's test clips (ground truth, the mix as stored), per voice, with the
+centroids of the evaluation's speaker-type metric (its val split), and the share whose caption ("a man speaking")
+names the type heard. Needs espeak-ng's library and the `piper` and `eval` extras.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -53,10 +56,38 @@ def utterances(group: str, count: int, seed: int) -> list[tuple[str, str, np.nda
     return out
 
 
+def built_split(data: str, max_clips: int, recognizer, encoder: SpeakerEncoder) -> list[str]:
+    """Rows of the table for a built benchmark's test clips: per voice, GT WER and speaker type vs caption."""
+    from v2a.evaluation.references import iterate_batches
+    from v2a.evaluation.speaker import speaker_of
+    from v2a.shapes import ClipSpec
+
+    spec = ClipSpec(**json.loads((Path(data) / "test" / "index.json").read_text())["spec"])
+    types = SpeakerTypes.from_split(data, "val", spec, encoder=encoder)
+    clips: dict[str, list[tuple[str, str, str, str]]] = {}
+    for batch in iterate_batches(data, "test", spec, 25, max_clips):
+        for meta, audio in zip(batch["meta"], batch["audio"].numpy(), strict=True):
+            head = next((s for s in meta.get("sources", []) if s.get("kind") == "talking_head"), None)
+            if head is None:
+                continue
+            wave = resample(audio, spec.sample_rate, SR)
+            clips.setdefault(head["voice"], []).append((meta["transcript"], recognizer(wave, SR), speaker_of(meta),
+                                                        types(audio, spec.sample_rate)))
+    lines = []
+    for voice, rows in sorted(clips.items()):
+        rates = error_rates([r[1] for r in rows], [r[0] for r in rows])
+        acc = np.mean([r[2] == r[3] for r in rows])
+        lines.append(f"| {voice} | {rows[0][2]} | {len(rows)} | {rates['wer']:.3f} | {rates['cer']:.3f} | {acc:.2f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=50)
     parser.add_argument("--references", type=int, default=10)
+    parser.add_argument("--data", help="also score a built benchmark's test split (e.g. data/synthetic_dialogue_piper)")
+    parser.add_argument("--max-clips", type=int, default=100, help="test clips of --data")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -85,8 +116,10 @@ def main() -> None:
                 mine = [k for k, (v, _, _) in enumerate(clips) if v == voice]
                 wer = error_rates([heard[k] for k in mine], [clips[k][1] for k in mine])["wer"]
                 per_voice.append(f"{voice} {wer:.2f} ({len(mine)})")
+    data_lines = built_split(args.data, args.max_clips, recognizer, encoder) if args.data else []
     seconds = time.perf_counter() - started
-    command = f"python bench/voices.py --clips {args.clips} --references {args.references}"
+    command = f"python bench/voices.py --clips {args.clips} --references {args.references}" + \
+        (f" --data {args.data} --max-clips {args.max_clips}" if args.data else "")
     markdown = "\n".join([
         "## Talking-head voices: ground-truth WER and speaker type (issue 15)", "",
         f"`{command}` — {machine()}, {seconds:.0f} s", "",
@@ -96,7 +129,13 @@ def main() -> None:
         "alone (joe never seen). \"a man speaking\" in a prompt means a voice of type man.", "",
         *lines, "",
         f"WER per espeak-ng voice (clips): {'; '.join(per_voice)}.",
-    ])
+    ] + ([
+        "", f"{args.data} (built by `python data_prep/make_synthetic.py --config-name synthetic_dialogue_piper "
+        f"out={args.data}`), test split (ground truth as stored; speaker-type centroids from its val split, as "
+        "`evaluate.py dialogue=true` fits them): does the voice say the transcript, and is it heard as the type its "
+        "caption names?", "",
+        "| voice | caption type | clips | GT WER | GT CER | speaker type = caption's |", "| --- " * 6 + "|",
+        *data_lines] if args.data else []))
     print(markdown)
     if args.write:
         write_section("voices", markdown)
