@@ -107,12 +107,12 @@ def judged(judge: MaterialJudge, batches: list[dict], pipeline: V2APipeline | No
 real_features = None   # the init's LogMel, set in main()
 
 
-def finetune(init: str, data: Path, freeze: str, steps: int, out: Path) -> tuple[list[str], float]:
-    """Run the real command; returns it and its wall time."""
+def finetune(init: str, data: Path, freeze: str, steps: int, out: Path, overrides: list[str]) -> tuple[list[str], float]:
+    """Run the real command (``overrides``: more train.py overrides); returns it and its wall time."""
     freeze_list = "[]" if freeze == "none" else f"[{freeze}]"
     command = [sys.executable, "train.py", "experiment=finetune", f"finetune.init={init}", f"data.root={data}",
                f"finetune.freeze={freeze_list}", f"trainer.max_steps={steps}", "trainer.enable_progress_bar=false",
-               "callbacks.demo_samples=null", f"hydra.run.dir={out}"]
+               "callbacks.demo_samples=null", *overrides, f"hydra.run.dir={out}"]
     start = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
     return command, time.perf_counter() - start
@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--clips", type=int, default=100, help="test clips of each set")
     parser.add_argument("--judge-clips", type=int, default=800, help="benchmark train clips the judge is fitted on")
+    parser.add_argument("--override", action="append", default=[], help="a train.py override for every run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("outputs/finetune_bench"))
     parser.add_argument("--write", action="store_true")
@@ -157,8 +158,9 @@ def main() -> None:
 
     rows, commands = [], []
     for freeze in args.freeze or ["encoders"]:
-        run = args.out / freeze.replace(",", "+")
-        command, seconds = finetune(args.init, args.new, freeze, args.steps, run)
+        run = args.out / (freeze.replace(",", "+") + "".join("_" + o.split(".")[-1].replace("=", "_")
+                                                              for o in args.override))
+        command, seconds = finetune(args.init, args.new, freeze, args.steps, run, args.override)
         commands.append(" ".join(shlex.quote(c) for c in ["python", *command[1:]]))
         tuned = V2APipeline.from_pretrained(run / "export")
         after = {name: score[name](tuned) for name in sets}
@@ -171,7 +173,8 @@ def main() -> None:
              f"{(time.perf_counter() - started) / 60:.1f} min in all.", "",
              "```", "python data_prep/make_synthetic.py --config-name synthetic_recoloured",
              f"OMP_NUM_THREADS={torch.get_num_threads()} python bench/finetune.py --init {args.init} "
-             + " ".join(f"--freeze {f}" for f in args.freeze or ["encoders"]) + f" --steps {args.steps} --write",
+             + " ".join(f"--freeze {f}" for f in args.freeze or ["encoders"]) + f" --steps {args.steps}"
+             + "".join(f" --override {o}" for o in args.override) + " --write",
              "# each fine-tuning run:", *commands, "```", "",
              f"Material accuracy of generated audio ({args.clips} test clips per set, 8 Euler steps, the model's CFG; "
              f"hit = the judged material is one of the clip's). The judge reads real audio at "
@@ -191,7 +194,8 @@ def main() -> None:
     markdown = "\n".join(lines)
     print(markdown)
     if args.write:
-        write_section("finetune", "## Fine-tuning on new footage: the impacts model on a repainted material set "
+        name = "finetune" + "".join("_" + o.replace("=", "_").replace(".", "_") for o in args.override)
+        write_section(name, "## Fine-tuning on new footage: the impacts model on a repainted material set "
                       "(issue 19)\n\n" + markdown)
 
 
