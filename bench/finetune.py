@@ -56,6 +56,7 @@ class MaterialJudge:
     def __init__(self, features: torch.Tensor, labels: torch.Tensor, steps: int = 500) -> None:
         self.mean, self.std = features.mean(0), features.std(0) + 1e-6
         x = (features - self.mean) / self.std
+        torch.manual_seed(0)   # the same judge every run
         self.layer = torch.nn.Linear(x.shape[1], len(MATERIALS))
         optimizer = torch.optim.Adam(self.layer.parameters(), lr=0.05, weight_decay=1e-3)
         with torch.enable_grad():   # fitted inside fit_judge's no_grad
@@ -195,8 +196,8 @@ def main() -> None:
     print(markdown)
     if args.write:
         name = "finetune" + "".join("_" + o.replace("=", "_").replace(".", "_") for o in args.override)
-        write_section(name, "## Fine-tuning on new footage: the impacts model on a repainted material set "
-                      "(issue 19)\n\n" + markdown)
+        title = "## Fine-tuning on new footage: the impacts model on a repainted material set (issue 19)"
+        write_section(name, title + "".join(f", {o}" for o in args.override) + "\n\n" + markdown)
 
 
 if __name__ == "__main__":
