@@ -3,9 +3,10 @@
     python bench/aligner.py --aligner ALIGNER_EXPORT --data data/synthetic_dialogue [--split val] [--write]
 
 Word-onset error: |predicted - recorded| start of every word, in video frames, median over the words of the
-clips whose transcript splits into as many words as espeak-ng recorded. Rows: the speech-activity threshold and
-the shortest gap closed (``v2a.pipeline.aligner.speech_segments``), and subtitle timing (one cue over the
-recorded words) as the reference that needs no video.
+clips whose transcript splits into as many words as espeak-ng recorded. Rows: the speech-activity threshold, and
+how words are placed inside a speech segment — at their typical share of it, or (aligners that read the mouth's
+opening) where the mouth closes, at several stiffnesses (``v2a.text.phoneme_timing.word_onsets``); and subtitle
+timing (one cue over the recorded words) as the reference that needs no video.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from bench.report import machine, write_section  # noqa: E402
 from v2a.evaluation.dialogue import speech_span, word_starts  # noqa: E402
 from v2a.evaluation.references import iterate_batches  # noqa: E402
-from v2a.pipeline.aligner import LipAligner, speech_segments  # noqa: E402
+from v2a.pipeline.aligner import LipAligner  # noqa: E402
 from v2a.shapes import ClipSpec  # noqa: E402
 from v2a.training.aligner_module import speaking_frames  # noqa: E402
 
@@ -45,20 +46,23 @@ def main() -> None:
     clips, accuracy = [], []
     for batch in iterate_batches(args.data, args.split, spec, 25, args.max_clips):
         for frames, meta in zip(batch["frames"], batch["meta"], strict=True):
-            probs = aligner.speaking(frames)
+            probs, opening = aligner.predict(frames)
             accuracy.append(float(((probs > 0.5) == speaking_frames(meta, spec).numpy()).mean()))
             recorded = [float(e["time"]) for e in meta.get("events", []) if e.get("kind") == "word"]
-            clips.append((probs, aligner.phonemizer(meta["transcript"]), recorded, speech_span(meta)))
+            clips.append((probs, opening, aligner.phonemizer(meta["transcript"]), recorded, speech_span(meta)))
+    reads_mouth = clips[0][1] is not None
+    placements = [("typical shares", None)] + ([(f"mouth closing, stiffness {k}", k) for k in (1.0, 3.0, 10.0)]
+                                                if reads_mouth else [])
     rows = []
     for threshold in (0.3, 0.5, 0.7):
-        for gap in (1, 3, 8):
+        for label, stiffness in placements:
             errors = []
-            for probs, phonemes, recorded, _ in clips:
-                segments = speech_segments(probs > threshold, aligner.fps, min_gap=gap) or [(0.0, spec.duration)]
-                errors += onset_errors(word_starts(aligner.durations.fill_segments(phonemes, segments)), recorded,
-                                       aligner.fps)
-            rows.append(f"| video, threshold {threshold}, gaps < {gap} frames closed | {np.median(errors):.3f} | {len(errors)} |")
-    subtitle = [e for _, phonemes, recorded, span in clips if span
+            for probs, opening, phonemes, recorded, _ in clips:
+                spans = aligner.place(phonemes, probs, opening if stiffness else None, len(probs), threshold=threshold,
+                                      stiffness=stiffness)
+                errors += onset_errors(word_starts(spans), recorded, aligner.fps)
+            rows.append(f"| video, threshold {threshold}, {label} | {np.median(errors):.3f} | {len(errors)} |")
+    subtitle = [e for _, _, phonemes, recorded, span in clips if span
                 for e in onset_errors(word_starts(aligner.durations.fill(phonemes, *span)), recorded, aligner.fps)]
     rows.append(f"| subtitles (one cue over the recorded words) | {np.median(subtitle):.3f} | {len(subtitle)} |")
     command = f"python bench/aligner.py --aligner {args.aligner} --data {args.data} --split {args.split} " \

@@ -4,8 +4,9 @@
         --aligner ALIGNER_EXPORT --data data/synthetic_dialogue [--data-solo data/synthetic_dialogue_solo] \
         [--max-clips 100] [--write]
 
-Each ``--row "NAME=EXPORT:TIMING"`` is scored by :func:`v2a.evaluation.dialogue.evaluate_dialogue` on the test
+Each ``--row "NAME=EXPORT:TIMING[:PRIOR_START]"`` is scored by :func:`v2a.evaluation.dialogue.evaluate_dialogue` on the test
 split (Whisper tiny.en, the `eval` extra); rows are also scored on ``--data-solo`` (speech alone) when given.
+``PRIOR_START`` (models with a phoneme prior) starts sampling from the prior at that flow time.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ COLUMNS = ("speech/wer", "ref/gt_wer", "speech/cer", "speech/wer_swapped", "ref/
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--row", action="append", required=True, help="NAME=EXPORT:TIMING (oracle|subtitles|video)")
+    parser.add_argument("--row", action="append", required=True,
+                        help="NAME=EXPORT:TIMING[:PRIOR_START] (timing: oracle|subtitles|video)")
     parser.add_argument("--aligner", help="lip-aligner export (timing video / subtitles)")
     parser.add_argument("--data", required=True)
     parser.add_argument("--data-solo", help="talking heads alone (synthetic_dialogue_solo)")
@@ -47,8 +49,10 @@ def main() -> None:
     datasets = [("mixed", args.data)] + ([("speech alone", args.data_solo)] if args.data_solo else [])
     for row in args.row:
         name, _, rest = row.partition("=")
-        export, _, timing = rest.rpartition(":")
+        export, timing, *start = rest.split(":")
         pipeline = V2APipeline.from_pretrained(export)
+        if start:
+            pipeline.sampler.prior_start = float(start[0])
         for label, data in datasets:
             with tempfile.TemporaryDirectory() as out:
                 m = evaluate_dialogue(pipeline, data=data, split="test", out_dir=out, recognizer=recognizer,

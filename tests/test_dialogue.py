@@ -61,6 +61,10 @@ def test_the_aligner_export_carries_durations_and_times_a_transcript(trained, di
     aligner = LipAligner.from_pretrained(trained["aligner"])
     assert aligner.durations.durations and aligner.fps == SPEC.fps  # fitted from the recorded phonemes
     batch = next(iter(iterate_batches(str(dialogue_shards), "test", SPEC, 2, 2)))
+    speaking, opening = aligner.predict(batch["frames"][0])
+    assert speaking.shape == opening.shape == (SPEC.n_video_frames,) and (opening >= 0).all()  # it reads the mouth
+    logged = (trained["aligner"].parent / "csv" / "version_0" / "metrics.csv").read_text().splitlines()[0]
+    assert "train/opening_mse" in logged  # trained on the opening the talking heads recorded
     spans = aligner.timeline(batch["frames"][0], "the cat found a blue box")
     assert spans and all(a.end <= b.start + 1e-9 for a, b in zip(spans, spans[1:], strict=False))  # monotone
     assert 0 <= spans[0].start and spans[-1].end <= SPEC.duration + 1e-6
@@ -94,7 +98,7 @@ def test_the_phoneme_prior_is_trained_by_regression_and_starts_sampling(trained,
     logged = (trained["model"].parent / "csv" / "version_0" / "metrics.csv").read_text()
     assert "train/prior_loss" in logged.splitlines()[0]  # the regression ran beside the flow loss
     pipeline = V2APipeline.from_pretrained(trained["model"])
-    assert pipeline.net.has_prior and pipeline.prior_start == 0.0
+    assert pipeline.net.has_prior and pipeline.sampler.prior_start == 0.0
     batch = next(iter(iterate_batches(str(dialogue_shards), "test", SPEC, 2, 2)))
     timed = [DurationModel().fill(Phonemizer()(text), 0.2, 1.6) for text in ("hello there", "a yellow kite")]
     n_tokens = batch["frames"].shape[1] * SPEC.tokens_per_video_frame
@@ -103,7 +107,7 @@ def test_the_phoneme_prior_is_trained_by_regression_and_starts_sampling(trained,
     assert prior.shape == (2, SPEC.n_mels, SPEC.n_mel_frames) and (prior[0] - prior[1]).abs().max() > 1e-4
 
     def sample(start: float) -> torch.Tensor:
-        pipeline.prior_start = start
+        pipeline.sampler.prior_start = start
         return pipeline.generate_mel(batch["frames"], steps=2, generator=torch.Generator().manual_seed(0),
                                      phonemes=timed)
 

@@ -1,5 +1,6 @@
 """Transcripts as phonemes, and phonemes placed in time (one per audio token)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,6 +79,31 @@ def test_a_cue_is_filled_in_proportion_to_typical_durations_and_segments_keep_wo
     assert [s.word for s in spans if s.start < 0.3] == [0, 0] and [s.word for s in spans if s.start >= 1.0] == [1, 2]
     fitted = DurationModel.fit([[PhonemeSpan(0, 0.1, "a"), PhonemeSpan(0.1, 0.4, "a"), PhonemeSpan(0.4, 0.5, "b")]])
     assert fitted.duration("a") == pytest.approx(0.2) and fitted.duration("zz") == fitted.default
+
+
+def test_word_onsets_go_where_the_mouth_closes_between_words():
+    from v2a.text.phoneme_timing import word_onsets
+    from v2a.text.phonemes import Phoneme
+
+    # three words whose typical durations say 10 frames each; the mouth shuts at frames 12 and 27
+    opening = np.full(40, 0.8)
+    opening[[12, 27]] = 0.0
+    onsets = word_onsets(opening, 5, 35, [1.0, 1.0, 1.0], stiffness=1.0)
+    assert onsets == [5, 12, 27]
+    assert word_onsets(opening, 5, 35, [1.0, 1.0, 1.0], stiffness=1e4) == [5, 15, 25]  # stiff: typical shares
+    assert word_onsets(np.zeros(10), 0, 3, [1.0, 1.0, 1.0], stiffness=1.0) == [0, 1, 2]  # one frame a word
+    with pytest.raises(ValueError, match="do not fit"):
+        word_onsets(opening, 0, 2, [1.0, 1.0, 1.0], stiffness=1.0)
+    # through the duration model: phonemes follow their word's onset, spans stay ordered and inside the segment
+    model = DurationModel({"a": 0.1, "b": 0.1})
+    words = [Phoneme("a", 0), Phoneme("b", 0), Phoneme("a", 1), Phoneme("b", 1), Phoneme("a", 2), Phoneme("b", 2)]
+    spans = model.fill_segments(words, [(0.2, 1.4)], opening=opening, fps=25.0, stiffness=1.0)
+    starts = {s.word: s.start for s in reversed(spans)}
+    assert starts == pytest.approx({0: 0.2, 1: 12 / 25, 2: 27 / 25})
+    assert all(a.end == pytest.approx(b.start) for a, b in zip(spans, spans[1:], strict=False))
+    assert spans[-1].end == pytest.approx(1.4)
+    shares = model.fill_segments(words, [(0.2, 1.4)])  # without the mouth: equal shares
+    assert {s.word: s.start for s in reversed(shares)} == pytest.approx({0: 0.2, 1: 0.6, 2: 1.0})
 
 
 def test_the_vocabulary_is_stored_in_the_model_config(tmp_path):

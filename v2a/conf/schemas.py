@@ -210,6 +210,7 @@ class SamplerOptions:
     method: str | None = MISSING
     schedule: str | None = MISSING
     shift: float | None = MISSING
+    prior_start: float | None = MISSING  # models with a phoneme prior: the flow time sampling starts from it
 
     @staticmethod
     def check(node: DictConfig, p: str) -> list[str]:

@@ -68,14 +68,16 @@ class ODESampler:
     ``midpoint`` (2 per step); both second-order methods are exact on velocities linear in t, where
     Euler is not. ``schedule``/``shift`` place the steps (:func:`time_grid`). ``nfe(steps)`` is the
     number of velocity evaluations, the cost to compare samplers by (with CFG each costs two network
-    passes).
+    passes). ``prior_start`` is where a model with a phoneme prior starts (``V2APipeline.generate_mel``):
+    at that flow time, from the prior mixed with noise; a call integrates from its ``start`` argument.
     """
 
     METHODS = ("euler", "heun", "midpoint")
     SCHEDULES = ("uniform", "cosine")
     EVALUATIONS_PER_STEP = {"euler": 1, "heun": 2, "midpoint": 2}
 
-    def __init__(self, *, steps: int = 8, method: str = "euler", schedule: str = "uniform", shift: float = 1.0) -> None:
+    def __init__(self, *, steps: int = 8, method: str = "euler", schedule: str = "uniform", shift: float = 1.0,
+                 prior_start: float = 0.0) -> None:
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if method not in self.METHODS:
@@ -84,7 +86,10 @@ class ODESampler:
             raise ValueError(f"schedule must be one of {self.SCHEDULES}, got {schedule!r}")
         if shift <= 0:
             raise ValueError(f"shift must be > 0, got {shift}")
+        if not 0.0 <= prior_start < 1.0:
+            raise ValueError(f"prior_start must be in [0, 1), got {prior_start}")
         self.steps = steps
+        self.prior_start = float(prior_start)
         self.method = method
         self.schedule = schedule
         self.shift = float(shift)

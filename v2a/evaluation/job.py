@@ -121,7 +121,7 @@ def evaluate(*, ckpt: str, out: str, data: str | None = None, split: str = "test
     settings = {"ckpt": str(ckpt), "ckpt_sha256": sha256_file(weights_file(ckpt)), "data": data, "split": split,
                 "steps": module.sampler.steps if steps is None else steps,
                 "cfg_scale": module.cfg_scale if cfg_scale is None else cfg_scale, "seed": seed,
-                "sampler": {k: getattr(module.sampler, k, None) for k in ("method", "schedule", "shift")},
+                "sampler": {k: getattr(module.sampler, k, None) for k in ("method", "schedule", "shift", "prior_start")},
                 "max_clips": max_clips, "watermark": watermark is not None,
                 "vocoder": vocoder}   # None: the checkpoint's own
 

@@ -21,7 +21,7 @@ class PhonemeTrackEncoder(nn.Module):
     the flow loss, as Grad-TTS trains its encoder's mel prior: the regression gets clean gradients
     where the flow loss sees the speech through noise, so the phoneme features learn what each phoneme
     sounds like in a few hundred steps (docs/benchmarks.md, dialogue_prior). The sampler can start from
-    the prior (``V2APipeline.prior_start``).
+    the prior (the sampler's ``prior_start``).
     """
 
     def __init__(self, *, vocab_size: int, dim: int = 128, layers: int = 2, kernel: int = 5,

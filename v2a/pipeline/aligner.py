@@ -38,16 +38,22 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 class LipAligner:
-    """Places a transcript's phonemes on the frames where the mouth moves."""
+    """Places a transcript's phonemes on the frames where the mouth moves.
+
+    Speech segments are the runs of frames the network calls speaking; the transcript's words are dealt to
+    them, and inside a segment each word starts where the mouth closes between words when the network reads
+    the mouth's opening (``stiffness`` keeps words near their typical durations), else at its typical share.
+    """
 
     def __init__(self, net: SpeechActivityNet, durations: DurationModel, fps: float, *, image_size: int | None = None,
-                 phonemizer: Phonemizer | None = None, threshold: float = 0.5) -> None:
+                 phonemizer: Phonemizer | None = None, threshold: float = 0.5, stiffness: float = 3.0) -> None:
         self.net = net.eval()
         self.image_size = image_size
         self.durations = durations
         self.fps = float(fps)
         self.phonemizer = phonemizer or Phonemizer()
         self.threshold = threshold
+        self.stiffness = stiffness
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, device: str | torch.device = "cpu") -> LipAligner:
@@ -60,28 +66,42 @@ class LipAligner:
         if config.get("format") != "v2a-lip-aligner":
             raise CheckpointError(f"{path} is not a lip-aligner export (format {config.get('format')!r})")
         model = OmegaConf.create(config["model"])
-        net = SpeechActivityNet(visual_encoder=instantiate(model.visual_encoder), hidden=model.get("hidden", 64))
+        net = SpeechActivityNet(visual_encoder=instantiate(model.visual_encoder), hidden=model.get("hidden", 64),
+                                opening=model.get("opening", False))
         net.load_state_dict(weights)
         durations = DurationModel(config["durations"]["durations"], default=config["durations"]["default"])
         return cls(net.to(device), durations, config["fps"], image_size=config.get("image_size"))
 
     @torch.no_grad()
-    def speaking(self, frames: torch.Tensor) -> np.ndarray:
-        """Per-frame probability that the face speaks, frames [T, 3, H, W] uint8 at the aligner's fps."""
+    def predict(self, frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per-frame probability that the face speaks, and the mouth's opening (None if the network does not read
+        it), for frames [T, 3, H, W] uint8 at the aligner's fps."""
         device = next(self.net.parameters()).device
         frames = frames.to(device)
         if self.image_size and frames.shape[-1] != self.image_size:  # the aligner's own frame size
             resized = F.interpolate(frames.float(), size=(self.image_size, self.image_size), mode="area")
             frames = resized.round().clamp(0, 255).to(torch.uint8)
-        return torch.sigmoid(self.net(frames[None])[0]).cpu().numpy()
+        logits, opening = self.net.predict(frames[None])
+        return torch.sigmoid(logits[0]).cpu().numpy(), None if opening is None else opening[0].clamp(min=0).cpu().numpy()
+
+    def speaking(self, frames: torch.Tensor) -> np.ndarray:
+        """Per-frame probability that the face speaks (see :meth:`predict`)."""
+        return self.predict(frames)[0]
 
     def timeline(self, frames: torch.Tensor, transcript: str) -> list[PhonemeSpan]:
         """The transcript's phonemes placed on the speaking frames of ``frames`` (seconds from frame 0)."""
         phonemes = self.phonemizer(transcript)
         if not phonemes:
             return []
-        segments = speech_segments(self.speaking(frames) > self.threshold, self.fps)
+        speaking, opening = self.predict(frames)
+        return self.place(phonemes, speaking, opening, frames.shape[0])
+
+    def place(self, phonemes: list, speaking: np.ndarray, opening: np.ndarray | None, n_frames: int,
+              threshold: float | None = None, stiffness: float | None = None) -> list[PhonemeSpan]:
+        """:meth:`timeline` from the network's per-frame outputs (settings other than the aligner's may be given)."""
+        segments = speech_segments(speaking > (self.threshold if threshold is None else threshold), self.fps)
         if not segments:
             log.warning("the aligner saw no speaking face: the transcript is spread over the whole clip")
-            segments = [(0.0, frames.shape[0] / self.fps)]
-        return self.durations.fill_segments(phonemes, segments)
+            segments = [(0.0, n_frames / self.fps)]
+        return self.durations.fill_segments(phonemes, segments, opening=opening, fps=self.fps,
+                                            stiffness=self.stiffness if stiffness is None else stiffness)

@@ -61,8 +61,7 @@ def build_pipeline(model: DictConfig) -> V2APipeline:
                        vocoder=instantiate(model.vocoder),
                        text_conditioning=text_conditioning_for(net, max_tokens=model.get("text_max_tokens")),
                        cfg_scale=model.get("cfg_scale", 3.0), cfg_modalities=model.get("cfg_modalities", MODALITIES),
-                       phoneme_vocabulary=PhonemeVocabulary(model.get("phoneme_vocabulary") or DEFAULT_VOCABULARY),
-                       prior_start=model.get("prior_start", 0.0))
+                       phoneme_vocabulary=PhonemeVocabulary(model.get("phoneme_vocabulary") or DEFAULT_VOCABULARY))
 
 
 def inference_weights(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

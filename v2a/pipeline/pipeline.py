@@ -59,12 +59,8 @@ class V2APipeline(nn.Module):
     def __init__(self, *, net: V2ANet, features: LogMel, sampler: ODESampler, vocoder: Vocoder,
                  text_conditioning: TextConditioning | None = None, cfg_scale: float = 3.0,
                  cfg_modalities: Sequence[str] = MODALITIES,
-                 phoneme_vocabulary: PhonemeVocabulary | None = None, prior_start: float = 0.0) -> None:
-        """``prior_start`` (models whose phoneme encoder predicts the spoken mel): sampling starts at flow time
-        ``prior_start`` from ``prior_start * prior + (1 - prior_start) * noise`` instead of pure noise at 0."""
+                 phoneme_vocabulary: PhonemeVocabulary | None = None) -> None:
         super().__init__()
-        if not 0.0 <= prior_start < 1.0:
-            raise ValueError(f"prior_start must be in [0, 1), got {prior_start}")
         self.net = net
         self.features = features
         self.sampler = sampler
@@ -73,7 +69,6 @@ class V2APipeline(nn.Module):
         self.cfg_scale = float(cfg_scale)
         self.cfg_modalities = check_modalities(cfg_modalities)
         self.phoneme_vocabulary = phoneme_vocabulary or PhonemeVocabulary()
-        self.prior_start = float(prior_start)
         self.run_config: dict | None = None  # the resolved config it was built from (set when loaded)
         self.trained_steps = -1              # optimizer steps of the loaded checkpoint (-1: an export)
 
@@ -96,8 +91,7 @@ class V2APipeline(nn.Module):
         """The same pipeline sampling with another copy of the network (training: the EMA weights)."""
         return V2APipeline(net=net, features=self.features, sampler=self.sampler, vocoder=self.vocoder,
                            text_conditioning=self.text_conditioning, cfg_scale=self.cfg_scale,
-                           cfg_modalities=self.cfg_modalities, phoneme_vocabulary=self.phoneme_vocabulary,
-                           prior_start=self.prior_start)
+                           cfg_modalities=self.cfg_modalities, phoneme_vocabulary=self.phoneme_vocabulary)
 
     def phoneme_track(self, phonemes: PhonemeInput, batch: int, n_tokens: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``phonemes`` as the (ids, position) track of ``n_tokens`` audio tokens per row, on the device."""
@@ -167,7 +161,8 @@ class V2APipeline(nn.Module):
         spec, device = self.spec, self.device
         batch = frames.shape[0]
         n_mel_frames = n_mel_frames or frames.shape[1] * spec.mel_frames_per_video_frame
-        start = self.prior_start if self.net.has_prior else 0.0
+        # a model with a phoneme prior may start part way, from the prior it predicts (sampler.prior_start)
+        start = self.sampler.prior_start if self.net.has_prior else 0.0
         if start > 0:  # rasterised once: the prior and the velocity read the same track
             n_tokens = frames.shape[1] * spec.tokens_per_video_frame
             phonemes = self.phoneme_track([[] for _ in range(batch)] if phonemes is None else phonemes, batch, n_tokens)

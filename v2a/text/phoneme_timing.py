@@ -108,6 +108,51 @@ def stress_keys(spans: Sequence[PhonemeSpan], phonemes: Sequence[Phoneme]) -> li
     return keys
 
 
+def spoken_words(phonemes: Sequence[Phoneme]) -> list[list[Phoneme]]:
+    """The phonemes grouped by word, pauses left out."""
+    words: list[list[Phoneme]] = []
+    for p in phonemes:
+        if p.symbol in PAUSES:
+            continue
+        if not words or words[-1][-1].word != p.word:
+            words.append([])
+        words[-1].append(p)
+    return words
+
+
+def word_onsets(opening: np.ndarray, first: int, last: int, typical: Sequence[float], stiffness: float) -> list[int]:
+    """The frames in [first, last) where each of ``len(typical)`` words starts (the first at ``first``).
+
+    Dynamic programming over the onsets of the later words: an onset costs the mouth's opening at that frame
+    relative to the clip's widest (words start where the mouth is closing or shut), and each word
+    ``stiffness * log(frames / expected)^2``, where expected is its typical duration scaled so that the words
+    fill the segment. Returns the onset frames, increasing, every word at least one frame long.
+    """
+    n_words, n_frames = len(typical), last - first
+    if n_words < 1 or n_frames < n_words:
+        raise ValueError(f"{n_words} words do not fit in {n_frames} frames")
+    level = np.asarray(opening, dtype=np.float64)[first:last]
+    level = level / max(float(np.max(opening)), 1e-9)
+    expected = np.asarray(typical, dtype=np.float64)
+    expected = np.maximum(expected * n_frames / expected.sum(), 1e-3)
+    cost = np.full((n_words + 1, n_frames + 1), np.inf)
+    back = np.zeros((n_words + 1, n_frames + 1), dtype=np.int64)
+    cost[0, 0] = 0.0
+    for word in range(1, n_words + 1):
+        for end in range(word, n_frames + 1):
+            starts = np.arange(word - 1, end)  # this word runs over frames [start, end)
+            total = cost[word - 1, starts] + stiffness * np.log((end - starts) / expected[word - 1]) ** 2
+            if word > 1:
+                total = total + level[starts]
+            best = int(np.argmin(total))
+            cost[word, end], back[word, end] = total[best], starts[best]
+    onsets, end = [], n_frames
+    for word in range(n_words, 0, -1):
+        end = int(back[word, end])
+        onsets.append(first + end)
+    return onsets[::-1]
+
+
 class DurationModel:
     """Typical duration of each phoneme (seconds), fitted to recorded utterances; fills a span with phonemes.
 
@@ -143,21 +188,22 @@ class DurationModel:
         return [PhonemeSpan(float(a), float(b), p.symbol, p.word) for p, a, b in zip(phonemes, edges[:-1], edges[1:],
                                                                                    strict=True)]
 
-    def fill_segments(self, phonemes: Sequence[Phoneme], segments: Sequence[tuple[float, float]]) -> list[PhonemeSpan]:
+    def fill_segments(self, phonemes: Sequence[Phoneme], segments: Sequence[tuple[float, float]], *,
+                      opening: np.ndarray | None = None, fps: float | None = None,
+                      stiffness: float = 3.0) -> list[PhonemeSpan]:
         """``phonemes`` spread over several speech segments: words are dealt to segments in order, each segment
-        taking a share of the words in proportion to its length (a word is never split across segments)."""
+        taking a share of the words in proportion to its length (a word is never split across segments).
+
+        With the mouth's per-frame ``opening`` (frame ``i`` at ``i / fps`` s), each segment's word onsets are
+        placed where the mouth closes between words (:func:`word_onsets`, ``stiffness`` holding the words near
+        their typical durations); without it, words and phonemes take their typical share of the segment.
+        """
         segments = [(a, b) for a, b in segments if b > a]
         if not segments or not phonemes:
             return []
-        words: list[list[Phoneme]] = []
-        for p in phonemes:
-            if p.symbol in PAUSES:
-                continue
-            if not words or words[-1][-1].word != p.word:
-                words.append([])
-            words[-1].append(p)
+        words = spoken_words(phonemes)
         lengths = np.array([b - a for a, b in segments])
-        word_time = np.array([sum(self.duration(p.symbol, p.stressed) for p in w) for w in words])
+        word_time = np.array([self.word_duration(w) for w in words])
         # cut the words' cumulative typical time where the segments' cumulative length is
         cuts = np.cumsum(lengths)[:-1] / lengths.sum() * word_time.sum()
         ends = np.cumsum(word_time)
@@ -166,10 +212,23 @@ class DurationModel:
         for index, (a, b) in enumerate(segments):
             last = len(words) if index == len(segments) - 1 else int(np.searchsorted(ends, cuts[index], side="right"))
             last = max(last, first + 1) if first < len(words) else first
-            chunk = [p for w in words[first:last] for p in w]
-            spans += self.fill(chunk, a, b)
+            spans += self._fill_words(words[first:last], a, b, opening, fps, stiffness)
             first = last
         return spans
+
+    def word_duration(self, word: Sequence[Phoneme]) -> float:
+        return sum(self.duration(p.symbol, p.stressed) for p in word)
+
+    def _fill_words(self, words: list[list[Phoneme]], start: float, end: float, opening: np.ndarray | None,
+                    fps: float | None, stiffness: float) -> list[PhonemeSpan]:
+        if opening is None or fps is None or len(words) < 2:
+            return self.fill([p for w in words for p in w], start, end)
+        first, last = round(start * fps), min(round(end * fps), len(opening))
+        if last - first < len(words):  # too few frames to give every word one
+            return self.fill([p for w in words for p in w], start, end)
+        onsets = word_onsets(opening, first, last, [self.word_duration(w) for w in words], stiffness)
+        times = [start] + [frame / fps for frame in onsets[1:]] + [end]
+        return [span for word, a, b in zip(words, times[:-1], times[1:], strict=True) for span in self.fill(word, a, b)]
 
     def state(self) -> dict:
         return {"durations": self.durations, "default": self.default}

@@ -32,14 +32,29 @@ def speaking_frames(meta: dict, spec: ClipSpec) -> torch.Tensor:
     return speaking
 
 
+def recorded_opening(metas: list[dict], spec: ClipSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """(opening float [B, T], known bool [B, T]): each clip's recorded per-frame mouth opening (``meta["mouth"]``,
+    on the stored clip's clock, shifted by a loader crop's start); unknown where a clip records none."""
+    opening = torch.zeros(len(metas), spec.n_video_frames)
+    known = torch.zeros(len(metas), spec.n_video_frames, dtype=torch.bool)
+    for row, meta in enumerate(metas):
+        values = meta.get("mouth")
+        if not values:
+            continue
+        first = round(float(meta.get("crop_start", 0.0) or 0.0) * spec.fps)
+        part = torch.tensor(values[first : first + spec.n_video_frames], dtype=torch.float32)
+        opening[row, : len(part)], known[row, : len(part)] = part, True
+    return opening, known
+
+
 class AlignerModule(StageModule):
     """Trains a :class:`SpeechActivityNet` on the clips' recorded speech (frame labels from the phoneme times) and
     accumulates each phoneme's mean recorded duration (the :class:`DurationModel` that fills speech segments)."""
 
     def __init__(self, *, visual_encoder: torch.nn.Module, spec: ClipSpec, optimizer: Factory,
-                 scheduler: Factory | None = None, hidden: int = 64, seed: int = 0) -> None:
+                 scheduler: Factory | None = None, hidden: int = 64, opening: bool = False, seed: int = 0) -> None:
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
-        self.net = SpeechActivityNet(visual_encoder=visual_encoder, hidden=hidden)
+        self.net = SpeechActivityNet(visual_encoder=visual_encoder, hidden=hidden, opening=opening)
         self.spec = spec
         self.phonemizer = Phonemizer()  # the transcript's stress marks: stressed vowels get their own durations
         self._seen: dict[str, list[float]] = defaultdict(list)
@@ -54,10 +69,18 @@ class AlignerModule(StageModule):
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
         target = torch.stack([speaking_frames(meta, self.spec) for meta in batch["meta"]]).to(self.device)
         valid = batch["mask"].bool() if "mask" in batch else torch.ones_like(target)
-        logits = self.net(batch["frames"])[:, : target.shape[1]]
+        logits, opening = self.net.predict(batch["frames"])
+        logits = logits[:, : target.shape[1]]
         loss = F.binary_cross_entropy_with_logits(logits[valid], target[valid].float())
-        accuracy = ((logits[valid] > 0) == target[valid]).float().mean()
-        return {"loss": loss, "frame_acc": accuracy}
+        losses = {"loss": loss, "frame_acc": ((logits[valid] > 0) == target[valid]).float().mean()}
+        if opening is not None:  # the mouth opening the clips recorded (the talking head draws it), where known
+            recorded, known = recorded_opening(batch["meta"], self.spec)
+            known = known.to(self.device) & valid
+            if known.any():
+                error = (opening[:, : recorded.shape[1]] - recorded.to(self.device)).pow(2)[known].mean()
+                losses["opening_mse"] = error
+                losses["loss"] = loss + error
+        return losses
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self.current_epoch == 0:  # one pass over the data is enough for the durations

@@ -43,7 +43,7 @@ class V2AModule(StageModule):
                  tokenizer: str | None = None, text_max_tokens: dict[str, int] | None = None,
                  cfg_modalities: Sequence[str] = MODALITIES, modalities: Sequence[str] | None = None,
                  phoneme_encoder: torch.nn.Module | None = None, phoneme_vocabulary: Sequence[str] | None = None,
-                 prior_loss_weight: float = 1.0, prior_start: float = 0.0) -> None:
+                 prior_loss_weight: float = 1.0) -> None:
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
         self.visual_init = visual_init  # a sync-stage checkpoint whose visual encoder starts this model
         self.freeze_visual = freeze_visual
@@ -52,8 +52,7 @@ class V2AModule(StageModule):
         text = text_conditioning_for(net, tokenizer_path=tokenizer, max_tokens=text_max_tokens)
         self.pipeline = V2APipeline(net=net, features=features, sampler=sampler, vocoder=vocoder,
                                     text_conditioning=text, cfg_scale=cfg_scale, cfg_modalities=cfg_modalities,
-                                    phoneme_vocabulary=PhonemeVocabulary(phoneme_vocabulary or DEFAULT_VOCABULARY),
-                                    prior_start=prior_start)
+                                    phoneme_vocabulary=PhonemeVocabulary(phoneme_vocabulary or DEFAULT_VOCABULARY))
         self.ema = make_ema(net, ema_decay)
         text.on_tokenizer = tokenizer_binder(net, self.ema.module)
         self.objective = objective
