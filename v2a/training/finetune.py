@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 V2A_TARGET = "v2a.training.v2a_module.V2AModule"
 # model keys this run sets (how to train); every other model key is the init's (what the network is)
-TRAINING_KEYS = ("_target_", "optimizer", "scheduler", "ema_decay", "seed", "finetune", "visual_init", "freeze_visual")
+TRAINING_KEYS = ("_target_", "optimizer", "scheduler", "ema_decay", "seed", "finetune", "visual_init", "freeze_visual",
+                 "prior_loss_weight")
 # shorthand names in finetune.freeze, each standing for the network parts that exist
 FREEZE_GROUPS = {"encoders": ("visual_encoder", "text_encoders", "phoneme_encoder")}
 
@@ -196,7 +197,7 @@ def held_out_loss(module: V2AModule, batches: Iterable[dict]) -> float:
     for i, batch in enumerate(batches):
         batch = {k: v.to(module.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         rows = batch["audio"].shape[0]
-        total += float(module._loss(module.ema.module, batch, torch.Generator().manual_seed(12345 + i))) * rows
+        total += float(module._loss(module.ema.module, batch, torch.Generator().manual_seed(12345 + i), stage=None)) * rows
         count += rows
     return total / max(count, 1)
 

@@ -116,7 +116,8 @@ class V2AModule(StageModule):
                                "own FSDP unit (auto_wrap_policy in v2a/conf/trainer/fsdp.yaml)")
 
     # --- training ---------------------------------------------------------------------------
-    def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator, stage: str = "train") -> torch.Tensor:
+    def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator, stage: str | None = "train") -> torch.Tensor:
+        """Flow-matching loss (+ the phoneme prior's, logged as ``{stage}/prior_loss`` unless ``stage`` is None)."""
         audio = batch["audio"]
         text = self.text_conditioning.from_batch(batch) or None
         # a phoneme-track model hears the transcript at the times the clip recorded (oracle timing in training)
@@ -136,7 +137,8 @@ class V2AModule(StageModule):
         loss = self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask)
         if PRIOR_KEY in cond and self.prior_loss_weight > 0:
             prior_loss = self._prior_loss(net, cond, mel, mask)
-            self.log(f"{stage}/prior_loss", prior_loss, batch_size=mel.shape[0], sync_dist=stage != "train")
+            if stage is not None:
+                self.log(f"{stage}/prior_loss", prior_loss, batch_size=mel.shape[0], sync_dist=stage != "train")
             loss = loss + self.prior_loss_weight * prior_loss
         return loss
 
