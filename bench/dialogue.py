@@ -26,7 +26,7 @@ from v2a.evaluation.speech import WhisperRecognizer  # noqa: E402
 from v2a.pipeline import V2APipeline  # noqa: E402
 
 COLUMNS = ("speech/wer", "ref/gt_wer", "speech/cer", "speech/wer_swapped", "ref/mismatched_wer", "speech/lip_corr",
-           "ref/gt_lip_corr", "speech/word_onset_err_frames")
+           "ref/gt_lip_corr", "speech/word_onset_err_frames", "speech/speaker_type_acc", "ref/gt_speaker_type_acc")
 
 
 def main() -> None:
@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--data-solo", help="talking heads alone (synthetic_dialogue_solo)")
     parser.add_argument("--max-clips", type=int, default=100)
+    parser.add_argument("--split", default="test", help="val to choose settings, test to report")
+    parser.add_argument("--speaker-types", action="store_true", help="score the speaker type (the resemblyzer extra)")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--section", default="dialogue_timing", help="the docs/benchmarks.md section to write")
     parser.add_argument("--title", default="Dialogue: the transcript in time (issue 15)")
@@ -44,8 +46,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     recognizer = WhisperRecognizer(threads=1).transcribe
+    speaker_types = None
+    if args.speaker_types:  # man / woman by Resemblyzer, centroids from the ground truth of the data's val split
+        from v2a.evaluation.speaker import SpeakerTypes
+        from v2a.shapes import ClipSpec
+        speaker_types = SpeakerTypes.from_split(args.data, "val", ClipSpec(duration=4.0))
     lines = ["| model, timing | data | WER | GT WER | CER | WER, swapped transcripts | GT vs other transcript | "
-             "lip corr | GT lip corr | word-onset error (frames) |", "| --- " * 10 + "|"]
+             "lip corr | GT lip corr | word-onset error (frames) | speaker type | GT speaker type |", "| --- " * 12 + "|"]
     datasets = [("mixed", args.data)] + ([("speech alone", args.data_solo)] if args.data_solo else [])
     for row in args.row:
         name, _, rest = row.partition("=")
@@ -55,15 +62,16 @@ def main() -> None:
             pipeline.sampler.prior_start = float(start[0])
         for label, data in datasets:
             with tempfile.TemporaryDirectory() as out:
-                m = evaluate_dialogue(pipeline, data=data, split="test", out_dir=out, recognizer=recognizer,
+                m = evaluate_dialogue(pipeline, data=data, split=args.split, out_dir=out, recognizer=recognizer,
                                       timing=timing, aligner=args.aligner, batch_size=25, max_clips=args.max_clips,
-                                      steps=args.steps)
-            cells = " | ".join(f"{m[c]:.3f}" for c in COLUMNS)
+                                      steps=args.steps, speaker_types=speaker_types)
+            cells = " | ".join(f"{m[c]:.3f}" if c in m else "—" for c in COLUMNS)
             lines.append(f"| {name} | {label} | {cells} |")
             print(lines[-1], flush=True)
     command = "python bench/dialogue.py " + " ".join(f'--row "{r}"' for r in args.row) + \
         f" --aligner {args.aligner} --data {args.data}" + (f" --data-solo {args.data_solo}" if args.data_solo else "") + \
-        f" --max-clips {args.max_clips}"
+        f" --max-clips {args.max_clips}" + (f" --split {args.split}" if args.split != "test" else "") + \
+        (" --speaker-types" if args.speaker_types else "")
     markdown = "\n".join([f"## {args.title}", "", f"`{command}` — {machine()}", "",
                           *lines])
     print(markdown)
