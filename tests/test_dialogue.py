@@ -98,7 +98,7 @@ def test_the_phoneme_prior_is_trained_by_regression_and_starts_sampling(trained,
     logged = (trained["model"].parent / "csv" / "version_0" / "metrics.csv").read_text()
     assert "train/prior_loss" in logged.splitlines()[0]  # the regression ran beside the flow loss
     pipeline = V2APipeline.from_pretrained(trained["model"])
-    assert pipeline.net.has_prior and pipeline.sampler.prior_start == 0.0
+    assert pipeline.net.has_prior and pipeline.sampler.prior_start == 0.9  # the recipe starts from the prior
     batch = next(iter(iterate_batches(str(dialogue_shards), "test", SPEC, 2, 2)))
     timed = [DurationModel().fill(Phonemizer()(text), 0.2, 1.6) for text in ("hello there", "a yellow kite")]
     n_tokens = batch["frames"].shape[1] * SPEC.tokens_per_video_frame
