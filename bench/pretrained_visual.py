@@ -1,16 +1,18 @@
 """A frozen pretrained visual backbone (EfficientNet-Lite0, cached features) beside the from-scratch encoder.
 
-    python bench/pretrained_visual.py --scratch-run RUN_A --cached-run RUN_B --scratch-eval EVAL_A \
-        --cached-eval EVAL_B --timeline TIMES.json --load LOAD.txt [--write]
+    python bench/pretrained_visual.py --scratch-run RUN_A [RUN_A2 ...] --cached-run RUN_B [RUN_B2 ...] \
+        --scratch-eval EVAL_A [EVAL_A2 ...] --cached-eval EVAL_B [EVAL_B2 ...] --timeline TIMES.json --load LOAD.txt \
+        [--decode-json DECODE.json] [--subset TEXT] [--conclusion TEXT] [--write]
 
-Reads what the two training runs and their evaluations left on disk (no training, no generation here):
+Reads what the training runs (one per training seed and encoder) and their evaluations left on disk (no training,
+no generation here), and writes the section ``pretrained_visual`` of docs/benchmarks.md:
 
 - each run's CSV log (``RUN/csv/version_0/metrics.csv``): ``sys/clips_per_s`` (v2a/training/health.py, every
   logged interval; the table gives the mean over the intervals after the first, which holds the start-up) and the
   step it reached; its ``.hydra/overrides.yaml`` for the command;
 - each evaluation's ``metrics.json`` (``python evaluate.py ckpt=... out=... whisper=false plots=0``);
-- ``TIMES.json``: ``{"phase": [start, end, note], ...}`` unix seconds of each phase (extraction, the two trainings,
-  the two evaluations) and ``LOAD.txt``: ``unix_seconds load1 load5 load15`` lines sampled during them, for the
+- ``TIMES.json``: ``{"phase": [start, end, note], ...}`` unix seconds of each phase (``extract``,
+  ``train_scratch``, ``eval_cached``, ...; the second seed's with the suffix ``_s1``) and ``LOAD.txt``: ``unix_seconds load1 load5 load15`` lines sampled during them, for the
   load average of each phase (a 2-core machine shared with other training runs).
 
 ``--decode-json FILE`` adds the decode + backbone row: training steps that decode the frames and run the frozen
@@ -77,10 +79,10 @@ def decode_backbone(root: Path, batch: int, steps: int, image_size: int) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scratch-run", type=Path, required=True)
-    parser.add_argument("--cached-run", type=Path, required=True)
-    parser.add_argument("--scratch-eval", type=Path, required=True)
-    parser.add_argument("--cached-eval", type=Path, required=True)
+    parser.add_argument("--scratch-run", type=Path, nargs="+", required=True, help="one run per training seed")
+    parser.add_argument("--cached-run", type=Path, nargs="+", required=True)
+    parser.add_argument("--scratch-eval", type=Path, nargs="+", required=True, help="their evaluations, in order")
+    parser.add_argument("--cached-eval", type=Path, nargs="+", required=True)
     parser.add_argument("--timeline", type=Path, required=True)
     parser.add_argument("--load", type=Path, required=True)
     parser.add_argument("--extract-command", default="")
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("--decode-json", type=Path)
     parser.add_argument("--root", type=Path, default=Path("/tmp/synth_sub"))
     parser.add_argument("--decode-steps", type=int, default=2)
+    parser.add_argument("--conclusion", default="", help="what the numbers say, in words")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     decode = None
@@ -103,14 +106,22 @@ def main() -> None:
     samples = [(float(line.split()[0]), float(line.split()[1])) for line in args.load.read_text().splitlines()
                if len(line.split()) >= 2]
     loads = {name: load_range(samples, start, end) for name, (start, end, *_) in times.items()}
-    rows, metrics = [], {}
-    for name, run, ev, encoder, given in (
-            ("scratch", args.scratch_run, args.scratch_eval, "`frame_cnn` (from scratch)", "decoded 32 px frames"),
-            ("cached", args.cached_run, args.cached_eval, "`efficientnet_lite0` (ImageNet, frozen)",
-             "cached features (32 px frames resized to 112 px)")):
+    rows, metrics, commands = [], {"scratch": [], "cached": []}, []
+    runs = [("scratch", run, ev, i, "`frame_cnn` (from scratch)", "decoded 32 px frames")
+            for i, (run, ev) in enumerate(zip(args.scratch_run, args.scratch_eval, strict=True))]
+    runs += [("cached", run, ev, i, "`efficientnet_lite0` (ImageNet, frozen)",
+              "cached features (32 px frames resized to 112 px)")
+             for i, (run, ev) in enumerate(zip(args.cached_run, args.cached_eval, strict=True))]
+    for name, run, ev, i, encoder, given in sorted(runs, key=lambda r: (r[3], r[0] != "scratch")):
+        suffix = f"_s{i}" if i else ""   # the timeline's phases of the i-th seed
+        seed = yaml.safe_load(open(run / ".hydra" / "config.yaml"))["seed"]
+        encoder = f"{encoder}, seed {seed}"
         speed = throughput(run)
         m = json.loads((ev / "metrics.json").read_text())["metrics"]
-        metrics[name] = (speed, m)
+        metrics[name].append((speed, m))
+        commands += [f"python train.py {overrides(run)}   # load {loads.get(f'train_{name}{suffix}', 'n/a')}",
+                     f"python evaluate.py ckpt={run}/checkpoints/last.ckpt out={ev} whisper=false plots=0"
+                     f"   # load {loads.get(f'eval_{name}{suffix}', 'n/a')}"]
         other = ", ".join(f"{label} {m[k]:.3f}" if "ms" not in label else f"{label} {m[k]:.1f}"
                           for k, label in SYNC_KEYS if k in m)
         rows.append(f"| {encoder} | {given} | {speed['steps']} | {speed['clips_per_s']:.1f} | "
@@ -128,41 +139,35 @@ def main() -> None:
                         f"min, {args.extracted_clips / seconds:.2f} clips/s on one thread, process start included (load "
                         f"{loads['extract']}); stopped once the train shards used here were written (it resumes "
                         "where it stopped).")
-    ratio = metrics["cached"][0]["clips_per_s"] / metrics["scratch"][0]["clips_per_s"]
-    delta = metrics["cached"][1]["sync/onset_f1"] - metrics["scratch"][1]["sync/onset_f1"]
+    def mean(name: str, key: str) -> float:
+        return statistics.fmean(m[key] if key in m else speed[key] for speed, m in metrics[name])
+
+    ratio = mean("cached", "clips_per_s") / mean("scratch", "clips_per_s")
+    f1 = {name: mean(name, "sync/onset_f1") for name in metrics}
+    seeds = {name: ", ".join(f"{m['sync/onset_f1']:.3f}" for _, m in metrics[name]) for name in metrics}
     markdown = "\n".join([
         "## A pretrained frozen visual backbone vs the from-scratch encoder, equal steps (issue 19)", "",
         f"{machine()}. {args.subset}", "",
         "EfficientNet-Lite0 (ImageNet weights, frozen; trained: its projection and temporal layers) reads the "
         "benchmark's 32 px frames resized to 112 px instead of its native 224: the resize adds no detail the 32 px "
         "source lacks, and the backbone costs about 5 x less a frame (0.69 s vs 3.76 s a 50-frame clip on one "
-        "thread). Both runs: `experiment=v2a_tiny`, batch 32, the 1,200-step warm-up + cosine schedule "
+        "thread). Every run: `experiment=v2a_tiny`, batch 32, the 1,200-step warm-up + cosine schedule "
         "(`model.scheduler.total_steps=1200`) stopped at step 500 (`trainer.max_steps=500`), like the from-scratch "
-        "step-500 checkpoint of the onset-matching section; both evaluated the same way on the same 200 test clips "
+        "step-500 checkpoint of the onset-matching section; all evaluated the same way on the same 200 test clips "
         "(8 Euler steps, CFG 3, detector calibrated on the 200 val clips). Load averages (1 min, min-max over each "
         "phase) beside each command:", "",
-        "```bash",
-        f"python train.py {overrides(args.scratch_run)}   # {loads.get('train_scratch', 'n/a')} load",
-        f"python train.py {overrides(args.cached_run)}   # {loads.get('train_cached', 'n/a')} load",
-        f"python evaluate.py ckpt={args.scratch_run}/checkpoints/last.ckpt out={args.scratch_eval} whisper=false plots=0"
-        f"   # {loads.get('eval_scratch', 'n/a')} load",
-        f"python evaluate.py ckpt={args.cached_run}/checkpoints/last.ckpt out={args.cached_eval} whisper=false plots=0"
-        f"   # {loads.get('eval_cached', 'n/a')} load",
-        "```", "",
+        "```bash", *commands, "```", "",
         "| encoder | input | steps | train clips/s | onset F1 | onset F1 GT ceiling | mismatched floor | other sync metrics |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |", *rows, "",
         f"Train clips/s: the mean of `sys/clips_per_s` over the logged intervals after the first (loader, forward, "
         f"backward, AdamW, EMA; validation excluded): cached / from scratch = {ratio:.2f} x"
-        + (f"; cached / decode + backbone = {metrics['cached'][0]['clips_per_s'] / decode['clips_per_s']:.0f} x"
+        + (f"; cached / decode + backbone = {mean('cached', 'clips_per_s') / decode['clips_per_s']:.0f} x"
            if decode else "") + f" (goal >= 3 x). {extract_line}", "",
-        f"Onset F1, cached pretrained minus from scratch: {delta:+.3f} on 200 clips, one training seed each — no "
-        "measurable difference at 500 steps: on drawn shapes at 32 px the ImageNet features carry the onsets no "
-        "better than a small CNN trained on them (for scale: the from-scratch step-500 checkpoint trained on all "
-        "4,000 clips scored 0.500 against 0.523 here, so one run's spread is likely larger than this gap). What "
-        "the pretrained encoder buys here is throughput: with its features cached a training step reads 128 kB of "
-        "features a clip instead of decoding H.264 and running a CNN.", "",
-        "Table: `python bench/pretrained_visual.py --scratch-run RUN --cached-run RUN --scratch-eval DIR "
-        "--cached-eval DIR --timeline TIMES.json --load LOAD.txt --decode-json DECODE.json --write` (reads the "
+        f"Onset F1 on the 200 test clips by training seed: from scratch {seeds['scratch']} (mean {f1['scratch']:.3f}), "
+        f"cached pretrained {seeds['cached']} (mean {f1['cached']:.3f}); difference of the means "
+        f"{f1['cached'] - f1['scratch']:+.3f}. {args.conclusion}", "",
+        "Table: `python bench/pretrained_visual.py --scratch-run RUN... --cached-run RUN... --scratch-eval DIR... "
+        "--cached-eval DIR... --timeline TIMES.json --load LOAD.txt --decode-json DECODE.json --write` (reads the "
         "runs' CSV logs and metrics.json; the decode + backbone row is timed once on `--root /tmp/synth_sub`)."])
     print(markdown)
     if args.write:
