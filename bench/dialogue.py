@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--aligner", help="lip-aligner export (timing video / subtitles)")
     parser.add_argument("--data", required=True)
     parser.add_argument("--data-solo", help="talking heads alone (synthetic_dialogue_solo)")
+    parser.add_argument("--label", default="mixed", help="what --data holds, for the table's data column")
     parser.add_argument("--max-clips", type=int, default=100)
     parser.add_argument("--split", default="test", help="val to choose settings, test to report")
     parser.add_argument("--speaker-types", action="store_true", help="score the speaker type (the resemblyzer extra)")
@@ -53,7 +54,7 @@ def main() -> None:
         speaker_types = SpeakerTypes.from_split(args.data, "val", ClipSpec(duration=4.0))
     lines = ["| model, timing | data | WER | GT WER | CER | WER, swapped transcripts | GT vs other transcript | "
              "lip corr | GT lip corr | word-onset error (frames) | speaker type | GT speaker type |", "| --- " * 12 + "|"]
-    datasets = [("mixed", args.data)] + ([("speech alone", args.data_solo)] if args.data_solo else [])
+    datasets = [(args.label, args.data)] + ([("speech alone", args.data_solo)] if args.data_solo else [])
     for row in args.row:
         name, _, rest = row.partition("=")
         export, timing, *start = rest.split(":")
@@ -68,10 +69,11 @@ def main() -> None:
             cells = " | ".join(f"{m[c]:.3f}" if c in m else "—" for c in COLUMNS)
             lines.append(f"| {name} | {label} | {cells} |")
             print(lines[-1], flush=True)
-    command = "python bench/dialogue.py " + " ".join(f'--row "{r}"' for r in args.row) + \
-        f" --aligner {args.aligner} --data {args.data}" + (f" --data-solo {args.data_solo}" if args.data_solo else "") + \
-        f" --max-clips {args.max_clips}" + (f" --split {args.split}" if args.split != "test" else "") + \
-        (" --speaker-types" if args.speaker_types else "")
+    options = [f"--aligner {args.aligner}", f"--data {args.data}",
+               f'--label "{args.label}"' if args.label != "mixed" else "",
+               f"--data-solo {args.data_solo}" if args.data_solo else "", f"--max-clips {args.max_clips}",
+               f"--split {args.split}" if args.split != "test" else "", "--speaker-types" if args.speaker_types else ""]
+    command = "python bench/dialogue.py " + " ".join([*(f'--row "{r}"' for r in args.row), *filter(None, options)])
     markdown = "\n".join([f"## {args.title}", "", f"`{command}` — {machine()}", "",
                           *lines])
     print(markdown)

@@ -237,4 +237,4 @@ def test_evaluate_takes_the_sampler_method_at_evaluation_time(one_step_checkpoin
              sampler={"method": "midpoint", "schedule": "cosine", "shift": None})
     assert used and set(used) == {("midpoint", "cosine")}
     run = json.loads((tmp_path / "eval" / "metrics.json").read_text())["run"]
-    assert run["sampler"] == {"method": "midpoint", "schedule": "cosine", "shift": 1.0} and run["steps"] == 1
+    assert run["sampler"] == {"method": "midpoint", "schedule": "cosine", "shift": 1.0, "prior_start": 0.0} and run["steps"] == 1
