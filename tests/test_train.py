@@ -86,8 +86,8 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(ti
         tiny_cfg.callbacks.demo_samples = None
     original = V2AModule._loss
 
-    def poisoned(self, net, batch, generator):
-        loss = original(self, net, batch, generator)
+    def poisoned(self, net, batch, generator, **options):
+        loss = original(self, net, batch, generator, **options)
         return loss * float("nan") if self.global_step >= 2 else loss
 
     monkeypatch.setattr(V2AModule, "_loss", poisoned)
