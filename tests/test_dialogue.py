@@ -114,6 +114,13 @@ def test_the_phoneme_prior_is_trained_by_regression_and_starts_sampling(trained,
     from_noise, near_prior = sample(0.0), sample(0.98)
     # started at t = 0.98, the sample is the prior plus 2 % noise plus 2 % of the flow: close to the prior
     assert (near_prior - prior).abs().mean() < 0.3 * (from_noise - prior).abs().mean()
+    # nothing said: no prior start, the flow makes every sound from noise
+    silent = [pipeline.generate_mel(batch["frames"], steps=2, generator=torch.Generator().manual_seed(0), phonemes=p)
+              for p in (None, [[], []])]
+    pipeline.sampler.prior_start = 0.0
+    assert torch.equal(silent[0], silent[1])
+    assert torch.equal(silent[0], pipeline.generate_mel(batch["frames"], steps=2,
+                                                        generator=torch.Generator().manual_seed(0)))
 
 
 def test_generate_with_the_aligner_and_the_dialogue_evaluation(trained, dialogue_shards, tmp_path):

@@ -161,11 +161,12 @@ class V2APipeline(nn.Module):
         spec, device = self.spec, self.device
         batch = frames.shape[0]
         n_mel_frames = n_mel_frames or frames.shape[1] * spec.mel_frames_per_video_frame
-        # a model with a phoneme prior may start part way, from the prior it predicts (sampler.prior_start)
-        start = self.sampler.prior_start if self.net.has_prior else 0.0
+        # A model with a phoneme prior starts part way, from the prior it predicts (sampler.prior_start), when
+        # something is said; with nothing to say the prior holds no speech, and the flow makes every sound from noise.
+        start = self.sampler.prior_start if self.net.has_prior and phonemes is not None else 0.0
         if start > 0:  # rasterised once: the prior and the velocity read the same track
-            n_tokens = frames.shape[1] * spec.tokens_per_video_frame
-            phonemes = self.phoneme_track([[] for _ in range(batch)] if phonemes is None else phonemes, batch, n_tokens)
+            phonemes = self.phoneme_track(phonemes, batch, frames.shape[1] * spec.tokens_per_video_frame)
+            start = start if bool((phonemes[0] > 0).any()) else 0.0
         velocity = self.guided_velocity(frames, cfg_scale=cfg_scale, prompt=prompt, negative_prompt=negative_prompt,
                                         transcript=transcript, cfg_modalities=cfg_modalities, phonemes=phonemes)
         source = generator.device if generator is not None else device
