@@ -11,7 +11,6 @@ model's sampler; the runs alternate and the medians are compared. ``--write`` pu
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ is not part of the package
 
 from bench.generate_long import newest_checkpoint  # noqa: E402
-from bench.report import machine, write_section  # noqa: E402
+from bench.report import load_average, machine, write_section  # noqa: E402
 
 
 @torch.no_grad()
@@ -75,7 +74,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        load = "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+        load = load_average()
         write_section("cfg_batching", "\n".join([
             "## Guidance as one batched pass (V2APipeline.guided_velocity)", "",
             f"Command: `.venv/bin/python bench/cfg_batching.py {' '.join(sys.argv[1:])}`", "",

@@ -12,7 +12,6 @@ compile time reported apart). Medians, and each result's largest difference from
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ is not part of the package
 
 from bench.generate_long import newest_checkpoint  # noqa: E402
-from bench.report import machine, write_section  # noqa: E402
+from bench.report import load_average, machine, write_section  # noqa: E402
 
 
 def main() -> None:
@@ -85,7 +84,7 @@ def main() -> None:
         lines.append(f"| {labels[name]} | {1000 * median:.0f} | {base / median:.2f}x | {difference:.1e} |")
     if compile_error is not None:
         lines.append(f"| torch.compile(denoiser) | failed: {compile_error} | — | — |")
-    load = "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    load = load_average()
     notes = [f"Compile time of the first call: {compile_s:.1f} s." if compile_s is not None else "",
              f"Model: `{ckpt}` ({sum(p.numel() for p in eager.parameters()) / 1e6:.2f} M denoiser parameters), "
              f"{spec.n_mel_frames} mel frames, {pipe.sampler.steps} {pipe.sampler.method} steps, CFG {pipe.cfg_scale}, "

@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ is not part of the package
 
-from bench.report import machine, write_section  # noqa: E402
+from bench.report import load_average, machine, write_section  # noqa: E402
 
 KEY = "bench-generate-long"  # the watermark key given to the child and to the detector
 
@@ -147,10 +147,7 @@ def main() -> None:
         rows = [measure(m, ckpt, Path(tmp), extra) for m in args.minutes]
     for row in rows:
         print(json.dumps(row))
-    try:
-        load = "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
-    except OSError:
-        load = "load average unknown"
+    load = load_average()
     text = table(rows)
     print(text)
     if args.write:

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ is not part of the package
 
 from bench.generate_long import newest_checkpoint, render_video  # noqa: E402
-from bench.report import machine, write_section  # noqa: E402
+from bench.report import load_average, machine, write_section  # noqa: E402
 
 KEY = "bench-generate-speed"
 STAGES = ("start-up", "probe", "decode+resize", "visual encoder", "sampling", "vocoder", "watermark", "mux", "other")
@@ -191,10 +191,7 @@ def main() -> None:
             long = render_video(work / f"clip_{args.long_minutes:g}min_720p.mp4", 60 * args.long_minutes,
                                 size=(1280, 720), fps=30)
             results.append(measure(long, ckpt, work, args.long_runs, args.threads))
-    try:
-        load = "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
-    except OSError:
-        load = "load average unknown"
+    load = load_average()
     text = tables(results)
     print(text)
     if args.write:

@@ -19,6 +19,14 @@ def machine() -> str:
     return f"CPU ({os.cpu_count()} cores, {platform.machine()}), torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
+def load_average() -> str:
+    """The machine's 1/5/15-minute load averages as one phrase (timings depend on them)."""
+    try:
+        return "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    except OSError:
+        return "load average unknown"
+
+
 def write_section(name: str, markdown: str, path: Path = BENCHMARKS) -> None:
     """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` (appended if absent)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"

@@ -67,17 +67,14 @@ def main() -> None:
     k = pipe.spec.mel_frames_per_token
     mel, ids, where, _, _ = load(args.data, "train", args.train_clips, pipe)
     test_mel, test_ids, test_where, refs, test_audio = load(args.data_solo, "test", args.clips, pipe)
-    n_mels, frames = mel.shape[1:]
-    tokens = frames // k
-
-    def tokenize(m: torch.Tensor) -> torch.Tensor:
-        return m[:, :, : tokens * k].reshape(len(m), n_mels, tokens, k).permute(0, 2, 1, 3).reshape(len(m), tokens, -1)
+    frames = mel.shape[-1]
+    denoiser = pipe.net.denoiser  # its token layout: k mel frames a token
 
     def untokenize(t: torch.Tensor) -> torch.Tensor:
-        mel = t.reshape(len(t), tokens, n_mels, k).permute(0, 2, 1, 3).reshape(len(t), n_mels, tokens * k)
+        mel = denoiser.untokenize(t)
         return torch.nn.functional.pad(mel, (0, frames - mel.shape[-1]), value=float(mel.mean()))
 
-    target = tokenize(mel)[:, : ids.shape[1]]
+    target = denoiser.tokenize(mel[..., : frames // k * k])[:, : ids.shape[1]]
     # the lookup: mean mel token per (phoneme id, quarter)
     bucket = (where * BUCKETS).clamp(max=BUCKETS - 1).long()
     sums = torch.zeros(len(pipe.phoneme_vocabulary), BUCKETS, target.shape[-1])

@@ -36,6 +36,13 @@ def _picture(index: int, width: int, height: int) -> np.ndarray:
     return image
 
 
+def _write(container, stream, frames) -> None:
+    """Encode ``frames`` (av frames) into ``stream``, flush it, and mux every packet."""
+    for frame in [*frames, None]:
+        for packet in stream.encode(frame):
+            container.mux(packet)
+
+
 def encode(path: Path, codec: str, *, fmt: str | None = None, size: tuple[int, int] = (64, 48), fps: int = 25,
            frames: int = 25, pix_fmt: str = "yuv420p", options: dict | None = None, b_frames: int | None = None,
            audio: str | None = None, audio_rate: int = 16000) -> Path:
@@ -51,11 +58,8 @@ def encode(path: Path, codec: str, *, fmt: str | None = None, size: tuple[int, i
         sound = container.add_stream(audio, rate=audio_rate, layout="stereo") if audio else None
         if sound is not None and not audio.startswith("pcm"):
             sound.bit_rate = 64000  # WMA has no default
-        for index in range(frames):
-            for packet in video.encode(av.VideoFrame.from_ndarray(_picture(index, width, height), format="rgb24")):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
+        _write(container, video, (av.VideoFrame.from_ndarray(_picture(index, width, height), format="rgb24")
+                                  for index in range(frames)))
         if sound is not None:
             _clicks(container, sound, audio_rate, frames / fps)
     return path
@@ -70,11 +74,7 @@ def _clicks(container, sound, rate: int, seconds: float) -> None:
                                   frame_size=sound.codec_context.frame_size or 1024)
     frame = av.AudioFrame.from_ndarray(np.stack([signal, signal]), format="fltp", layout="stereo")
     frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
-    for piece in resampler.resample(frame) + resampler.resample(None):
-        for packet in sound.encode(piece):
-            container.mux(packet)
-    for packet in sound.encode():
-        container.mux(packet)
+    _write(container, sound, resampler.resample(frame) + resampler.resample(None))
 
 
 def pcm_192k(path: Path) -> None:
@@ -83,19 +83,11 @@ def pcm_192k(path: Path) -> None:
         video = container.add_stream("libx264", rate=25)
         video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
         sound = container.add_stream("pcm_s24le", rate=192000, layout="stereo")
-        for index in range(25):
-            for packet in video.encode(av.VideoFrame.from_ndarray(_picture(index, 32, 32), format="rgb24")):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
+        _write(container, video, (av.VideoFrame.from_ndarray(_picture(index, 32, 32), format="rgb24") for index in range(25)))
         tone = (0.5 * np.sin(2 * np.pi * 1000 * np.arange(192000) / 192000)).astype(np.float32)
         frame = av.AudioFrame.from_ndarray(np.stack([tone, -tone]), format="fltp", layout="stereo")
         frame.sample_rate, frame.pts, frame.time_base = 192000, 0, Fraction(1, 192000)
-        for piece in av.AudioResampler(format="s32", layout="stereo", rate=192000).resample(frame):
-            for packet in sound.encode(piece):
-                container.mux(packet)
-        for packet in sound.encode():
-            container.mux(packet)
+        _write(container, sound, av.AudioResampler(format="s32", layout="stereo", rate=192000).resample(frame))
 
 
 def thumbnail_first(path: Path) -> None:
@@ -105,15 +97,8 @@ def thumbnail_first(path: Path) -> None:
         thumb.width, thumb.height, thumb.pix_fmt = 32, 32, "yuv420p"
         film = container.add_stream("libx264", rate=25)
         film.width, film.height, film.pix_fmt = 64, 48, "yuv420p"
-        for packet in thumb.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 250, np.uint8), format="rgb24")):
-            container.mux(packet)
-        for packet in thumb.encode():
-            container.mux(packet)
-        for index in range(40):
-            for packet in film.encode(av.VideoFrame.from_ndarray(_picture(index, 64, 48), format="rgb24")):
-                container.mux(packet)
-        for packet in film.encode():
-            container.mux(packet)
+        _write(container, thumb, [av.VideoFrame.from_ndarray(np.full((32, 32, 3), 250, np.uint8), format="rgb24")])
+        _write(container, film, (av.VideoFrame.from_ndarray(_picture(index, 64, 48), format="rgb24") for index in range(40)))
 
 
 def truncated(source: Callable[[Path], object], fraction: float) -> Callable[[Path], None]:

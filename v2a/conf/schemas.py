@@ -157,6 +157,13 @@ class TextEncoderSchema:
         return errors + ([] if 0 <= node.dropout < 1 else [f"{p}dropout must be in [0, 1), got {node.dropout}"])
 
 
+def _temporal_encoder_errors(node: DictConfig, p: str, widths: list[tuple[str, int]]) -> list[str]:
+    """A visual encoder's temporal layers, and its GroupNorm widths (``(key, value)`` pairs): multiples of 8."""
+    errors = _at_least(node, p, "temporal_kernel") + _at_least(node, p, "temporal_layers", minimum=0)
+    return errors + [f"{p}{key} must be a positive multiple of 8 (GroupNorm's groups), got {value}"
+                     for key, value in widths if value <= 0 or value % 8]
+
+
 @dataclass
 class VisualEncoderSchema:
     """``model/visual_encoder/``: v2a.models.visual_encoder.FrameCNNEncoder's arguments."""
@@ -169,10 +176,8 @@ class VisualEncoderSchema:
 
     @staticmethod
     def check(node: DictConfig, p: str) -> list[str]:
-        errors = _at_least(node, p, "temporal_kernel") + _at_least(node, p, "temporal_layers", minimum=0)
         widths = [("dim", node.dim)] + [(f"channels[{i}]", c) for i, c in enumerate(node.channels)]
-        errors += [f"{p}{key} must be a positive multiple of 8 (GroupNorm's groups), got {value}"
-                   for key, value in widths if value <= 0 or value % 8]
+        errors = _temporal_encoder_errors(node, p, widths)
         return errors + ([] if len(node.channels) else [f"{p}channels must not be empty"])
 
 
@@ -189,9 +194,7 @@ class PretrainedVisualEncoderSchema:
 
     @staticmethod
     def check(node: DictConfig, p: str) -> list[str]:
-        errors = _at_least(node, p, "temporal_kernel") + _at_least(node, p, "temporal_layers", minimum=0)
-        if node.dim <= 0 or node.dim % 8:
-            errors.append(f"{p}dim must be a positive multiple of 8 (GroupNorm's groups), got {node.dim}")
+        errors = _temporal_encoder_errors(node, p, [("dim", node.dim)])
         backbone = node.backbone
         if isinstance(backbone, DictConfig) and "weights" in backbone and not OmegaConf.is_missing(backbone, "weights"):
             weights = backbone.weights

@@ -84,10 +84,6 @@ class LipAligner:
         logits, opening = self.net.predict(frames[None])
         return torch.sigmoid(logits[0]).cpu().numpy(), None if opening is None else opening[0].clamp(min=0).cpu().numpy()
 
-    def speaking(self, frames: torch.Tensor) -> np.ndarray:
-        """Per-frame probability that the face speaks (see :meth:`predict`)."""
-        return self.predict(frames)[0]
-
     def timeline(self, frames: torch.Tensor, transcript: str) -> list[PhonemeSpan]:
         """The transcript's phonemes placed on the speaking frames of ``frames`` (seconds from frame 0)."""
         phonemes = self.phonemizer(transcript)
