@@ -9,7 +9,8 @@ import soundfile as sf
 import torch
 
 from tests.data.videos import make_video
-from v2a.cli import compose_generate, generate_overrides, generate_parser, hydra_quote, main
+from v2a.cli import compose_generate, generate_overrides, generate_parser, main
+from v2a.conf.arguments import hydra_quote
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,18 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
+# Only the standard library at import: `v2a generate --server` hands its work to a warm server without
+# loading torch, Hydra or OmegaConf (v2a.generation.remote); the local paths import them when they run.
+from v2a.generation.remote import ENV_VAR as SERVER_ENV_VAR
+from v2a.generation.remote import ServerUnavailable, default_socket_path, run_remote
+from v2a.utils.console import console_for_any_name
 
-from v2a.conf import CONFIG_DIR, ConfigError, check_config
-from v2a.conf.arguments import console_for_any_name, hydra_quote, omegaconf_literal
-
-CONF = CONFIG_DIR  # inside the package: an installed wheel finds them too
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 # flag -> generate.yaml key, for flags that take a value
 VALUE_FLAGS = {
@@ -33,7 +36,7 @@ VALUE_FLAGS = {
     "audio_format": "audio_format", "overlap": "overlap_s", "device": "device", "threads": "num_threads",
     "video_codec": "video_codec",
 }
-__all__ = ["compose_generate", "generate_overrides", "generate_parser", "hydra_quote", "main", "plain_values"]
+__all__ = ["compose_generate", "generate_overrides", "generate_parser", "main", "plain_values", "serve_parser"]
 
 
 def default_out(video: Path) -> Path:
@@ -72,17 +75,22 @@ def plain_values(args: argparse.Namespace) -> dict[str, object]:
 def compose_generate(args: argparse.Namespace) -> DictConfig:
     """``v2a/conf/generate.yaml`` composed with the group choices and overrides, then the plain values set."""
     from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    from v2a.conf import CONFIG_DIR  # inside the package: an installed wheel finds the configs too
+    from v2a.conf.arguments import omegaconf_literal
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="generate", overrides=generate_overrides(args))
     for key, value in plain_values(args).items():
         OmegaConf.update(cfg, key, omegaconf_literal(value) if isinstance(value, str) else value, merge=False)
     return cfg
 
 
-USAGE = """usage: v2a {generate,demo,detect} ...
+USAGE = """usage: v2a {generate,serve,demo,detect} ...
 
   v2a generate VIDEO --ckpt CKPT [-o OUT] [options] [key=value ...]   give a video a generated soundtrack
+  v2a serve --ckpt CKPT [--socket PATH]                                 keep a model loaded for 'v2a generate --server'
   v2a demo --ckpt CKPT [--port PORT]                                    the demo web page (pip install 'v2a[demo]')
   v2a detect FILE... [--key KEY] [--fpr FPR]                            say whether files carry the watermark
 
@@ -120,7 +128,21 @@ def generate_parser() -> argparse.ArgumentParser:
                      help="do not watermark (the output will not be marked as generated)")
     gen.add_argument("--device", help="auto (the default: the GPU when present), cpu, cuda, cuda:1 ...")
     gen.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy shared CPU)")
+    gen.add_argument("--server", nargs="?", const=str(default_socket_path()), metavar="SOCKET",
+                     help=f"run in the warm 'v2a serve' process at SOCKET (default {default_socket_path()}; also "
+                          f"${SERVER_ENV_VAR}): no torch start-up, the model stays loaded")
     return gen
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    serve = argparse.ArgumentParser(prog="v2a serve", description="Keep torch imported and a model loaded, and run "
+                                    "'v2a generate --server SOCKET' commands in this process, one at a time (each in "
+                                    "its caller's folder, with its caller's V2A_* variables).")
+    serve.add_argument("--ckpt", required=True, help="checkpoint or export to load now (others load when asked for)")
+    serve.add_argument("--socket", default=str(default_socket_path()), help="Unix socket to listen on")
+    serve.add_argument("--device", default="auto", help="device of the preloaded model (auto, cpu, cuda ...)")
+    serve.add_argument("--threads", type=int, help="torch CPU threads")
+    return serve
 
 
 def demo_parser() -> argparse.ArgumentParser:
@@ -149,10 +171,34 @@ def run_demo_cli(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_generate_cli(args: argparse.Namespace) -> int:
+def run_serve_cli(args: argparse.Namespace) -> int:
+    """``v2a serve``: preload the model, then answer ``v2a generate --server`` until interrupted."""
+    if not Path(args.ckpt).exists():
+        print(f"error: checkpoint {args.ckpt} does not exist", file=sys.stderr)
+        return 2
+    import torch
+
+    from v2a.generation.server import PipelineCache, serve
+    from v2a.pipeline import V2APipeline
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cache = PipelineCache(V2APipeline.from_pretrained)
+    cache(args.ckpt, device=args.device, vocoder=None, sampler=None)
+
+    def ready() -> None:
+        print(f"serving {args.ckpt} at {args.socket}: v2a generate VIDEO --ckpt {args.ckpt} --server {args.socket}",
+              flush=True)
+
+    serve(args.socket, lambda argv: main(argv, load_pipeline=cache), ready=ready)
+    return 0
+
+
+def run_generate_cli(args: argparse.Namespace, load_pipeline: Callable[..., Any] | None = None) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from v2a.conf import ConfigError, check_config
     from v2a.generation.entry import run_generate
 
     try:
@@ -162,11 +208,12 @@ def run_generate_cli(args: argparse.Namespace) -> int:
         cause = f": {str(error.__cause__).splitlines()[0]}" if error.__cause__ else ""  # e.g. the wrong type
         print(f"error: {str(error).splitlines()[0]}{cause}", file=sys.stderr)
         return 2
-    return run_generate(cfg)
+    return run_generate(cfg, load_pipeline=load_pipeline)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point; returns the exit status (0 ok, 1 a file failed (detect), 2 bad usage or input)."""
+def main(argv: Sequence[str] | None = None, *, load_pipeline: Callable[..., Any] | None = None) -> int:
+    """Console entry point; returns the exit status (0 ok, 1 a file failed (detect), 2 bad usage or input).
+    ``load_pipeline`` is the server's cache of loaded models (``v2a serve``; its requests are never forwarded)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     console_for_any_name()
     if argv[:1] == ["detect"]:  # the detector's own parser and messages
@@ -176,12 +223,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["demo"]:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         return run_demo_cli(demo_parser().parse_args(argv[1:]))
+    if argv[:1] == ["serve"]:
+        return run_serve_cli(serve_parser().parse_args(argv[1:]))
     if argv[:1] != ["generate"]:
         print(USAGE, file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     args = generate_parser().parse_intermixed_args(argv[1:])
+    server = args.server or os.environ.get(SERVER_ENV_VAR)
+    if server and load_pipeline is None:
+        try:
+            return run_remote(server, argv)
+        except ServerUnavailable as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_generate_cli(args)
+    return run_generate_cli(args, load_pipeline)
 
 
 def console() -> None:

@@ -19,6 +19,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from v2a.utils.console import console_for_any_name
+
 
 def hydra_quote(value: str) -> str:
     """``value`` as a single-quoted Hydra override value that reads back verbatim."""
@@ -72,15 +74,6 @@ def check_overrides(config_dir: str | Path, config_name: str, argv: Sequence[str
         cause = f": {str(error.__cause__).splitlines()[0]}" if error.__cause__ else ""  # e.g. the wrong type
         print(f"error: {str(error).splitlines()[0]}{cause}", file=sys.stderr, flush=True)
         sys.exit(2)
-
-
-def console_for_any_name() -> None:
-    """Let stdout and stderr print any file name: bytes that are not UTF-8 show as ``\\udcXX`` escapes instead
-    of raising in the middle of a message or a log line."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(errors="backslashreplace")
 
 
 def prepare_command_line(config_dir: str | Path, config_name: str, path_keys: Iterable[str],

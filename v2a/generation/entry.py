@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -19,9 +21,10 @@ from v2a.utils.cli import plain_options, require
 log = logging.getLogger("generate")
 
 
-def run_generate(cfg: DictConfig) -> int:
+def run_generate(cfg: DictConfig, load_pipeline: Callable[..., Any] | None = None) -> int:
     """Generate from a composed ``v2a/conf/generate.yaml``; user errors print one line and return 2; a folder
-    run prints a summary and returns 1 when some of its videos failed (each named with why)."""
+    run prints a summary and returns 1 when some of its videos failed (each named with why). ``load_pipeline``
+    replaces ``V2APipeline.from_pretrained`` (``v2a serve`` keeps its models loaded)."""
     require(cfg, "video", "ckpt", "out")
     vocoder = chosen_vocoder(cfg)
     options = plain_options(cfg, exclude=("watermark", "model"))
@@ -34,7 +37,8 @@ def run_generate(cfg: DictConfig) -> int:
     # what the sidecar records of the watermark: its settings, never the key
     settings = {k: v for k, v in OmegaConf.to_container(watermark_cfg, resolve=True).items() if k != "key"}
     try:
-        results = generate(watermarker=watermarker, vocoder=vocoder, watermark_settings=settings, **options)
+        results = generate(watermarker=watermarker, vocoder=vocoder, watermark_settings=settings,
+                           load_pipeline=load_pipeline, **options)
     except (VideoInputError, CheckpointError, MuxError, ValueError, OSError) as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -102,7 +103,8 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
              transcript: str | None = None, num_candidates: int = 1, audio_format: str = "wav",
              vocoder: dict | None = None, streaming: dict | Streaming | None = None,
              watermark_settings: dict | None = None, num_threads: int | None = None,
-             sampler: dict | None = None, aligner: str | None = None, video_codec: str = "auto") -> Results:
+             sampler: dict | None = None, aligner: str | None = None, video_codec: str = "auto",
+             load_pipeline: Callable[..., V2APipeline] | None = None) -> Results:
     """Generate for a file or a folder. A file that fails in a folder is logged and skipped, the others go on:
     the returned :class:`Results` lists the sidecars written, and ``failed`` the inputs that were not, with why.
 
@@ -113,6 +115,8 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
     ``aligner``: a lip-aligner export that times a plain-text transcript from the video (phoneme-track models).
     ``video_codec``: ``auto`` copies the video when the output container holds its codec, else re-encodes it as
     H.264; ``copy`` refuses what cannot be copied; ``h264`` always re-encodes. No output ever replaces an input.
+    ``load_pipeline``: how the model is loaded (default :meth:`V2APipeline.from_pretrained`; ``v2a serve`` passes
+    its cache of loaded pipelines).
     """
     check_numbers(num_candidates=num_candidates, steps=steps, duration=duration, overlap_s=overlap_s,
                   cfg_scale=cfg_scale)
@@ -146,7 +150,7 @@ def generate(*, video: str, ckpt: str, out: str, steps: int | None = None, cfg_s
         check_not_inputs(outputs(videos[0]), videos)
         opened[videos[0]] = open_video(videos[0], max_resolution=streaming.max_resolution,
                                        max_duration_s=streaming.max_duration_s)
-    module = V2APipeline.from_pretrained(ckpt, device=device, vocoder=vocoder, sampler=sampler)
+    module = (load_pipeline or V2APipeline.from_pretrained)(ckpt, device=device, vocoder=vocoder, sampler=sampler)
     check_texts(module, texts)
     lip_aligner = LipAligner.from_pretrained(aligner, device=device) if aligner else None
     settings = {"ckpt": str(ckpt), "model_sha256": model_sha256(ckpt),
