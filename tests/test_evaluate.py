@@ -46,7 +46,7 @@ def trained(tiny_shards, tmp_path_factory):
                            "trainer.enable_progress_bar=false", "model.scheduler.warmup_steps=1"])
     sync_model = train(sync)["checkpoint"]
     cfg = compose_config(TINY + [f"paths.root_dir={root}", f"paths.output_dir={root / 'v2a'}", f"data.root={tiny_shards}",
-                                 "callbacks.demo_samples.num_clips=0", "model.vocoder.n_iter=4",  # fast Griffin-Lim
+                                 "callbacks.demo_samples.num_clips=0",
                                  "+sweep=eval_after_train",
                                  "callbacks.evaluate.max_clips=8", "callbacks.evaluate.calibration_clips=16",
                                  "callbacks.evaluate.batch_size=8", "+callbacks.evaluate.steps=2",

@@ -30,7 +30,6 @@ def run(tiny_shards, tmp_path_factory):
         "trainer.val_check_interval=15", "callbacks.model_checkpoint.every_n_train_steps=10",
         f"callbacks.demo_samples.num_clips={CLIPS}", "callbacks.demo_samples.every_n_steps=15",
         "callbacks.health.flops=true",   # the FLOP count (sys/tflops_per_s) runs on the CPU too
-        "model.vocoder.n_iter=4",
         # evaluation inside the run: every 20 steps on 8 clips, and after training (the sweeps' callback)
         "callbacks.periodic_eval.every_n_steps=20", "callbacks.periodic_eval.max_clips=8",
         "callbacks.periodic_eval.calibration_clips=16", "callbacks.periodic_eval.batch_size=8",

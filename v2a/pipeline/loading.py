@@ -157,6 +157,8 @@ def load_pipeline(path: str | Path, *, device: str | torch.device = "cpu", vocod
         cause = error.__cause__ or error
         raise ValueError(f"cannot build the model{' with the chosen vocoder' if vocoder else ''}: "
                          f"{str(cause).splitlines()[0]}") from error
+    if vocoder:  # the chosen vocoder brings its own weights: the stored vocoder's may not even fit its shapes
+        weights = {k: v for k, v in weights.items() if not k.startswith("vocoder.")}
     missing, unexpected = pipeline.load_state_dict(weights, strict=False)
     # A vocoder swapped at load time brings its own weights (and leaves the stored one's unused); an export
     # holds the network only. Anything else missing or unexpected is an error.

@@ -22,10 +22,10 @@ audio alone, so each gives a valid p-value; the smallest, times two, is the resu
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import uniform_filter, uniform_filter1d
 
 from v2a.watermark import spectral
 from v2a.watermark.params import WatermarkParams
+from v2a.watermark.smoothing import box_mean, box_mean1d
 
 # Detector-only constants (the embedder does not need them). Chosen on procedural clips:
 HP_FRAMES = 15         # per-bin temporal high-pass (removes steady partials within a note)
@@ -61,12 +61,12 @@ def log_band_spectrogram(x16: np.ndarray, p: WatermarkParams) -> np.ndarray:
     # the high-pass turns into zeros instead of amplified rounding noise; a floor relative to
     # the local level compresses deep valleys (between partials, in decays) whose log-level
     # swings wildly but carries little of the mark.
-    floor = p.floor_rel * band_mean + 1e-20 + LOCAL_FLOOR * uniform_filter(power, size=LOCAL_SIZE, mode="nearest")
+    floor = p.floor_rel * band_mean + 1e-20 + LOCAL_FLOOR * box_mean(power, LOCAL_SIZE)
     if NF_K > 0 and power.shape[0] > 0:
         floor = floor + NF_K * np.percentile(power, NF_PCT, axis=0, keepdims=True)
     logp = np.log(power + floor)
-    hp = logp - uniform_filter1d(logp, HP_FRAMES, axis=0, mode="nearest")
-    hp = hp - uniform_filter1d(hp, HP_BINS, axis=1, mode="nearest")
+    hp = logp - box_mean1d(logp, HP_FRAMES, axis=0)
+    hp = hp - box_mean1d(hp, HP_BINS, axis=1)
     # Clip outliers (onsets, note changes, edges of silence): they dominate the variance of
     # the score while carrying none of the mark.
     active = np.abs(hp) > 1e-6
@@ -81,7 +81,7 @@ def inverse_variance_weighted(cells: np.ndarray) -> np.ndarray:
     wildly and carry no mark; dividing by the local variance lets the steady, host-dominated cells
     that still carry it decide the score. Key-independent, so the p-value argument holds.
     """
-    var = uniform_filter(cells**2, size=IVW_SIZE, mode="nearest")
+    var = box_mean(cells**2, IVW_SIZE)
     positive = var > 0
     if not positive.any():
         return cells
@@ -97,7 +97,7 @@ def ratio_spectrogram(x16: np.ndarray, p: WatermarkParams) -> np.ndarray:
     which is what short crops of noisy audio need. Same bins as ``log_band_spectrogram``.
     """
     power, band_mean = _band_power(x16, p)
-    local = uniform_filter(power, size=RATIO_SIZE, mode="nearest") + p.floor_rel * band_mean + 1e-20
+    local = box_mean(power, RATIO_SIZE) + p.floor_rel * band_mean + 1e-20
     return np.clip((power - local) / local, -RATIO_CLIP, RATIO_CLIP)
 
 

@@ -15,11 +15,11 @@ is the mark.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import uniform_filter, uniform_filter1d
 
 from v2a.media import as_2d, resample
 from v2a.watermark import spectral
 from v2a.watermark.params import WatermarkParams
+from v2a.watermark.smoothing import box_mean, box_mean1d
 
 
 def depth_map(power: np.ndarray, p: WatermarkParams) -> np.ndarray:
@@ -29,11 +29,11 @@ def depth_map(power: np.ndarray, p: WatermarkParams) -> np.ndarray:
     envelope instead of each cell's own level; the frame factor ``(frame level / clip level)
     ** -level_gamma`` then moves mark energy from loud frames to quieter ones.
     """
-    local = uniform_filter(power, size=(3, 7), mode="nearest")
+    local = box_mean(power, (3, 7))
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.sqrt(local / np.maximum(power, 1e-30))
         if p.level_gamma > 0:
-            frame = uniform_filter1d(local.mean(axis=1), p.level_frames, mode="nearest")
+            frame = box_mean1d(local.mean(axis=1), p.level_frames)
             ref = max(float(frame.mean()), 1e-30)
             depth = depth * np.clip(frame / ref, 1e-6, None)[:, None] ** (-p.level_gamma)
     return np.clip(np.nan_to_num(depth, nan=0.0, posinf=p.quiet_boost), 0.0, p.quiet_boost)
@@ -47,7 +47,7 @@ def _floor_noise(n_frames: int, band_power: np.ndarray, pattern_rows: np.ndarray
     level = np.maximum(level, 10 ** (-p.floor_db / 10) * 1e-2 * mean)           # keep thin bins alive
     # Only fill the holes: where the host is already above the floor it carries the
     # multiplicative mark, and extra noise there would cost energy for nothing.
-    local = uniform_filter(band_power, size=(3, 7), mode="nearest")
+    local = box_mean(band_power, (3, 7))
     fill = np.maximum(level - local, 0.0)
     rng = np.random.default_rng(seed)
     phase = np.exp(2j * np.pi * rng.random((n_frames, band_power.shape[1])))

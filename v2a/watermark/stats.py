@@ -26,11 +26,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import log_ndtr
 
 
 def log_gaussian_tail(z: float) -> float:
     """``log P(N(0,1) >= z)``, accurate far into the tail."""
+    from scipy.special import log_ndtr  # detection only: generation (embedding) does not load SciPy
+
     return float(log_ndtr(-z))
 
 

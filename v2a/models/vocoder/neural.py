@@ -15,6 +15,22 @@ from v2a.models.vocoder.refine import correct_mel, onset_mask, refine_phase
 
 log = logging.getLogger(__name__)
 
+BUILTIN_PREFIX = "builtin:"
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+
+
+def vocoder_path(checkpoint: str | Path) -> Path:
+    """The export folder a ``checkpoint`` setting names: a path, or ``builtin:NAME`` for an export shipped inside
+    the package (``v2a/models/vocoder/builtin/NAME``; resolved when loaded, so configs stay portable)."""
+    text = str(checkpoint)
+    if not text.startswith(BUILTIN_PREFIX):
+        return Path(checkpoint)
+    name = text[len(BUILTIN_PREFIX):]
+    shipped = sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "model.safetensors").is_file())
+    if name not in shipped:
+        raise ValueError(f"no built-in vocoder {name!r} (shipped: {', '.join(shipped)})")
+    return BUILTIN_DIR / name
+
 
 class NeuralVocoder(Vocoder):
     """Loads a vocoder export (``experiment=vocoder_*``'s ``RUN/export``) and inverts mels with it.
@@ -41,7 +57,7 @@ class NeuralVocoder(Vocoder):
         self.refine_momentum = refine_momentum
         self.mel_iters = mel_iters
         self.onset_threshold = onset_threshold
-        generator, config = load_vocoder_export(Path(checkpoint))
+        generator, config = load_vocoder_export(vocoder_path(checkpoint))
         expected, trained = feature_config(features), config["features"]
         differences = [f"{k} (vocoder {trained.get(k)!r}, model {v!r})" for k, v in expected.items()
                        if not _same(trained.get(k), v)]
