@@ -146,7 +146,7 @@ def test_v2a_generate_through_a_warm_server_writes_what_a_local_run_writes(one_s
         common = [str(video.name), "--ckpt", one_step_checkpoint, "--steps", "1", "--seed", "5"]
         for name in ("a", "b"):
             done = subprocess.run([sys.executable, "-m", "v2a.cli", "generate", *common, "-o", f"{name}.mp4",
-                                   "--server", str(socket_path)], cwd=tmp_path, env=env, capture_output=True,
+                                   "--server", "--socket", str(socket_path)], cwd=tmp_path, env=env, capture_output=True,
                                   text=True, timeout=300)
             assert done.returncode == 0, done.stderr
             assert f"wrote {name}.mp4 and {name}.wav" in done.stdout
@@ -157,7 +157,7 @@ def test_v2a_generate_through_a_warm_server_writes_what_a_local_run_writes(one_s
         assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "local.wav").read_bytes()
         assert (tmp_path / "b.wav").read_bytes() == (tmp_path / "local.wav").read_bytes()
         bad = subprocess.run([sys.executable, "-m", "v2a.cli", "generate", "missing.mp4", "--ckpt", one_step_checkpoint,
-                              "--server", str(socket_path)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              "--server", "--socket", str(socket_path)], cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=120)
         assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: ")
     finally:

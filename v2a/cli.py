@@ -128,9 +128,10 @@ def generate_parser() -> argparse.ArgumentParser:
                      help="do not watermark (the output will not be marked as generated)")
     gen.add_argument("--device", help="auto (the default: the GPU when present), cpu, cuda, cuda:1 ...")
     gen.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy shared CPU)")
-    gen.add_argument("--server", nargs="?", const=str(default_socket_path()), metavar="SOCKET",
-                     help=f"run in the warm 'v2a serve' process at SOCKET (default {default_socket_path()}; also "
-                          f"${SERVER_ENV_VAR}): no torch start-up, the model stays loaded")
+    gen.add_argument("--server", action="store_true",
+                     help=f"run in the warm 'v2a serve' process (no torch start-up, the model stays loaded); also "
+                          f"when ${SERVER_ENV_VAR} names its socket")
+    gen.add_argument("--socket", help=f"the server's Unix socket (default ${SERVER_ENV_VAR}, else {default_socket_path()})")
     return gen
 
 
@@ -187,8 +188,8 @@ def run_serve_cli(args: argparse.Namespace) -> int:
     cache(args.ckpt, device=args.device, vocoder=None, sampler=None)
 
     def ready() -> None:
-        print(f"serving {args.ckpt} at {args.socket}: v2a generate VIDEO --ckpt {args.ckpt} --server {args.socket}",
-              flush=True)
+        print(f"serving {args.ckpt} at {args.socket}: v2a generate VIDEO --ckpt {args.ckpt} --server --socket "
+              f"{args.socket}", flush=True)
 
     serve(args.socket, lambda argv: main(argv, load_pipeline=cache), ready=ready)
     return 0
@@ -229,10 +230,9 @@ def main(argv: Sequence[str] | None = None, *, load_pipeline: Callable[..., Any]
         print(USAGE, file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     args = generate_parser().parse_intermixed_args(argv[1:])
-    server = args.server or os.environ.get(SERVER_ENV_VAR)
-    if server and load_pipeline is None:
+    if (args.server or os.environ.get(SERVER_ENV_VAR)) and load_pipeline is None:
         try:
-            return run_remote(server, argv)
+            return run_remote(args.socket or os.environ.get(SERVER_ENV_VAR) or default_socket_path(), argv)
         except ServerUnavailable as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
