@@ -250,6 +250,10 @@ def main() -> None:
             "model's size, rgb24) plus `ffmpeg` muxing an audio file of the same length with the video stream "
             "copied — what any tool that reads every frame and writes the result must pay.", "",
             verdict, "", text, "",
+            "`v2a generate --server` hands the command to a `v2a serve` process started once before the runs (torch "
+            "imported, model loaded): the client imports only the standard library, so its wall time is the "
+            "generation plus a few tens of milliseconds; a cold `v2a generate` cannot be 2x an 8 s clip's in-process "
+            "time on this machine, since importing torch alone takes longer than the whole generation.", "",
             "In the first table, the last column is the start-up nobody's Python entry point avoids: a bare `python -c 'import torch'`, "
             "run beside the others (its interpreter teardown included, which the `v2a` command skips with a prompt "
             "exit after every file is closed: tearing torch down costs about 1.4 s and 140 MiB of peak RSS here). "
