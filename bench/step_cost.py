@@ -1,18 +1,21 @@
 """Per-step cost and whole sampling of the denoiser: today's token rate against a cheaper one (issue 17).
 
-    .venv/bin/python bench/step_cost.py [--sizes tiny small] [--rates 2 4] [--steps 8 4] [--repeats 7] [--threads 2] [--write]
+    .venv/bin/python bench/step_cost.py [--sizes tiny small] [--variants 2:tanh 4:tanh 4:none] [--steps 8 3]
+        [--repeats 7] [--threads 2] [--write]
 
-For each denoiser size (``model/denoiser=tiny|small``) and audio-token rate (``spec.mel_frames_per_token``: 2 mel
-frames a token = 50 tokens/s, today's; 4 = 25 tokens/s), a V2A pipeline is built from the configs with random
-weights (``experiment=v2a_tiny``, its visual encoder and sampler), and timed on an 8 s clip as generation runs it:
+For each denoiser size (``model/denoiser=tiny|small``) and variant ``K:GELU`` — the audio-token rate
+(``spec.mel_frames_per_token``: 2 mel frames a token = 50 tokens/s, the former networks'; 4 = 25 tokens/s) and the
+MLP's GELU (``model.denoiser.gelu``: the former ``tanh`` approximation or the exact ``none``) — a V2A pipeline is
+built from the configs with random weights (``experiment=v2a_tiny``, its visual encoder and sampler), and timed
+on an 8 s clip as generation runs it:
 5 training-length windows in one batch, CFG as one batched pass (batch 10):
 
 - **per step**: one denoiser forward of that batch (the network's cost per sampling step);
 - **whole sampling**: ``V2APipeline.guided_velocity`` (conditions encoded once) integrated by the Euler sampler
   with each ``--steps`` count, from the same noise.
 
-The runs alternate between configurations, medians of ``--repeats``. Ratios are to today's network of the same
-size (2 mel frames a token) and, for whole sampling, to today's default (2 mel frames a token, 8 steps).
+The runs alternate between configurations, medians of ``--repeats``. Ratios are to the former network of the same
+size (2 mel frames a token, tanh GELU) and, for whole sampling, to its former default (8 steps).
 ``--write`` puts the tables into the "step_cost" section of docs/benchmarks.md.
 """
 
@@ -33,18 +36,18 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ is not pa
 from bench.report import load_average, machine, write_section  # noqa: E402
 
 CLIP_S = 8.0
-TODAY_RATE, TODAY_STEPS = 2, 8
+TODAY, TODAY_STEPS = (2, "tanh"), 8
 
 
-def build(size: str, rate: int, steps: int):
-    """A randomly initialised pipeline of ``experiment=v2a_tiny`` with that denoiser size, token rate and steps."""
+def build(size: str, rate: int, gelu: str, steps: int):
+    """A randomly initialised pipeline of ``experiment=v2a_tiny`` with that denoiser size, token rate, GELU and steps."""
     from hydra import compose, initialize_config_dir
 
     from v2a.conf import CONFIG_DIR
     from v2a.pipeline.loading import build_pipeline
 
     overrides = ["experiment=v2a_tiny", f"model/denoiser={size}", f"spec.mel_frames_per_token={rate}",
-                 f"model.sampler.steps={steps}", "model/vocoder=griffin_lim"]
+                 f"model.denoiser.gelu={gelu}", f"model.sampler.steps={steps}", "model/vocoder=griffin_lim"]
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     torch.manual_seed(0)
@@ -63,14 +66,16 @@ def windows(spec) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small"])
-    parser.add_argument("--rates", nargs="+", type=int, default=[2, 4], help="mel frames per audio token")
-    parser.add_argument("--steps", nargs="+", type=int, default=[8, 4], help="Euler steps for whole sampling")
+    parser.add_argument("--variants", nargs="+", default=["2:tanh", "4:tanh", "4:none"],
+                        help="K:GELU: mel frames per audio token and the MLP's GELU (tanh or none)")
+    parser.add_argument("--steps", nargs="+", type=int, default=[8, 3], help="Euler steps for whole sampling")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    configs = [(size, rate) for size in args.sizes for rate in args.rates]
+    variants = [(int(v.split(":")[0]), v.split(":")[1]) for v in args.variants]
+    configs = [(size, *variant) for size in args.sizes for variant in variants]
     pipes = {key: build(*key, steps=TODAY_STEPS) for key in configs}
     g = torch.Generator().manual_seed(0)
     inputs = {}
@@ -118,23 +123,24 @@ def main() -> None:
         return sum(p.numel() for p in pipes[key].net.denoiser.parameters()) / 1e6
 
     median = statistics.median
-    lines = ["| denoiser | mel frames / token (tokens/s) | parameters per step | ms / forward (batch "
-             f"{2 * windows(pipes[configs[0]].spec)}) | vs today's network of that size |",
-             "| --- | --- | --- | --- | --- |"]
-    for size, rate in configs:
-        today = (size, TODAY_RATE)
-        ratio = median(forward_ms[(size, rate)]) / median(forward_ms[today]) if today in forward_ms else float("nan")
-        spec = pipes[(size, rate)].spec
-        lines.append(f"| {size} | {rate} ({spec.token_rate}) | {params((size, rate)):.2f} M | "
-                     f"{median(forward_ms[(size, rate)]):.1f} | **{ratio:.2f}x** |")
-    lines += ["", "| denoiser | mel frames / token | Euler steps | whole sampling of an 8 s clip (ms) | vs today's "
-              f"default ({TODAY_RATE} mel frames / token, {TODAY_STEPS} steps) |", "| --- | --- | --- | --- | --- |"]
-    for size, rate in configs:
-        base = sampling_s.get((size, TODAY_RATE, TODAY_STEPS))
+    lines = ["| denoiser | mel frames / token (tokens/s) | GELU | parameters per step | ms / forward (batch "
+             f"{2 * windows(pipes[configs[0]].spec)}) | vs the former network of that size |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for key in configs:
+        today = (key[0], *TODAY)
+        ratio = median(forward_ms[key]) / median(forward_ms[today]) if today in forward_ms else float("nan")
+        lines.append(f"| {key[0]} | {key[1]} ({pipes[key].spec.token_rate}) | {key[2]} | {params(key):.2f} M | "
+                     f"{median(forward_ms[key]):.1f} | **{ratio:.3f}x** |")
+    lines += ["", "| denoiser | mel frames / token | GELU | Euler steps | whole sampling of an 8 s clip (ms) | vs the "
+              f"former default ({TODAY[0]} mel frames / token, {TODAY[1]}, {TODAY_STEPS} steps) |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for key in configs:
+        base = sampling_s.get((key[0], *TODAY, TODAY_STEPS))
         for steps in args.steps:
-            values = sampling_s[(size, rate, steps)]
+            values = sampling_s[(*key, steps)]
             ratio = median(values) / median(base) if base else float("nan")
-            lines.append(f"| {size} | {rate} | {steps} | {1000 * median(values):.0f} | **{ratio:.2f}x** |")
+            lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {steps} | {1000 * median(values):.0f} | "
+                         f"**{ratio:.2f}x** |")
     table = "\n".join(lines)
     load = load_average()
     print(table, load, sep="\n")
@@ -143,7 +149,8 @@ def main() -> None:
         write_section("step_cost", "\n".join([
             "## Per-step cost and whole sampling: a cheaper audio-token rate (issue 17)", "",
             f"`{command}` — {machine()}; {load}. Random weights, the configs' networks "
-            f"(`experiment=v2a_tiny`, `model/denoiser=SIZE`, `spec.mel_frames_per_token=K`); an {CLIP_S:.0f} s clip as "
+            f"(`experiment=v2a_tiny`, `model/denoiser=SIZE`, `spec.mel_frames_per_token=K`, `model.denoiser.gelu=G`); "
+            f"an {CLIP_S:.0f} s clip as "
             f"generation runs it ({windows(pipes[configs[0]].spec)} windows in one batch, CFG as one batched pass); "
             f"configurations alternating, medians of {args.repeats}.", "", table]))
 

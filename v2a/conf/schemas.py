@@ -125,10 +125,13 @@ class DenoiserSchema:
     text_dim: int | None = MISSING
     text_streams: list[str] = MISSING
     phoneme_dim: int | None = None
+    gelu: str = "tanh"
 
     @staticmethod
     def check(node: DictConfig, p: str) -> list[str]:
         errors = _at_least(node, p, "width", "depth", "heads") + _divisible(node, p, "width", "heads")
+        if node.get("gelu", "tanh") not in ("tanh", "none"):
+            errors.append(f"{p}gelu must be tanh or none (exact), got {node.gelu!r}")
         errors += _above(node, p, "mlp_ratio") + _at_least(node, p, "visual_dim", "text_dim", optional=True)
         streams = list(node.text_streams)
         if any(s not in TEXT_STREAMS for s in streams) or len(set(streams)) != len(streams):
