@@ -215,6 +215,8 @@ def main() -> None:
     parser.add_argument("--long-runs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch threads of both children (default: torch's)")
     parser.add_argument("--write", action="store_true", help="write the generate_speed section of docs/benchmarks.md")
+    parser.add_argument("--quality", type=Path, default=None,
+                        help="an evaluate.py folder of the same checkpoint and settings: its onset F1 is reported")
     args = parser.parse_args()
     ckpt = args.ckpt or newest_checkpoint()
     results = []
@@ -237,6 +239,10 @@ def main() -> None:
                    f"{short_result['served_ratio']:.2f}x the in-process time through a warm `v2a serve` (target <= 2x), "
                    f"{short_result['cli_ratio']:.2f}x from a cold start; peak RSS {peak:.0f} MiB = "
                    f"{peak * 2**20 / 1e6:.0f} MB (target <= 700 MB; the server's {short_result['server_rss']:.0f} MiB).")
+        if args.quality is not None:
+            metrics = json.loads((args.quality / "metrics.json").read_text())["metrics"]
+            verdict += (f" Onset F1 of these settings on the impacts test split: {metrics['sync/onset_f1']:.3f} "
+                        f"(ground truth {metrics['ref/gt_onset_f1']:.3f}; `evaluate.py`, {args.quality}).")
         write_section("generate_speed", "\n".join([
             "## Generation speed against the decode floor (V2APipeline.generate_to, v2a generate)", "",
             f"Command: `{command}`", "",

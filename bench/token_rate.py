@@ -5,7 +5,7 @@
         --commands outputs/eval/speed/commands.sh [--write]
 
 Each run folder holds the ``metrics.json`` that ``evaluate.py`` wrote; the model's token rate, the vocoder and the
-steps are read from its ``run`` record. ``--baseline`` is today's default (2 mel frames a token, Griffin-Lim,
+steps are read from its ``run`` record. ``--baseline`` is the former default (2 mel frames a token, Griffin-Lim,
 8 steps); each row reports its onset F1 against it and against its own 25-step run when there is one.
 """
 
@@ -28,10 +28,12 @@ def read(folder: Path) -> dict:
 
     data = json.loads((folder / "metrics.json").read_text())
     metrics, run = data["metrics"], data.get("run", {})
-    spec = read_pretrained(ROOT / run["ckpt"])[0]["spec"]
+    stored = read_pretrained(ROOT / run["ckpt"])[0]
+    spec = stored["spec"]
     vocoder = run.get("vocoder") or {}
     return {"name": folder.name, "ckpt": run.get("ckpt", "?"), "steps": run.get("steps"),
             "mel_frames_per_token": spec.get("mel_frames_per_token"),
+            "gelu": stored["model"]["denoiser"].get("gelu", "tanh"),
             "vocoder": str(vocoder.get("_target_", "?")).rsplit(".", 1)[-1],
             "f1": metrics["sync/onset_f1"], "precision": metrics["sync/onset_precision"],
             "recall": metrics["sync/onset_recall"], "mae": metrics["sync/onset_mae_ms"],
@@ -48,12 +50,13 @@ def main() -> None:
     base = read(args.baseline)
     rows = [read(folder) for folder in args.runs if (folder / "metrics.json").is_file()]
     full = {(r["ckpt"], r["vocoder"]): r["f1"] for r in rows if r["steps"] == 25}
-    lines = ["| run | checkpoint | mel frames / token | vocoder | steps | onset F1 | vs today's default | "
-             "vs its 25 steps | precision | recall | MAE (ms) |", "| --- |" + " --- |" * 10]
+    lines = ["| run | checkpoint | mel frames / token | GELU | vocoder | steps | onset F1 | vs the former default | "
+             "vs its 25 steps | precision | recall | MAE (ms) |", "| --- |" + " --- |" * 11]
     for r in sorted(rows, key=lambda r: (r["ckpt"], r["vocoder"], r["steps"] or 0)):
         reference = full.get((r["ckpt"], r["vocoder"]))
         vs_full = f"{100 * r['f1'] / reference:.1f} %" if reference else "—"
-        lines.append(f"| {r['name']} | `{r['ckpt']}` | {r['mel_frames_per_token']} | {r['vocoder']} | {r['steps']} | "
+        lines.append(f"| {r['name']} | `{r['ckpt']}` | {r['mel_frames_per_token']} | {r['gelu']} | {r['vocoder']} | "
+                     f"{r['steps']} | "
                      f"**{r['f1']:.3f}** | {r['f1'] - base['f1']:+.3f} | {vs_full} | {r['precision']:.3f} | "
                      f"{r['recall']:.3f} | {r['mae']:.1f} |")
     table = "\n".join(lines)
@@ -64,7 +67,7 @@ def main() -> None:
             "## Onset F1 by token rate, vocoder and steps: the default generation settings (issue 17)", "",
             f"`.venv/bin/python bench/token_rate.py --baseline {args.baseline} --runs ... --write`, from these "
             f"`evaluate.py` runs (impacts test split, {base['clips']} clips; ground truth onset F1 {base['gt_f1']:.3f}; "
-            f"today's default `{base['name']}`: onset F1 {base['f1']:.3f}):", "", "```bash", commands, "```", "",
+            f"the former default `{base['name']}`: onset F1 {base['f1']:.3f}):", "", "```bash", commands, "```", "",
             table]))
 
 

@@ -207,13 +207,14 @@ def shipped_default() -> dict:
             "onset_threshold": None if threshold is None else float(threshold)}
 
 
-def markdown(results: dict, command: str, train_note: str) -> str:
+def markdown(results: dict, command: str, train_note: str,
+             title: str = "Vocoder: copy-synthesis (ground-truth mel -> waveform), neural vs Griffin-Lim") -> str:
     imp, sp, rtf = results["impacts"], results["speech"], results["rtf"]
     g = results["generator"]
     prior = ("log-magnitude predicted as a residual on the mel pseudo-inverse, " if g.get("magnitude_prior")
              else "")
     lines = [
-        "## Vocoder: copy-synthesis (ground-truth mel -> waveform), neural vs Griffin-Lim",
+        f"## {title}",
         "",
         f"Command: `{command}` — {machine()}; load average at start {results['load']}.",
         "",
@@ -289,7 +290,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--train-note", default="", help="how the export was trained (command, wall time)")
     parser.add_argument("--json", default=None, help="also write the raw results here")
-    parser.add_argument("--write", action="store_true", help="write the 'vocoder' section of docs/benchmarks.md")
+    parser.add_argument("--write", action="store_true", help="write the --section section of docs/benchmarks.md")
+    parser.add_argument("--section", default="vocoder", help="section name in docs/benchmarks.md (default: vocoder)")
+    parser.add_argument("--title", default=None, help="the section's heading")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     load = os.getloadavg()[0]
@@ -297,12 +300,12 @@ def main(argv: list[str] | None = None) -> dict:
     results.update(load=f"{load:.1f}", gl_iters=args.gl_iters, default=shipped_default(), split=args.split,
                    rtf_seconds=args.rtf_seconds, repeats=args.repeats)
     command = "python bench/vocoder.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    text = markdown(results, command, args.train_note)
+    text = markdown(results, command, args.train_note, **({"title": args.title} if args.title else {}))
     print(text, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     if args.write:
-        write_section("vocoder", text)
+        write_section(args.section, text)
     return results
 
 
