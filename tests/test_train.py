@@ -72,7 +72,8 @@ def test_first_losses_match_recorded_values(tiny_cfg):
     assert losses == __import__("pytest").approx(RECORDED_LOSSES, rel=1e-3), losses
 
 
-RECORDED_LOSSES = [2.0047249794006348, 1.9765000343322754, 1.7282482385635376]
+# re-recorded when the denoiser presets moved to the exact GELU (model.denoiser.gelu=none; tanh gave 1.9765, 1.7282)
+RECORDED_LOSSES = [2.0047249794006348, 1.9719171524047852, 1.7244302034378052]
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tiny_cfg, tmp_path, monkeypatch):
