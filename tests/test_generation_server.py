@@ -160,6 +160,10 @@ def test_v2a_generate_through_a_warm_server_writes_what_a_local_run_writes(one_s
                               "--server", "--socket", str(socket_path)], cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=120)
         assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: ")
+        code = f"import sys; from v2a.generation.remote import run_remote; sys.exit(run_remote({str(socket_path)!r}, ['demo']))"
+        other = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=60)
+        assert other.returncode == 2 and "runs 'v2a generate' commands only" in other.stderr
     finally:
         server.terminate()
         server.wait(timeout=30)

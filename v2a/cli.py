@@ -191,7 +191,13 @@ def run_serve_cli(args: argparse.Namespace) -> int:
         print(f"serving {args.ckpt} at {args.socket}: v2a generate VIDEO --ckpt {args.ckpt} --server --socket "
               f"{args.socket}", flush=True)
 
-    serve(args.socket, lambda argv: main(argv, load_pipeline=cache), ready=ready)
+    def generate_only(argv: list[str]) -> int:
+        if argv[:1] != ["generate"]:
+            print("error: a v2a server runs 'v2a generate' commands only", file=sys.stderr)
+            return 2
+        return main(argv, load_pipeline=cache)
+
+    serve(args.socket, generate_only, ready=ready)
     return 0
 
 
