@@ -121,6 +121,13 @@ def test_the_phoneme_prior_is_trained_by_regression_and_starts_sampling(trained,
     assert torch.equal(silent[0], silent[1])
     assert torch.equal(silent[0], pipeline.generate_mel(batch["frames"], steps=2,
                                                         generator=torch.Generator().manual_seed(0)))
+    # the recipe's prior reads the pooled prompt (the voice it names); zero at first, so made non-zero here
+    voice = pipeline.net.phoneme_encoder.voice
+    assert voice is not None
+    torch.nn.init.normal_(voice.weight, std=0.5)
+    man, woman = (pipeline.prior_mel(track, SPEC.n_mel_frames, prompt=p) for p in ("a man speaking", "a woman speaking"))
+    assert (man - woman).abs().max() > 1e-4 and torch.equal(pipeline.prior_mel(track, SPEC.n_mel_frames, prompt=None),
+                                                            prior)
 
 
 def test_generate_with_the_aligner_and_the_dialogue_evaluation(trained, dialogue_shards, tmp_path):

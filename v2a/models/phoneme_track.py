@@ -21,11 +21,12 @@ class PhonemeTrackEncoder(nn.Module):
     the flow loss, as Grad-TTS trains its encoder's mel prior: the regression gets clean gradients
     where the flow loss sees the speech through noise, so the phoneme features learn what each phoneme
     sounds like in a few hundred steps (docs/benchmarks.md, dialogue_prior). The sampler can start from
-    the prior (the sampler's ``prior_start``).
+    the prior (the sampler's ``prior_start``). ``voice_dim`` (the prompt encoder's width) lets the pooled
+    prompt shape the prior, so the voice the prompt names reaches the sampling start.
     """
 
     def __init__(self, *, vocab_size: int, dim: int = 128, layers: int = 2, kernel: int = 5,
-                 position_frequencies: int = 4, prior_dim: int | None = None) -> None:
+                 position_frequencies: int = 4, prior_dim: int | None = None, voice_dim: int | None = None) -> None:
         super().__init__()
         if vocab_size < 3 or dim < 1 or layers < 0 or kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"bad phoneme track encoder: vocab_size={vocab_size}, dim={dim}, layers={layers}, "
@@ -41,15 +42,25 @@ class PhonemeTrackEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.prior_dim = prior_dim
         self.prior_head = nn.Linear(dim, prior_dim) if prior_dim else None
+        # The voice: the pooled prompt ("a woman speaking") shifts the prior's features, so the expected mel
+        # carries the voice the prompt asks for. Zero at first: the prior starts as the voice-free one.
+        self.voice = nn.Linear(voice_dim, dim) if (voice_dim and prior_dim) else None
+        if self.voice is not None:
+            nn.init.zeros_(self.voice.weight)
+            nn.init.zeros_(self.voice.bias)
 
     @property
     def has_prior(self) -> bool:
         return self.prior_head is not None
 
-    def prior(self, features: torch.Tensor) -> torch.Tensor:
-        """Features [B, N, dim] -> the predicted mel tokens [B, N, prior_dim] (the expected spoken sound)."""
+    def prior(self, features: torch.Tensor, voice: torch.Tensor | None = None) -> torch.Tensor:
+        """Features [B, N, dim] -> the predicted mel tokens [B, N, prior_dim] (the expected spoken sound).
+        ``voice`` [B, voice_dim] (the pooled prompt; encoders built with ``voice_dim``) shifts every token's
+        features before the head; None (no prompt) leaves them."""
         if self.prior_head is None:
             raise ValueError("this phoneme encoder has no prior head (prior_dim is not set)")
+        if self.voice is not None and voice is not None:
+            features = features + self.voice(voice)[:, None]
         return self.prior_head(features)
 
     def forward(self, ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:

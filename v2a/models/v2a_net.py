@@ -95,8 +95,6 @@ class V2ANet(nn.Module):
             if self.phoneme_encoder is None:
                 raise ValueError("this network reads no phoneme track (it has no phoneme encoder)")
             cond["phoneme_tokens"] = self.phoneme_encoder(*phonemes)
-            if self.phoneme_encoder.has_prior:  # the expected spoken mel tokens: a training target, a sampling start
-                cond[PRIOR_KEY] = self.phoneme_encoder.prior(cond["phoneme_tokens"])
         if self.visual_encoder is not None and frames is not None:
             cond["visual_tokens"], cond["pooled"] = self.visual_encoder(frames)
         for name, (ids, mask) in (text or {}).items():
@@ -107,6 +105,9 @@ class V2ANet(nn.Module):
             cond[f"{name}_tokens"], cond[f"{name}_mask"] = features, (own_mask[0] if own_mask else mask).bool()
             if name == "prompt":
                 cond["prompt_pooled"] = pooled
+        if phonemes is not None and self.phoneme_encoder.has_prior:
+            # the expected spoken mel tokens (in the prompt's voice): a training target, a sampling start
+            cond[PRIOR_KEY] = self.phoneme_encoder.prior(cond["phoneme_tokens"], voice=cond.get("prompt_pooled"))
         return cond
 
     def forward(self, x: torch.Tensor | None = None, t: torch.Tensor | None = None,

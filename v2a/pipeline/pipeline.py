@@ -172,12 +172,16 @@ class V2APipeline(nn.Module):
         source = generator.device if generator is not None else device
         noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(device)
         if start > 0:
-            noise = start * self.prior_mel(phonemes, n_mel_frames) + (1 - start) * noise
+            noise = start * self.prior_mel(phonemes, n_mel_frames, prompt=prompt) + (1 - start) * noise
         return self.sampler(velocity, noise, steps=steps, start=start)
 
-    def prior_mel(self, track: tuple[torch.Tensor, torch.Tensor], n_mel_frames: int) -> torch.Tensor:
-        """The phoneme encoder's predicted mel [B, n_mels, n_mel_frames] for a rasterised phoneme track."""
-        prior = self.net(phonemes=track)[PRIOR_KEY]
+    def prior_mel(self, track: tuple[torch.Tensor, torch.Tensor], n_mel_frames: int,
+                  prompt: TextInput = None) -> torch.Tensor:
+        """The phoneme encoder's predicted mel [B, n_mels, n_mel_frames] for a rasterised phoneme track, in the
+        voice of ``prompt`` for an encoder that reads it."""
+        texts = self.text_conditioning.tokenize(track[0].shape[0], self.device, prompt=prompt) if prompt is not None else {}
+        prompt_only = {"prompt": texts["prompt"]} if "prompt" in texts else None
+        prior = self.net(phonemes=track, text=prompt_only)[PRIOR_KEY]
         mel = self.net.denoiser.untokenize(prior)[..., :n_mel_frames]
         if mel.shape[-1] < n_mel_frames:  # a trailing partial token: hold the last frame
             mel = torch.cat([mel, mel[..., -1:].expand(-1, -1, n_mel_frames - mel.shape[-1])], dim=-1)
