@@ -121,13 +121,6 @@ def test_the_phoneme_prior_is_trained_by_regression_and_starts_sampling(trained,
     assert torch.equal(silent[0], silent[1])
     assert torch.equal(silent[0], pipeline.generate_mel(batch["frames"], steps=2,
                                                         generator=torch.Generator().manual_seed(0)))
-    # the recipe's prior reads the pooled prompt (the voice it names); zero at first, so made non-zero here
-    voice = pipeline.net.phoneme_encoder.voice
-    assert voice is not None
-    torch.nn.init.normal_(voice.weight, std=0.5)
-    man, woman = (pipeline.prior_mel(track, SPEC.n_mel_frames, prompt=p) for p in ("a man speaking", "a woman speaking"))
-    assert (man - woman).abs().max() > 1e-4 and torch.equal(pipeline.prior_mel(track, SPEC.n_mel_frames, prompt=None),
-                                                            prior)
 
 
 def test_generate_with_the_aligner_and_the_dialogue_evaluation(trained, dialogue_shards, tmp_path):
@@ -154,3 +147,22 @@ def test_generate_with_the_aligner_and_the_dialogue_evaluation(trained, dialogue
     assert {"speech/wer", "speech/wer_swapped", "speech/lip_corr", "ref/gt_wer", "ref/mismatched_wer",
             "speech/word_onset_err_frames"} <= metrics.keys()
     assert metrics["eval/speech_clips"] == 4 and (tmp_path / "eval" / "dialogue.json").exists()
+
+
+def test_the_prior_reads_the_voice_the_prompt_names():
+    from tests.conftest import compose_config
+    from v2a.models.phoneme_track import PhonemeTrackEncoder
+
+    cfg = compose_config(["experiment=v2a_dialogue_aligned_tiny"])
+    assert cfg.model.phoneme_encoder.voice_dim == cfg.model.prompt_encoder.dim  # the recipe's prior reads the prompt
+    assert compose_config(["experiment=v2a_dialogue_aligned_tiny", "model.modalities=[video,transcript]"]
+                          ).model.phoneme_encoder.voice_dim is None
+    torch.manual_seed(0)
+    encoder = PhonemeTrackEncoder(vocab_size=10, dim=8, prior_dim=6, voice_dim=4)
+    ids, where = torch.randint(0, 10, (2, 12)), torch.rand(2, 12)
+    features, voices = encoder(ids, where), torch.randn(2, 4)
+    assert torch.equal(encoder.prior(features, voice=voices), encoder.prior(features))  # zero at first
+    torch.nn.init.normal_(encoder.voice.weight)
+    shifted = encoder.prior(features, voice=voices)
+    assert (shifted[0] - encoder.prior(features, voice=voices.flip(0))[0]).abs().max() > 1e-3  # the voice matters
+    assert torch.equal(encoder.prior(features, voice=None), encoder.prior(features))  # no prompt: no shift
