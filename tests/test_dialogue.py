@@ -150,13 +150,14 @@ def test_generate_with_the_aligner_and_the_dialogue_evaluation(trained, dialogue
 
 
 def test_the_prior_reads_the_voice_the_prompt_names():
+    from hydra.utils import instantiate
+
     from tests.conftest import compose_config
     from v2a.models.phoneme_track import PhonemeTrackEncoder
 
-    cfg = compose_config(["experiment=v2a_dialogue_aligned_tiny"])
-    assert cfg.model.phoneme_encoder.voice_dim == cfg.model.prompt_encoder.dim  # the recipe's prior reads the prompt
-    assert compose_config(["experiment=v2a_dialogue_aligned_tiny", "model.modalities=[video,transcript]"]
-                          ).model.phoneme_encoder.voice_dim is None
+    cfg = compose_config(["experiment=v2a_dialogue_aligned_tiny",
+                          "model.phoneme_encoder.voice_dim=${model.prompt_encoder.dim}"])
+    assert instantiate(cfg.model.phoneme_encoder).voice.in_features == cfg.model.prompt_encoder.dim
     torch.manual_seed(0)
     encoder = PhonemeTrackEncoder(vocab_size=10, dim=8, prior_dim=6, voice_dim=4)
     ids, where = torch.randint(0, 10, (2, 12)), torch.rand(2, 12)
