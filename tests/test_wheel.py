@@ -59,7 +59,9 @@ def test_the_installed_wheel_generates(one_step_checkpoint, tiny_shards, tmp_pat
     wheel = build_wheel(tmp_path / "build")
     names = subprocess.check_output([sys.executable, "-m", "zipfile", "-l", wheel], text=True)
     for config in ("v2a/conf/generate.yaml", "v2a/conf/spec/default.yaml", "v2a/conf/model/denoiser/tiny.yaml",
-                   "v2a/conf/data_prep/synthetic.yaml", "v2a/conf/schemas.py"):
+                   "v2a/conf/data_prep/synthetic.yaml", "v2a/conf/schemas.py",
+                   "v2a/models/vocoder/builtin/vocoder_tiny/model.safetensors",   # the default vocoder
+                   "v2a/models/vocoder/builtin/vocoder_tiny/config.json"):
         assert config in names, config
 
     env = tmp_path / "venv"
