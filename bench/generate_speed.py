@@ -153,12 +153,13 @@ def measure(video: Path, ckpt: Path, work: Path, runs: int, threads: int | None)
         stages = dict(result["stages"])
         stages["start-up"] = result["loaded_at"] - spawned
         stages["other"] = result["in_process_s"] - sum(v for k, v in result["stages"].items())
-        cli = [sys.executable, "-m", "v2a.cli", "generate", str(video), "--ckpt", str(ckpt), "-o",
-               str(work / f"{video.stem}_cli{index}.mp4")] + (["--threads", str(threads)] if threads else [])
-        cli_wall, cli_rss, _ = run(cli, env)
-        served = [sys.executable, "-m", "v2a.cli", "generate", str(video), "--ckpt", str(ckpt), "-o",
-                  str(work / f"{video.stem}_served{index}.mp4"), "--server", "--socket", str(socket_path)]
-        served_wall, served_rss, _ = run(served, env)
+        def cli(out: Path, *extra: str) -> list[str]:
+            return [sys.executable, "-m", "v2a.cli", "generate", str(video), "--ckpt", str(ckpt), "-o", str(out),
+                    *(["--threads", str(threads)] if threads else []), *extra]
+
+        cli_wall, cli_rss, _ = run(cli(work / f"{video.stem}_cli{index}.mp4"), env)
+        served_wall, served_rss, _ = run(cli(work / f"{video.stem}_served{index}.mp4", "--server", "--socket",
+                                             str(socket_path)), env)
         torch_wall, torch_rss, _ = run([sys.executable, "-c", "import torch"], env)
         row.update(torch_wall=torch_wall, torch_rss=torch_rss, file_rss=result.get("memory_mib", {}).get("RssFile", 0.0),
                    in_process=result["in_process_s"], stages=stages, api_rss=rss, api_wall=wall, cli_wall=cli_wall,

@@ -58,9 +58,10 @@ def build(size: str, rate: int, gelu: str, steps: int):
 
 
 def windows(spec) -> int:
-    """Training-length windows generation cuts an 8 s clip into (0.5 s overlap)."""
-    hop = spec.duration - 0.5
-    return int(-(-(CLIP_S - 0.5) // hop))
+    """Training-length windows generation cuts an 8 s clip into (0.5 s overlap, as ``v2a generate``)."""
+    from v2a.pipeline.windowed import window_starts
+
+    return len(window_starts(round(CLIP_S * spec.fps), spec.n_video_frames, round(0.5 * spec.fps)))
 
 
 def main() -> None:

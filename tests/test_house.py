@@ -88,3 +88,9 @@ def test_a_hub_name_is_a_clear_local_error_never_a_download(tmp_path, monkeypatc
         V2APipeline.from_pretrained("facebook/v2a-base")
     with pytest.raises(CheckpointError, match="not a lip-aligner export"):
         LipAligner.from_pretrained("org/aligner")
+    from v2a.models.vocoder.export import load_vocoder_export
+    from v2a.models.vocoder.neural import vocoder_path
+
+    with pytest.raises(FileNotFoundError, match="not a vocoder export"):
+        load_vocoder_export(vocoder_path("org/vocoder"))
+    assert load_vocoder_export(vocoder_path("builtin:vocoder_tiny"))[1]["format"] == "v2a-vocoder"  # in the package

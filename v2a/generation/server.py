@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from v2a.generation.remote import read_lines, send_line
+from v2a.generation.remote import FORWARDED_ENV_PREFIX, read_lines, send_line
 from v2a.utils.devices import resolve_device
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ class PipelineCache:
         return str(resolved), stamp, repr(sorted(settings.items()))
 
     def __call__(self, path: str | Path, **kwargs: Any) -> Any:
+        if not Path(path).exists():  # not cached: the loader says what is missing, in its own words
+            return self.load(path, **kwargs)
         key = self.key(path, kwargs)
         if key in self.entries:
             self.entries.move_to_end(key)
@@ -101,19 +103,19 @@ class _CurrentStderr:
 @contextlib.contextmanager
 def _request_context(cwd: str, env: Mapping[str, str]) -> Iterator[None]:
     """The client's working folder and ``V2A_*`` variables for the duration of one request."""
-    previous_cwd = os.getcwd()
-    previous_env = {k: v for k, v in os.environ.items() if k.startswith("V2A_")}
+    def swap(values: Mapping[str, str]) -> None:
+        for name in [k for k in os.environ if k.startswith(FORWARDED_ENV_PREFIX)]:
+            os.environ.pop(name)
+        os.environ.update({k: v for k, v in values.items() if k.startswith(FORWARDED_ENV_PREFIX)})
+
+    previous_cwd, previous_env = os.getcwd(), dict(os.environ)
     os.chdir(cwd)
-    for name in previous_env:
-        os.environ.pop(name)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("V2A_")})
+    swap(env)
     try:
         yield
     finally:
         os.chdir(previous_cwd)
-        for name in [k for k in os.environ if k.startswith("V2A_")]:
-            os.environ.pop(name)
-        os.environ.update(previous_env)
+        swap(previous_env)
 
 
 def run_request(command: Command, request: Mapping[str, Any], socket_file: Any) -> int:
