@@ -35,7 +35,7 @@ class MelDenoiser(nn.Module):
     null instead.
 
     ``gelu``: the blocks' GELU, ``"none"`` (exact; the size presets' choice) or ``"tanh"`` (the approximation,
-    3.6x slower on the CPU; the default, so checkpoints whose config predates the setting load as trained).
+    about 3x slower on the CPU; the default, so checkpoints whose config predates the setting load as trained).
     """
 
     def __init__(self, *, spec: ClipSpec, visual_dim: int | None, width: int = 128, depth: int = 4, heads: int = 4,

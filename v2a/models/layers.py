@@ -59,7 +59,7 @@ class AdaLNBlock(nn.Module):
 
     With ``context_dim`` set, a cross-attention to a context sequence (text tokens) sits between the
     self-attention and the MLP; without it the block holds exactly the parameters it always had. ``gelu`` is the
-    MLP's GELU: ``"none"`` (exact, 3.6x faster on the CPU than ``"tanh"``, the approximation earlier models use).
+    MLP's GELU: ``"none"`` (exact, about 3x faster on the CPU than ``"tanh"``, the approximation earlier models use).
     """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0,
