@@ -1,4 +1,4 @@
-"""The lip aligner on held-out talking heads: speaking-frame accuracy and word-onset error, over its settings.
+"""The lip aligner on held-out talking heads: speaking-frame accuracy, word- and phoneme-onset error, over its settings.
 
     python bench/aligner.py --aligner ALIGNER_EXPORT --data data/synthetic_dialogue [--split val] [--write]
 
@@ -6,7 +6,10 @@ Word-onset error: |predicted - recorded| start of every word, in video frames, m
 clips whose transcript splits into as many words as espeak-ng recorded. Rows: the speech-activity threshold, and
 how words are placed inside a speech segment — at their typical share of it, or (aligners that read the mouth's
 opening) where the mouth closes, at several stiffnesses (``v2a.text.phoneme_timing.word_onsets``); and subtitle
-timing (one cue over the recorded words) as the reference that needs no video.
+timing (one cue over the recorded words) as the reference that needs no video. Phoneme-onset error: the same for
+every phoneme (pauses left out) of the clips whose phonemes are the recorded ones; the last rows place a word's
+phonemes by the mouth (``DurationModel.fill_by_mouth``: the mouth's opening against each phoneme's typical openness,
+aligners whose export carries it) at several weights, instead of at their typical shares.
 """
 
 from __future__ import annotations
@@ -25,11 +28,22 @@ from v2a.evaluation.dialogue import speech_span, word_starts  # noqa: E402
 from v2a.evaluation.references import iterate_batches  # noqa: E402
 from v2a.pipeline.aligner import LipAligner  # noqa: E402
 from v2a.shapes import ClipSpec  # noqa: E402
+from v2a.text.phoneme_timing import recorded_spans  # noqa: E402
+from v2a.text.phonemes import PAUSES  # noqa: E402
 from v2a.training.aligner_module import speaking_frames  # noqa: E402
 
 
 def onset_errors(predicted: list[float], recorded: list[float], fps: float) -> list[float]:
     return [abs(a - b) * fps for a, b in zip(predicted, recorded, strict=True)] if len(predicted) == len(recorded) else []
+
+
+def phoneme_errors(spans: list, recorded: list, fps: float) -> list[float]:
+    """|predicted - recorded| start of every phoneme (pauses left out), in frames; none unless the sequences match."""
+    said = [s for s in spans if s.symbol not in PAUSES]
+    heard = [s for s in recorded if s.symbol not in PAUSES]
+    if [s.symbol for s in said] != [s.symbol for s in heard]:
+        return []
+    return [abs(a.start - b.start) * fps for a, b in zip(said, heard, strict=True)]
 
 
 def main() -> None:
@@ -49,29 +63,42 @@ def main() -> None:
             probs, opening = aligner.predict(frames)
             accuracy.append(float(((probs > 0.5) == speaking_frames(meta, spec).numpy()).mean()))
             recorded = [float(e["time"]) for e in meta.get("events", []) if e.get("kind") == "word"]
-            clips.append((probs, opening, aligner.phonemizer(meta["transcript"]), recorded, speech_span(meta)))
+            clips.append((probs, opening, aligner.phonemizer(meta["transcript"]), recorded, speech_span(meta),
+                          recorded_spans(meta)))
     reads_mouth = clips[0][1] is not None
-    placements = [("typical shares", None)] + ([(f"mouth closing, stiffness {k}", k) for k in (1.0, 3.0, 10.0)]
-                                                if reads_mouth else [])
+    durations = aligner.durations
+    chosen_weight = durations.mouth_weight
+    placements = [("typical shares", None, 0.0)] + ([(f"mouth closing, stiffness {k}", k, 0.0) for k in (1.0, 3.0, 10.0)]
+                                                     if reads_mouth else [])
+    settings = [(threshold, *placement) for threshold in (0.3, 0.5, 0.7) for placement in placements]
+    if reads_mouth and durations.openness:
+        settings += [(0.5, f"mouth closing, stiffness 3.0, phonemes by the mouth (weight {w})", 3.0, w)
+                     for w in (0.5, 1.0, 2.0, 4.0)]
+
+    def row(label: str, timed: list[tuple[list, list, list]]) -> str:
+        words = [e for spans, recorded, _ in timed for e in onset_errors(word_starts(spans), recorded, aligner.fps)]
+        phones = [e for spans, _, spoken in timed for e in phoneme_errors(spans, spoken, aligner.fps)]
+        return f"| {label} | {np.median(words):.3f} | {len(words)} | {np.median(phones):.3f} | {len(phones)} |"
+
     rows = []
-    for threshold in (0.3, 0.5, 0.7):
-        for label, stiffness in placements:
-            errors = []
-            for probs, opening, phonemes, recorded, _ in clips:
-                spans = aligner.place(phonemes, probs, opening if stiffness else None, len(probs), threshold=threshold,
-                                      stiffness=stiffness)
-                errors += onset_errors(word_starts(spans), recorded, aligner.fps)
-            rows.append(f"| video, threshold {threshold}, {label} | {np.median(errors):.3f} | {len(errors)} |")
-    subtitle = [e for _, _, phonemes, recorded, span in clips if span
-                for e in onset_errors(word_starts(aligner.durations.fill(phonemes, *span)), recorded, aligner.fps)]
-    rows.append(f"| subtitles (one cue over the recorded words) | {np.median(subtitle):.3f} | {len(subtitle)} |")
+    for threshold, label, stiffness, weight in settings:
+        durations.mouth_weight = weight
+        rows.append(row(f"video, threshold {threshold}, {label}", [
+            (aligner.place(phonemes, probs, opening if stiffness else None, len(probs), threshold=threshold,
+                           stiffness=stiffness), recorded, spoken)
+            for probs, opening, phonemes, recorded, _, spoken in clips]))
+    durations.mouth_weight = chosen_weight
+    rows.append(row("subtitles (one cue over the recorded words)", [
+        (durations.fill(phonemes, *span), recorded, spoken)
+        for _, _, phonemes, recorded, span, spoken in clips if span]))
     command = f"python bench/aligner.py --aligner {args.aligner} --data {args.data} --split {args.split} " \
               f"--max-clips {args.max_clips}"
     markdown = "\n".join([
         "## Lip aligner: speaking frames and word onsets (issue 15)", "",
         f"`{command}` — {machine()}", "",
         f"Speaking-frame accuracy (threshold 0.5): {np.mean(accuracy):.3f} over {len(clips)} clips.", "",
-        "| timing | median word-onset error (frames) | words |", "| --- | --- | --- |", *rows])
+        "| timing | median word-onset error (frames) | words | median phoneme-onset error (frames) | phonemes |",
+        "| --- | --- | --- | --- | --- |", *rows])
     print(markdown)
     if args.write:
         write_section(f"aligner_{args.split}", markdown)

@@ -46,8 +46,10 @@ def run(experiment: str, root: Path, out: Path, extra: list[str]) -> dict:
 @pytest.fixture(scope="module")
 def trained(dialogue_shards, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    aligned = run("v2a_dialogue_aligned_tiny", dialogue_shards, out / "v2a", SMALL + ["data.tokenizer=null",
-                                                                                       "model.modalities=[video,transcript]"])
+    # the prior reads the video too (the recipe's option, off by default), so both of its inputs are exercised
+    aligned = run("v2a_dialogue_aligned_tiny", dialogue_shards, out / "v2a", SMALL + [
+        "data.tokenizer=null", "model.modalities=[video,transcript]",
+        "model.phoneme_encoder.visual_dim=${model.visual_encoder.dim}"])
     aligner = run("aligner_tiny", dialogue_shards, out / "aligner", ["spec.duration=2.0", "spec.image_size=32",
                                                                     "model.visual_encoder.dim=16"])
     return {"model": Path(aligned["checkpoint"]).parent.parent / "export",
@@ -60,6 +62,9 @@ def test_the_aligner_export_carries_durations_and_times_a_transcript(trained, di
 
     aligner = LipAligner.from_pretrained(trained["aligner"])
     assert aligner.durations.durations and aligner.fps == SPEC.fps  # fitted from the recorded phonemes
+    # ... with how open the mouth is while each is spoken (the recorded mouth: vowels open it wider than the rest)
+    openness = aligner.durations.openness
+    assert openness and all(0.0 <= v <= 1.0 for v in openness.values())
     batch = next(iter(iterate_batches(str(dialogue_shards), "test", SPEC, 2, 2)))
     speaking, opening = aligner.predict(batch["frames"][0])
     assert speaking.shape == opening.shape == (SPEC.n_video_frames,) and (opening >= 0).all()  # it reads the mouth
@@ -103,8 +108,15 @@ def test_the_phoneme_prior_is_trained_by_regression_and_starts_sampling(trained,
     timed = [DurationModel().fill(Phonemizer()(text), 0.2, 1.6) for text in ("hello there", "a yellow kite")]
     n_tokens = batch["frames"].shape[1] * SPEC.tokens_per_video_frame
     track = pipeline.phoneme_track(timed, 2, n_tokens)
-    prior = pipeline.prior_mel(track, SPEC.n_mel_frames)
+    # a prior that reads the video: made to matter, other frames give another prior
+    assert pipeline.net.phoneme_encoder.reads_video
+    torch.manual_seed(0)
+    torch.nn.init.normal_(pipeline.net.phoneme_encoder.visual[-1].weight, std=0.5)
+    frames = batch["frames"]
+    prior = pipeline.prior_mel(track, SPEC.n_mel_frames, frames=frames)
     assert prior.shape == (2, SPEC.n_mels, SPEC.n_mel_frames) and (prior[0] - prior[1]).abs().max() > 1e-4
+    assert (prior - pipeline.prior_mel(track, SPEC.n_mel_frames, frames=frames.flip(0))).abs().max() > 1e-3
+    assert (prior - pipeline.prior_mel(track, SPEC.n_mel_frames)).abs().max() > 1e-3  # no frames: no mouth
 
     def sample(start: float) -> torch.Tensor:
         pipeline.sampler.prior_start = start
@@ -147,6 +159,23 @@ def test_generate_with_the_aligner_and_the_dialogue_evaluation(trained, dialogue
     assert {"speech/wer", "speech/wer_swapped", "speech/lip_corr", "ref/gt_wer", "ref/mismatched_wer",
             "speech/word_onset_err_frames"} <= metrics.keys()
     assert metrics["eval/speech_clips"] == 4 and (tmp_path / "eval" / "dialogue.json").exists()
+
+
+def test_the_prior_reads_the_visual_tokens_in_time():
+    from v2a.models.phoneme_track import PhonemeTrackEncoder
+
+    torch.manual_seed(0)
+    encoder = PhonemeTrackEncoder(vocab_size=10, dim=8, prior_dim=6, visual_dim=5)
+    ids, where = torch.randint(0, 10, (1, 12)), torch.rand(1, 12)
+    features, visual = encoder(ids, where), torch.randn(1, 12, 5)
+    assert torch.equal(encoder.prior(features, visual=visual), encoder.prior(features))  # zero at first
+    torch.nn.init.normal_(encoder.visual[-1].weight)
+    before = encoder.prior(features, visual=visual)
+    changed = visual.clone()
+    changed[:, 7] = torch.randn(5)  # another mouth at one token moves that token's prior only
+    moved = (encoder.prior(features, visual=changed) - before).detach().abs().amax(dim=-1)[0]
+    assert moved[7] > 1e-3 and float(torch.cat([moved[:7], moved[8:]]).max()) == 0.0
+    assert PhonemeTrackEncoder(vocab_size=10, dim=8, visual_dim=5).visual is None  # no prior: nothing to shape
 
 
 def test_the_prior_reads_the_voice_the_prompt_names():

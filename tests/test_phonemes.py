@@ -106,6 +106,35 @@ def test_word_onsets_go_where_the_mouth_closes_between_words():
     assert {s.word: s.start for s in reversed(shares)} == pytest.approx({0: 0.2, 1: 0.6, 2: 1.0})
 
 
+def test_phonemes_inside_a_word_go_where_the_mouth_matches_them():
+    from v2a.text.phoneme_timing import phoneme_edges
+    from v2a.text.phonemes import Phoneme
+
+    # consonant (shut) - vowel (open) - consonant over 12 samples; the mouth is open over samples 2..9 only
+    opening = np.zeros(12)
+    opening[2:10] = 1.0
+    assert phoneme_edges(opening, [1.0, 1.0, 1.0], [0.0, 1.0, 0.0], stiffness=0.1, weight=1.0) == [0, 2, 10, 12]
+    # stiff: typical shares (4 samples each), whatever the mouth does
+    assert phoneme_edges(opening, [1.0, 1.0, 1.0], [0.0, 1.0, 0.0], stiffness=1e4, weight=1.0) == [0, 4, 8, 12]
+    assert phoneme_edges(np.zeros(3), [1.0, 1.0, 1.0], [0.0, 1.0, 0.0], stiffness=1.0, weight=1.0) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="do not fit"):
+        phoneme_edges(np.zeros(2), [1.0, 1.0, 1.0], [0.0, 1.0, 0.0], stiffness=1.0, weight=1.0)
+    # through the duration model, on per-frame openings (25 fps): the word's vowel sits where the mouth is open
+    word = [Phoneme("k", 0), Phoneme("a", 0), Phoneme("t", 0)]
+    frames = np.zeros(10)
+    frames[3:8] = 1.0   # frames 3..7 open: 0.12 s .. 0.32 s
+    model = DurationModel({"k": 0.1, "a": 0.1, "t": 0.1}, openness={"k": 0.0, "a": 1.0, "t": 0.0},
+                          phoneme_stiffness=0.1)
+    spans = model.fill_by_mouth(word, 0.0, 0.4, frames, fps=25.0)
+    assert [s.symbol for s in spans] == ["k", "a", "t"] and spans[0].start == 0.0 and spans[-1].end == pytest.approx(0.4)
+    assert spans[1].start == pytest.approx(0.12, abs=0.011) and spans[1].end == pytest.approx(0.32, abs=0.011)
+    shares = DurationModel({"k": 0.1, "a": 0.1, "t": 0.1}).fill_by_mouth(word, 0.0, 0.4, frames, fps=25.0)
+    assert [round(s.start, 3) for s in shares] == [0.0, 0.133, 0.267]  # no openness known: typical shares
+    restored = DurationModel.from_state(model.state())
+    assert restored.openness == model.openness and restored.phoneme_stiffness == 0.1
+    assert DurationModel.from_state({"durations": {"a": 0.1}, "default": 0.08}).openness == {}  # an older export
+
+
 def test_the_vocabulary_is_stored_in_the_model_config(tmp_path):
     from hydra.utils import instantiate
 

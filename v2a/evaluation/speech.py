@@ -7,6 +7,7 @@ extra (``pip install -e '.[eval]'``); without them the speech metrics are skippe
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -36,6 +37,8 @@ class WhisperRecognizer:
     def __init__(self, model_path: str | None = None, device: str = "cpu", threads: int = 2) -> None:
         from faster_whisper import WhisperModel
 
+        # faster-whisper logs a line per clip at INFO ("Processing audio with duration ..."): thousands in an evaluation
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
         self.model_path = model_path or whisper_model_path()
         self.model = WhisperModel(self.model_path, device=device, compute_type="int8", cpu_threads=threads)
 

@@ -106,8 +106,13 @@ class V2ANet(nn.Module):
             if name == "prompt":
                 cond["prompt_pooled"] = pooled
         if phonemes is not None and self.phoneme_encoder.has_prior:
-            # the expected spoken mel tokens (in the prompt's voice): a training target, a sampling start
-            cond[PRIOR_KEY] = self.phoneme_encoder.prior(cond["phoneme_tokens"], voice=cond.get("prompt_pooled"))
+            # the expected spoken mel tokens (in the prompt's voice, as loud as the mouth is open where the
+            # encoder reads the video): a training target, a sampling start
+            visual = None
+            if self.phoneme_encoder.reads_video and "visual_tokens" in cond:
+                visual = self.denoiser.align(cond["visual_tokens"], cond["phoneme_tokens"].shape[1])
+            cond[PRIOR_KEY] = self.phoneme_encoder.prior(cond["phoneme_tokens"], voice=cond.get("prompt_pooled"),
+                                                         visual=visual)
         return cond
 
     def forward(self, x: torch.Tensor | None = None, t: torch.Tensor | None = None,

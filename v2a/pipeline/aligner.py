@@ -69,7 +69,7 @@ class LipAligner:
         net = SpeechActivityNet(visual_encoder=instantiate(model.visual_encoder), hidden=model.get("hidden", 64),
                                 opening=model.get("opening", False))
         net.load_state_dict(weights)
-        durations = DurationModel(config["durations"]["durations"], default=config["durations"]["default"])
+        durations = DurationModel.from_state(config["durations"])
         return cls(net.to(device), durations, config["fps"], image_size=config.get("image_size"))
 
     @torch.no_grad()

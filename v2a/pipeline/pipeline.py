@@ -111,6 +111,13 @@ class V2APipeline(nn.Module):
                         negative_prompt: TextInput = None, transcript: TextInput = None,
                         cfg_modalities: Sequence[str] | None = None, phonemes: PhonemeInput = None) -> Velocity:
         """The CFG-guided velocity ``v(x, t)`` that :meth:`generate_mel` integrates (also a reflow teacher's)."""
+        return self._guidance(frames, cfg_scale=cfg_scale, prompt=prompt, negative_prompt=negative_prompt,
+                              transcript=transcript, cfg_modalities=cfg_modalities, phonemes=phonemes)[0]
+
+    def _guidance(self, frames: torch.Tensor, *, cfg_scale: float | None, prompt: TextInput,
+                  negative_prompt: TextInput, transcript: TextInput, cfg_modalities: Sequence[str] | None,
+                  phonemes: PhonemeInput) -> tuple[Velocity, dict[str, torch.Tensor]]:
+        """The guided velocity and the conditional branch's conditions (holding the phoneme prior, if any)."""
         net, device = self.net, self.device
         frames = frames.to(device)
         batch = frames.shape[0]
@@ -129,10 +136,10 @@ class V2APipeline(nn.Module):
         keep = torch.ones(batch, dtype=torch.bool, device=device)
         conditional = lambda x, t: net(x, t, cond, keep)  # noqa: E731
         if scale == 1.0:
-            return conditional
+            return conditional, cond
         if not net.text_streams and not net.reads_phonemes:  # video only: the one-mask convention
             if "video" not in drop:
-                return conditional
+                return conditional, cond
             uncond, both_keep = cond, torch.cat([keep, ~keep])
         else:
             uncond = dict(cond)
@@ -143,7 +150,7 @@ class V2APipeline(nn.Module):
             both_keep = {name: torch.cat([keep, uncond_keep[name]]) for name in MODALITIES}
         # both branches as one batch of 2B: one network pass per velocity evaluation instead of two
         both = stack_conditions(cond, uncond)
-        return batched_guided_velocity(lambda x, t: net(x, t, both, both_keep), scale)
+        return batched_guided_velocity(lambda x, t: net(x, t, both, both_keep), scale), cond
 
     @torch.no_grad()
     def generate_mel(self, frames: torch.Tensor, *, steps: int | None = None, cfg_scale: float | None = None,
@@ -167,21 +174,25 @@ class V2APipeline(nn.Module):
         if start > 0:  # rasterised once: the prior and the velocity read the same track
             phonemes = self.phoneme_track(phonemes, batch, frames.shape[1] * spec.tokens_per_video_frame)
             start = start if bool((phonemes[0] > 0).any()) else 0.0
-        velocity = self.guided_velocity(frames, cfg_scale=cfg_scale, prompt=prompt, negative_prompt=negative_prompt,
+        velocity, cond = self._guidance(frames, cfg_scale=cfg_scale, prompt=prompt, negative_prompt=negative_prompt,
                                         transcript=transcript, cfg_modalities=cfg_modalities, phonemes=phonemes)
         source = generator.device if generator is not None else device
         noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(device)
-        if start > 0:
-            noise = start * self.prior_mel(phonemes, n_mel_frames, prompt=prompt) + (1 - start) * noise
+        if start > 0:  # the prior the conditions already hold: the track, prompt and video are encoded once
+            noise = start * self._prior_as_mel(cond[PRIOR_KEY], n_mel_frames) + (1 - start) * noise
         return self.sampler(velocity, noise, steps=steps, start=start)
 
-    def prior_mel(self, track: tuple[torch.Tensor, torch.Tensor], n_mel_frames: int,
-                  prompt: TextInput = None) -> torch.Tensor:
+    @torch.no_grad()
+    def prior_mel(self, track: tuple[torch.Tensor, torch.Tensor], n_mel_frames: int, prompt: TextInput = None,
+                  frames: torch.Tensor | None = None) -> torch.Tensor:
         """The phoneme encoder's predicted mel [B, n_mels, n_mel_frames] for a rasterised phoneme track, in the
-        voice of ``prompt`` for an encoder that reads it."""
+        voice of ``prompt`` and following the mouth in ``frames`` [B, T, 3, H, W] for an encoder that reads them."""
         texts = self.text_conditioning.tokenize(track[0].shape[0], self.device, prompt=prompt) if prompt is not None else {}
         prompt_only = {"prompt": texts["prompt"]} if "prompt" in texts else None
-        prior = self.net(phonemes=track, text=prompt_only)[PRIOR_KEY]
+        frames = frames.to(self.device) if frames is not None and self.net.phoneme_encoder.reads_video else None
+        return self._prior_as_mel(self.net(frames=frames, phonemes=track, text=prompt_only)[PRIOR_KEY], n_mel_frames)
+
+    def _prior_as_mel(self, prior: torch.Tensor, n_mel_frames: int) -> torch.Tensor:
         mel = self.net.denoiser.untokenize(prior)[..., :n_mel_frames]
         if mel.shape[-1] < n_mel_frames:  # a trailing partial token: hold the last frame
             mel = torch.cat([mel, mel[..., -1:].expand(-1, -1, n_mel_frames - mel.shape[-1])], dim=-1)

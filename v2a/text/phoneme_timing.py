@@ -153,16 +153,60 @@ def word_onsets(opening: np.ndarray, first: int, last: int, typical: Sequence[fl
     return onsets[::-1]
 
 
+def phoneme_edges(opening: np.ndarray, typical: Sequence[float], openness: Sequence[float], *, stiffness: float,
+                  weight: float) -> list[int]:
+    """Where each of ``len(typical)`` phonemes of one word starts and the last ends, as indices into ``opening``,
+    the mouth's opening sampled finely over the word's span (0 shut .. 1 widest).
+
+    Dynamic programming over the boundaries: a phoneme over samples [s, e) costs ``weight`` times the squared
+    difference between the mouth's opening there and the phoneme's typical ``openness`` (per sample, so a vowel
+    lands where the mouth is open and a closure where it shuts), plus ``stiffness * log(samples / expected)^2``,
+    where expected is its typical duration scaled so the phonemes fill the word. Returns n + 1 edges, increasing,
+    the first 0 and the last ``len(opening)``, every phoneme at least one sample long.
+    """
+    level = np.asarray(opening, dtype=np.float64)
+    n, m = len(typical), len(level)
+    if n < 1 or m < n:
+        raise ValueError(f"{n} phonemes do not fit in {m} samples")
+    expected = np.asarray(typical, dtype=np.float64)
+    expected = np.maximum(expected * m / expected.sum(), 1e-3)
+    first, second = np.concatenate([[0.0], np.cumsum(level)]), np.concatenate([[0.0], np.cumsum(level ** 2)])
+    cost = np.full((n + 1, m + 1), np.inf)
+    back = np.zeros((n + 1, m + 1), dtype=np.int64)
+    cost[0, 0] = 0.0
+    for k in range(1, n + 1):
+        target = float(openness[k - 1])
+        for end in range(k, m - (n - k) + 1):
+            starts = np.arange(k - 1, end)
+            length = end - starts
+            squared = (second[end] - second[starts]) - 2 * target * (first[end] - first[starts]) + target ** 2 * length
+            total = cost[k - 1, starts] + weight * squared + stiffness * np.log(length / expected[k - 1]) ** 2
+            best = int(np.argmin(total))
+            cost[k, end], back[k, end] = total[best], starts[best]
+    edges, end = [m], m
+    for k in range(n, 0, -1):
+        end = int(back[k, end])
+        edges.append(end)
+    return edges[::-1]
+
+
 class DurationModel:
     """Typical duration of each phoneme (seconds), fitted to recorded utterances; fills a span with phonemes.
 
     Keys are phoneme names, stressed ones with a trailing ' (:func:`duration_key`); a stressed phoneme never
-    seen stressed falls back to its plain name, an unseen name to ``default``.
+    seen stressed falls back to its plain name, an unseen name to ``default``. ``openness`` (the mean mouth
+    opening while each phoneme is spoken, same keys, 0 shut .. 1 widest) lets a word's phonemes be placed by the
+    mouth (:func:`phoneme_edges`, ``mouth_weight`` against ``phoneme_stiffness``) instead of by typical shares.
     """
 
-    def __init__(self, durations: dict[str, float] | None = None, default: float = DEFAULT_DURATION) -> None:
+    def __init__(self, durations: dict[str, float] | None = None, default: float = DEFAULT_DURATION, *,
+                 openness: dict[str, float] | None = None, mouth_weight: float = 1.0,
+                 phoneme_stiffness: float = 1.0) -> None:
         self.durations = dict(durations or {})
         self.default = float(default)
+        self.openness = dict(openness or {})
+        self.mouth_weight = float(mouth_weight)
+        self.phoneme_stiffness = float(phoneme_stiffness)
 
     @classmethod
     def fit(cls, utterances: Iterable[list[PhonemeSpan]]) -> DurationModel:
@@ -178,6 +222,30 @@ class DurationModel:
     def duration(self, symbol: str, stressed: bool = False) -> float:
         key = duration_key(symbol, stressed)
         return self.durations.get(key, self.durations.get(duration_key(symbol), self.default))
+
+    def mouth_openness(self, symbol: str, stressed: bool = False) -> float:
+        """The typical mouth opening while ``symbol`` is spoken (the mean of all phonemes if never seen)."""
+        key = duration_key(symbol, stressed)
+        fallback = float(np.mean(list(self.openness.values()))) if self.openness else 0.0
+        return self.openness.get(key, self.openness.get(duration_key(symbol), fallback))
+
+    def fill_by_mouth(self, phonemes: Sequence[Phoneme], start: float, end: float, opening: np.ndarray,
+                      fps: float, per_frame: int = 4) -> list[PhonemeSpan]:
+        """One word's ``phonemes`` over [start, end), their boundaries where the mouth's per-frame ``opening`` (frame
+        ``i`` centred at ``(i + 0.5) / fps`` s) matches each phoneme's typical openness (:func:`phoneme_edges`, on
+        ``per_frame`` samples a frame); typical shares (:meth:`fill`) when openness is unknown or the word too short."""
+        step = 1.0 / (fps * per_frame)
+        n_samples = int(round((end - start) / step))
+        if not self.openness or self.mouth_weight <= 0 or len(phonemes) < 2 or n_samples < len(phonemes):
+            return self.fill(phonemes, start, end)
+        times = start + (np.arange(n_samples) + 0.5) * (end - start) / n_samples
+        level = np.interp(times, (np.arange(len(opening)) + 0.5) / fps, np.clip(opening, 0.0, 1.0))
+        edges = phoneme_edges(level, [self.duration(p.symbol, p.stressed) for p in phonemes],
+                              [self.mouth_openness(p.symbol, p.stressed) for p in phonemes],
+                              stiffness=self.phoneme_stiffness, weight=self.mouth_weight / per_frame)
+        bounds = start + np.asarray(edges, dtype=np.float64) * (end - start) / n_samples
+        return [PhonemeSpan(float(a), float(b), p.symbol, p.word)
+                for p, a, b in zip(phonemes, bounds[:-1], bounds[1:], strict=True)]
 
     def fill(self, phonemes: Sequence[Phoneme], start: float, end: float) -> list[PhonemeSpan]:
         """``phonemes`` spread over [start, end), each in proportion to its typical duration."""
@@ -221,14 +289,26 @@ class DurationModel:
 
     def _fill_words(self, words: list[list[Phoneme]], start: float, end: float, opening: np.ndarray | None,
                     fps: float | None, stiffness: float) -> list[PhonemeSpan]:
-        if opening is None or fps is None or len(words) < 2:
+        if opening is None or fps is None:
             return self.fill([p for w in words for p in w], start, end)
+        if not words:
+            return []
+        if len(words) == 1:
+            return self.fill_by_mouth(words[0], start, end, opening, fps)
         first, last = round(start * fps), min(round(end * fps), len(opening))
         if last - first < len(words):  # too few frames to give every word one
             return self.fill([p for w in words for p in w], start, end)
         onsets = word_onsets(opening, first, last, [self.word_duration(w) for w in words], stiffness)
         times = [start] + [frame / fps for frame in onsets[1:]] + [end]
-        return [span for word, a, b in zip(words, times[:-1], times[1:], strict=True) for span in self.fill(word, a, b)]
+        return [span for word, a, b in zip(words, times[:-1], times[1:], strict=True)
+                for span in self.fill_by_mouth(word, a, b, opening, fps)]
 
     def state(self) -> dict:
-        return {"durations": self.durations, "default": self.default}
+        return {"durations": self.durations, "default": self.default, "openness": self.openness,
+                "mouth_weight": self.mouth_weight, "phoneme_stiffness": self.phoneme_stiffness}
+
+    @classmethod
+    def from_state(cls, state: dict) -> DurationModel:
+        """The model :meth:`state` described (an aligner export's ``durations``; older ones carry no openness)."""
+        return cls(state["durations"], default=state["default"], openness=state.get("openness"),
+                   mouth_weight=state.get("mouth_weight", 1.0), phoneme_stiffness=state.get("phoneme_stiffness", 1.0))

@@ -20,6 +20,7 @@ from v2a.utils.export_files import cpu_weights, write_export
 
 FORMAT = "v2a-lip-aligner"
 DURATIONS_KEY = "phoneme_durations"
+OPENNESS_KEY = "phoneme_openness"   # per duration key: [sum of the mouth's opening over its frames, frames]
 
 
 def speaking_frames(meta: dict, spec: ClipSpec) -> torch.Tensor:
@@ -58,13 +59,16 @@ class AlignerModule(StageModule):
         self.spec = spec
         self.phonemizer = Phonemizer()  # the transcript's stress marks: stressed vowels get their own durations
         self._seen: dict[str, list[float]] = defaultdict(list)
+        self._open: dict[str, list[float]] = {}  # key -> [sum of the mouth's openings, frames]
 
     def durations(self) -> DurationModel:
         """Median recorded duration of every phoneme (stressed ones apart) seen so far; the last phoneme of an
         utterance, which runs to the end of the recording, is left out."""
         medians = {key: float(np.median(values)) for key, values in self._seen.items() if values}
         everything = [d for values in self._seen.values() for d in values]
-        return DurationModel(medians, default=float(np.median(everything)) if everything else DurationModel().default)
+        openness = {key: total / frames for key, (total, frames) in self._open.items() if frames > 0}
+        return DurationModel(medians, default=float(np.median(everything)) if everything else DurationModel().default,
+                             openness=openness)
 
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
         target = torch.stack([speaking_frames(meta, self.spec) for meta in batch["meta"]]).to(self.device)
@@ -83,12 +87,19 @@ class AlignerModule(StageModule):
         return losses
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        if self.current_epoch == 0:  # one pass over the data is enough for the durations
-            for meta in batch["meta"]:
+        if self.current_epoch == 0:  # one pass over the data is enough for the durations and openings
+            opening, known = recorded_opening(batch["meta"], self.spec)
+            centres = (np.arange(opening.shape[1]) + 0.5) / self.spec.fps
+            for row, meta in enumerate(batch["meta"]):
                 spans = recorded_spans(meta)
                 keys = stress_keys(spans, self.phonemizer(meta.get("transcript")))
                 for span, key in zip(spans[:-1], keys or [], strict=False):  # the last runs to the clip's end
                     self._seen[key].append(span.end - span.start)
+                    inside = (centres >= span.start) & (centres < span.end) & known[row].numpy()
+                    if inside.any():  # how open the mouth is while this phoneme sounds
+                        total = self._open.setdefault(key, [0.0, 0.0])
+                        total[0] += float(opening[row].numpy()[inside].sum())
+                        total[1] += float(inside.sum())
         losses = self._losses(batch)
         self.check_finite(losses["loss"])
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["meta"]))
@@ -102,9 +113,11 @@ class AlignerModule(StageModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint[DURATIONS_KEY] = {key: list(values) for key, values in self._seen.items()}
+        checkpoint[OPENNESS_KEY] = {key: list(values) for key, values in self._open.items()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._seen = defaultdict(list, {k: list(v) for k, v in (checkpoint.get(DURATIONS_KEY) or {}).items()})
+        self._open = {k: list(v) for k, v in (checkpoint.get(OPENNESS_KEY) or {}).items()}
 
     def export_to(self, out_dir: str | Path) -> Path | None:
         """The aligner's export: the activity network's weights + its config and the phoneme durations."""
