@@ -73,7 +73,7 @@ def main() -> None:
     settings = [(threshold, *placement) for threshold in (0.3, 0.5, 0.7) for placement in placements]
     if reads_mouth and durations.openness:
         settings += [(0.5, f"mouth closing, stiffness 3.0, phonemes by the mouth (weight {w})", 3.0, w)
-                     for w in (0.5, 1.0, 2.0, 4.0)]
+                     for w in (1.0, 4.0, 8.0, 16.0, 32.0)]
 
     def row(label: str, timed: list[tuple[list, list, list]]) -> str:
         words = [e for spans, recorded, _ in timed for e in onset_errors(word_starts(spans), recorded, aligner.fps)]

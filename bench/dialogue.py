@@ -24,6 +24,7 @@ from bench.report import machine, write_section  # noqa: E402
 from v2a.evaluation.dialogue import evaluate_dialogue  # noqa: E402
 from v2a.evaluation.speech import WhisperRecognizer  # noqa: E402
 from v2a.pipeline import V2APipeline  # noqa: E402
+from v2a.pipeline.aligner import LipAligner  # noqa: E402
 
 COLUMNS = ("speech/wer", "ref/gt_wer", "speech/cer", "speech/wer_swapped", "ref/mismatched_wer", "speech/lip_corr",
            "ref/gt_lip_corr", "speech/word_onset_err_frames", "speech/speaker_type_acc", "ref/gt_speaker_type_acc")
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--row", action="append", required=True,
                         help="NAME=EXPORT:TIMING[:PRIOR_START] (timing: oracle|subtitles|video)")
     parser.add_argument("--aligner", help="lip-aligner export (timing video / subtitles)")
+    parser.add_argument("--mouth-weight", type=float,
+                        help="place a word's phonemes by the mouth at this weight (0: at their typical shares; "
+                             "default: the aligner export's)")
     parser.add_argument("--data", required=True)
     parser.add_argument("--data-solo", help="talking heads alone (synthetic_dialogue_solo)")
     parser.add_argument("--label", default="mixed", help="what --data holds, for the table's data column")
@@ -54,6 +58,9 @@ def main() -> None:
         speaker_types = SpeakerTypes.from_split(args.data, "val", ClipSpec(duration=4.0))
     lines = ["| model, timing | data | WER | GT WER | CER | WER, swapped transcripts | GT vs other transcript | "
              "lip corr | GT lip corr | word-onset error (frames) | speaker type | GT speaker type |", "| --- " * 12 + "|"]
+    aligner = LipAligner.from_pretrained(args.aligner) if args.aligner else None
+    if aligner is not None and args.mouth_weight is not None:
+        aligner.durations.mouth_weight = args.mouth_weight
     datasets = [(args.label, args.data)] + ([("speech alone", args.data_solo)] if args.data_solo else [])
     for row in args.row:
         name, _, rest = row.partition("=")
@@ -64,12 +71,13 @@ def main() -> None:
         for label, data in datasets:
             with tempfile.TemporaryDirectory() as out:
                 m = evaluate_dialogue(pipeline, data=data, split=args.split, out_dir=out, recognizer=recognizer,
-                                      timing=timing, aligner=args.aligner, batch_size=25, max_clips=args.max_clips,
+                                      timing=timing, aligner=aligner, batch_size=25, max_clips=args.max_clips,
                                       steps=args.steps, speaker_types=speaker_types)
             cells = " | ".join(f"{m[c]:.3f}" if c in m else "—" for c in COLUMNS)
             lines.append(f"| {name} | {label} | {cells} |")
             print(lines[-1], flush=True)
-    options = [f"--aligner {args.aligner}", f"--data {args.data}",
+    options = [f"--aligner {args.aligner}", f"--mouth-weight {args.mouth_weight}" if args.mouth_weight is not None else "",
+               f"--data {args.data}",
                f'--label "{args.label}"' if args.label != "mixed" else "",
                f"--data-solo {args.data_solo}" if args.data_solo else "", f"--max-clips {args.max_clips}",
                f"--split {args.split}" if args.split != "test" else "", "--speaker-types" if args.speaker_types else ""]

@@ -124,14 +124,16 @@ def test_phonemes_inside_a_word_go_where_the_mouth_matches_them():
     frames = np.zeros(10)
     frames[3:8] = 1.0   # frames 3..7 open: 0.12 s .. 0.32 s
     model = DurationModel({"k": 0.1, "a": 0.1, "t": 0.1}, openness={"k": 0.0, "a": 1.0, "t": 0.0},
-                          phoneme_stiffness=0.1)
+                          mouth_weight=1.0, phoneme_stiffness=0.1)
     spans = model.fill_by_mouth(word, 0.0, 0.4, frames, fps=25.0)
     assert [s.symbol for s in spans] == ["k", "a", "t"] and spans[0].start == 0.0 and spans[-1].end == pytest.approx(0.4)
     assert spans[1].start == pytest.approx(0.12, abs=0.011) and spans[1].end == pytest.approx(0.32, abs=0.011)
     shares = DurationModel({"k": 0.1, "a": 0.1, "t": 0.1}).fill_by_mouth(word, 0.0, 0.4, frames, fps=25.0)
     assert [round(s.start, 3) for s in shares] == [0.0, 0.133, 0.267]  # no openness known: typical shares
     restored = DurationModel.from_state(model.state())
-    assert restored.openness == model.openness and restored.phoneme_stiffness == 0.1
+    assert restored.openness == model.openness and (restored.mouth_weight, restored.phoneme_stiffness) == (1.0, 0.1)
+    off = DurationModel.from_state({**model.state(), "mouth_weight": 0.0}).fill_by_mouth(word, 0.0, 0.4, frames, 25.0)
+    assert [round(s.start, 3) for s in off] == [0.0, 0.133, 0.267]  # weight 0: typical shares
     assert DurationModel.from_state({"durations": {"a": 0.1}, "default": 0.08}).openness == {}  # an older export
 
 

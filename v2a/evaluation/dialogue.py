@@ -84,7 +84,8 @@ class Timing:
 
 
 def evaluate_dialogue(pipeline: V2APipeline, *, data: str, split: str, out_dir: str | Path,
-                      recognizer: Callable[[np.ndarray, int], str], timing: str = "video", aligner: str | None = None,
+                      recognizer: Callable[[np.ndarray, int], str], timing: str = "video",
+                      aligner: str | Path | LipAligner | None = None,
                       batch_size: int = 25, max_clips: int | None = None, steps: int | None = None,
                       cfg_scale: float | None = None, seed: int = 0,
                       speaker_types: Callable[[np.ndarray, int], str] | None = None) -> dict[str, float]:
@@ -93,7 +94,9 @@ def evaluate_dialogue(pipeline: V2APipeline, *, data: str, split: str, out_dir: 
     "woman") adds the speaker-type metrics."""
     if "transcript" not in pipeline.text_inputs:
         raise ValueError("dialogue=true needs a model conditioned on the transcript (experiment=v2a_dialogue_*)")
-    timer = Timing(timing, LipAligner.from_pretrained(aligner, device=pipeline.device) if aligner else None)
+    if isinstance(aligner, str | Path):
+        aligner = LipAligner.from_pretrained(aligner, device=pipeline.device)
+    timer = Timing(timing, aligner)
     spec = pipeline.spec
     sr = spec.sample_rate
     generator = torch.Generator().manual_seed(seed)

@@ -200,7 +200,7 @@ class DurationModel:
     """
 
     def __init__(self, durations: dict[str, float] | None = None, default: float = DEFAULT_DURATION, *,
-                 openness: dict[str, float] | None = None, mouth_weight: float = 1.0,
+                 openness: dict[str, float] | None = None, mouth_weight: float = 0.0,
                  phoneme_stiffness: float = 1.0) -> None:
         self.durations = dict(durations or {})
         self.default = float(default)
@@ -311,4 +311,4 @@ class DurationModel:
     def from_state(cls, state: dict) -> DurationModel:
         """The model :meth:`state` described (an aligner export's ``durations``; older ones carry no openness)."""
         return cls(state["durations"], default=state["default"], openness=state.get("openness"),
-                   mouth_weight=state.get("mouth_weight", 1.0), phoneme_stiffness=state.get("phoneme_stiffness", 1.0))
+                   mouth_weight=state.get("mouth_weight", 0.0), phoneme_stiffness=state.get("phoneme_stiffness", 1.0))

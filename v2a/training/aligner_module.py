@@ -53,8 +53,10 @@ class AlignerModule(StageModule):
     accumulates each phoneme's mean recorded duration (the :class:`DurationModel` that fills speech segments)."""
 
     def __init__(self, *, visual_encoder: torch.nn.Module, spec: ClipSpec, optimizer: Factory,
-                 scheduler: Factory | None = None, hidden: int = 64, opening: bool = False, seed: int = 0) -> None:
+                 scheduler: Factory | None = None, hidden: int = 64, opening: bool = False, mouth_weight: float = 0.0,
+                 phoneme_stiffness: float = 1.0, seed: int = 0) -> None:
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
+        self.mouth_weight, self.phoneme_stiffness = mouth_weight, phoneme_stiffness  # stored with the durations
         self.net = SpeechActivityNet(visual_encoder=visual_encoder, hidden=hidden, opening=opening)
         self.spec = spec
         self.phonemizer = Phonemizer()  # the transcript's stress marks: stressed vowels get their own durations
@@ -68,7 +70,8 @@ class AlignerModule(StageModule):
         everything = [d for values in self._seen.values() for d in values]
         openness = {key: total / frames for key, (total, frames) in self._open.items() if frames > 0}
         return DurationModel(medians, default=float(np.median(everything)) if everything else DurationModel().default,
-                             openness=openness)
+                             openness=openness, mouth_weight=self.mouth_weight,
+                             phoneme_stiffness=self.phoneme_stiffness)
 
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
         target = torch.stack([speaking_frames(meta, self.spec) for meta in batch["meta"]]).to(self.device)
