@@ -10,7 +10,7 @@ Where the times come from is a source behind one interface (a list of :class:`Ph
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,22 +135,32 @@ def word_onsets(opening: np.ndarray, first: int, last: int, typical: Sequence[fl
     level = level / max(float(np.max(opening)), 1e-9)
     expected = np.asarray(typical, dtype=np.float64)
     expected = np.maximum(expected * n_frames / expected.sum(), 1e-3)
-    cost = np.full((n_words + 1, n_frames + 1), np.inf)
-    back = np.zeros((n_words + 1, n_frames + 1), dtype=np.int64)
-    cost[0, 0] = 0.0
-    for word in range(1, n_words + 1):
-        for end in range(word, n_frames + 1):
-            starts = np.arange(word - 1, end)  # this word runs over frames [start, end)
-            total = cost[word - 1, starts] + stiffness * np.log((end - starts) / expected[word - 1]) ** 2
-            if word > 1:
-                total = total + level[starts]
-            best = int(np.argmin(total))
-            cost[word, end], back[word, end] = total[best], starts[best]
-    onsets, end = [], n_frames
-    for word in range(n_words, 0, -1):
-        end = int(back[word, end])
-        onsets.append(first + end)
-    return onsets[::-1]
+
+    def cost(word: int, starts: np.ndarray, end: int) -> np.ndarray:
+        total = stiffness * np.log((end - starts) / expected[word]) ** 2
+        return total + level[starts] if word > 0 else total
+
+    return [first + edge for edge in best_split(n_words, n_frames, cost)[:-1]]
+
+
+def best_split(n_parts: int, n_samples: int, cost: Callable[[int, np.ndarray, int], np.ndarray]) -> list[int]:
+    """The cheapest split of ``n_samples`` samples into ``n_parts`` consecutive parts, each at least one sample
+    long, by dynamic programming; ``cost(part, starts, end)`` prices part ``part`` over [start, end) for every
+    candidate start at once. Returns the n + 1 edges, 0 first and ``n_samples`` last."""
+    total = np.full((n_parts + 1, n_samples + 1), np.inf)
+    back = np.zeros((n_parts + 1, n_samples + 1), dtype=np.int64)
+    total[0, 0] = 0.0
+    for part in range(1, n_parts + 1):
+        for end in range(part, n_samples - (n_parts - part) + 1):
+            starts = np.arange(part - 1, end)
+            candidates = total[part - 1, starts] + cost(part - 1, starts, end)
+            best = int(np.argmin(candidates))
+            total[part, end], back[part, end] = candidates[best], starts[best]
+    edges, end = [n_samples], n_samples
+    for part in range(n_parts, 0, -1):
+        end = int(back[part, end])
+        edges.append(end)
+    return edges[::-1]
 
 
 def phoneme_edges(opening: np.ndarray, typical: Sequence[float], openness: Sequence[float], *, stiffness: float,
@@ -171,23 +181,14 @@ def phoneme_edges(opening: np.ndarray, typical: Sequence[float], openness: Seque
     expected = np.asarray(typical, dtype=np.float64)
     expected = np.maximum(expected * m / expected.sum(), 1e-3)
     first, second = np.concatenate([[0.0], np.cumsum(level)]), np.concatenate([[0.0], np.cumsum(level ** 2)])
-    cost = np.full((n + 1, m + 1), np.inf)
-    back = np.zeros((n + 1, m + 1), dtype=np.int64)
-    cost[0, 0] = 0.0
-    for k in range(1, n + 1):
-        target = float(openness[k - 1])
-        for end in range(k, m - (n - k) + 1):
-            starts = np.arange(k - 1, end)
-            length = end - starts
-            squared = (second[end] - second[starts]) - 2 * target * (first[end] - first[starts]) + target ** 2 * length
-            total = cost[k - 1, starts] + weight * squared + stiffness * np.log(length / expected[k - 1]) ** 2
-            best = int(np.argmin(total))
-            cost[k, end], back[k, end] = total[best], starts[best]
-    edges, end = [m], m
-    for k in range(n, 0, -1):
-        end = int(back[k, end])
-        edges.append(end)
-    return edges[::-1]
+    targets = np.asarray(openness, dtype=np.float64)
+
+    def cost(k: int, starts: np.ndarray, end: int) -> np.ndarray:
+        length, target = end - starts, targets[k]
+        squared = (second[end] - second[starts]) - 2 * target * (first[end] - first[starts]) + target ** 2 * length
+        return weight * squared + stiffness * np.log(length / expected[k]) ** 2
+
+    return best_split(n, m, cost)
 
 
 class DurationModel:
