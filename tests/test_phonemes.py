@@ -114,6 +114,11 @@ def test_phonemes_inside_a_word_go_where_the_mouth_matches_them():
     opening = np.zeros(12)
     opening[2:10] = 1.0
     assert phoneme_edges(opening, [1.0, 1.0, 1.0], [0.0, 1.0, 0.0], stiffness=0.1, weight=1.0) == [0, 2, 10, 12]
+    # a strong pull never squeezes a phoneme below half its typical share (2 of 4 samples here): it would go unsaid
+    pulled = phoneme_edges(np.ones(12), [1.0, 1.0, 1.0], [0.0, 1.0, 0.0], stiffness=0.0, weight=100.0)
+    assert pulled == [0, 2, 10, 12] and min(np.diff(pulled)) >= 2
+    assert phoneme_edges(np.ones(12), [1.0, 1.0, 1.0], [0.0, 1.0, 0.0], stiffness=0.0, weight=100.0,
+                         shortest=0.0) == [0, 1, 11, 12]
     # stiff: typical shares (4 samples each), whatever the mouth does
     assert phoneme_edges(opening, [1.0, 1.0, 1.0], [0.0, 1.0, 0.0], stiffness=1e4, weight=1.0) == [0, 4, 8, 12]
     assert phoneme_edges(np.zeros(3), [1.0, 1.0, 1.0], [0.0, 1.0, 0.0], stiffness=1.0, weight=1.0) == [0, 1, 2, 3]

@@ -164,15 +164,16 @@ def best_split(n_parts: int, n_samples: int, cost: Callable[[int, np.ndarray, in
 
 
 def phoneme_edges(opening: np.ndarray, typical: Sequence[float], openness: Sequence[float], *, stiffness: float,
-                  weight: float) -> list[int]:
+                  weight: float, shortest: float = 0.5) -> list[int]:
     """Where each of ``len(typical)`` phonemes of one word starts and the last ends, as indices into ``opening``,
     the mouth's opening sampled finely over the word's span (0 shut .. 1 widest).
 
     Dynamic programming over the boundaries: a phoneme over samples [s, e) costs ``weight`` times the squared
     difference between the mouth's opening there and the phoneme's typical ``openness`` (per sample, so a vowel
     lands where the mouth is open and a closure where it shuts), plus ``stiffness * log(samples / expected)^2``,
-    where expected is its typical duration scaled so the phonemes fill the word. Returns n + 1 edges, increasing,
-    the first 0 and the last ``len(opening)``, every phoneme at least one sample long.
+    where expected is its typical duration scaled so the phonemes fill the word; no phoneme is shorter than
+    ``shortest`` times that (nor than one sample): a phoneme squeezed to nothing is not said at all. Returns n + 1
+    edges, increasing, the first 0 and the last ``len(opening)``.
     """
     level = np.asarray(opening, dtype=np.float64)
     n, m = len(typical), len(level)
@@ -186,7 +187,8 @@ def phoneme_edges(opening: np.ndarray, typical: Sequence[float], openness: Seque
     def cost(k: int, starts: np.ndarray, end: int) -> np.ndarray:
         length, target = end - starts, targets[k]
         squared = (second[end] - second[starts]) - 2 * target * (first[end] - first[starts]) + target ** 2 * length
-        return weight * squared + stiffness * np.log(length / expected[k]) ** 2
+        total = weight * squared + stiffness * np.log(length / expected[k]) ** 2
+        return np.where(length >= np.floor(shortest * expected[k]), total, np.inf)
 
     return best_split(n, m, cost)
 
