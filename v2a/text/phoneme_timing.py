@@ -129,18 +129,24 @@ def word_onsets(opening: np.ndarray, first: int, last: int, typical: Sequence[fl
     fill the segment. Returns the onset frames, increasing, every word at least one frame long.
     """
     n_words, n_frames = len(typical), last - first
-    if n_words < 1 or n_frames < n_words:
-        raise ValueError(f"{n_words} words do not fit in {n_frames} frames")
+    expected = scaled_shares(typical, n_frames, "words", "frames")
     level = np.asarray(opening, dtype=np.float64)[first:last]
     level = level / max(float(np.max(opening)), 1e-9)
-    expected = np.asarray(typical, dtype=np.float64)
-    expected = np.maximum(expected * n_frames / expected.sum(), 1e-3)
 
     def cost(word: int, starts: np.ndarray, end: int) -> np.ndarray:
         total = stiffness * np.log((end - starts) / expected[word]) ** 2
         return total + level[starts] if word > 0 else total
 
     return [first + edge for edge in best_split(n_words, n_frames, cost)[:-1]]
+
+
+def scaled_shares(typical: Sequence[float], n_samples: int, parts: str, samples: str) -> np.ndarray:
+    """The ``typical`` durations scaled to fill ``n_samples`` samples (each at least 1e-3); a clear error when
+    fewer samples than parts (``parts`` / ``samples`` name them in the message)."""
+    if len(typical) < 1 or n_samples < len(typical):
+        raise ValueError(f"{len(typical)} {parts} do not fit in {n_samples} {samples}")
+    expected = np.asarray(typical, dtype=np.float64)
+    return np.maximum(expected * n_samples / expected.sum(), 1e-3)
 
 
 def best_split(n_parts: int, n_samples: int, cost: Callable[[int, np.ndarray, int], np.ndarray]) -> list[int]:
@@ -177,10 +183,7 @@ def phoneme_edges(opening: np.ndarray, typical: Sequence[float], openness: Seque
     """
     level = np.asarray(opening, dtype=np.float64)
     n, m = len(typical), len(level)
-    if n < 1 or m < n:
-        raise ValueError(f"{n} phonemes do not fit in {m} samples")
-    expected = np.asarray(typical, dtype=np.float64)
-    expected = np.maximum(expected * m / expected.sum(), 1e-3)
+    expected = scaled_shares(typical, m, "phonemes", "samples")
     first, second = np.concatenate([[0.0], np.cumsum(level)]), np.concatenate([[0.0], np.cumsum(level ** 2)])
     targets = np.asarray(openness, dtype=np.float64)
 
@@ -208,6 +211,8 @@ class DurationModel:
         self.durations = dict(durations or {})
         self.default = float(default)
         self.openness = dict(openness or {})
+        # a phoneme never seen: the mean openness of those seen
+        self.unseen_openness = float(np.mean(list(self.openness.values()))) if self.openness else 0.0
         self.mouth_weight = float(mouth_weight)
         self.phoneme_stiffness = float(phoneme_stiffness)
 
@@ -229,8 +234,7 @@ class DurationModel:
     def mouth_openness(self, symbol: str, stressed: bool = False) -> float:
         """The typical mouth opening while ``symbol`` is spoken (the mean of all phonemes if never seen)."""
         key = duration_key(symbol, stressed)
-        fallback = float(np.mean(list(self.openness.values()))) if self.openness else 0.0
-        return self.openness.get(key, self.openness.get(duration_key(symbol), fallback))
+        return self.openness.get(key, self.openness.get(duration_key(symbol), self.unseen_openness))
 
     def fill_by_mouth(self, phonemes: Sequence[Phoneme], start: float, end: float, opening: np.ndarray,
                       fps: float, per_frame: int = 4) -> list[PhonemeSpan]:
