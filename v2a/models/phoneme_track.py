@@ -25,11 +25,20 @@ class PhonemeTrackEncoder(nn.Module):
     prompt shape the prior, so the voice the prompt names reaches the sampling start. ``visual_dim`` (the visual
     tokens' width) lets the frame-aligned visual tokens shape it: the phonemes say *what* is heard, the mouth how
     loud it is at each moment, so the sampling start already follows the lips.
+
+    ``code_dim`` adds a *voice code*: a few numbers that say how the clip's voice sounds (its pitch, its timbre),
+    which a regression prior cannot guess from the phonemes and so averages away (a mean over men's and women's
+    pitches is no voice at all). In training the code is read from the clip's own mel over the tokens where a
+    phoneme is spoken (:meth:`voice_code`, a bottleneck of ``code_dim`` tanh units) and shifts the prior's
+    features, so the prior renders that voice; beside it a linear map from the pooled prompt (``code_prompt_dim``,
+    the prompt encoder's width) learns to predict the code (:meth:`code_loss`), which is what generation uses:
+    "a woman speaking" gives the code women's voices have. Without a prompt the prediction is the learnt mean code.
     """
 
     def __init__(self, *, vocab_size: int, dim: int = 128, layers: int = 2, kernel: int = 5,
                  position_frequencies: int = 4, prior_dim: int | None = None, voice_dim: int | None = None,
-                 visual_dim: int | None = None) -> None:
+                 visual_dim: int | None = None, code_dim: int | None = None,
+                 code_prompt_dim: int | None = None) -> None:
         super().__init__()
         if vocab_size < 3 or dim < 1 or layers < 0 or kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"bad phoneme track encoder: vocab_size={vocab_size}, dim={dim}, layers={layers}, "
@@ -57,6 +66,13 @@ class PhonemeTrackEncoder(nn.Module):
         if self.visual is not None:
             nn.init.zeros_(self.visual[-1].weight)
             nn.init.zeros_(self.visual[-1].bias)
+        # The voice code: read from the clip's mel (training), predicted from the prompt (generation).
+        has_code = bool(code_dim and prior_dim)
+        self.code_reader = (nn.Sequential(nn.Linear(prior_dim, dim), nn.GELU(), nn.Linear(dim, code_dim), nn.Tanh())
+                            if has_code else None)
+        self.code_shift = nn.Linear(code_dim, dim) if has_code else None
+        self.code_from_prompt = nn.Linear(code_prompt_dim, code_dim) if (has_code and code_prompt_dim) else None
+        self.code_mean = nn.Parameter(torch.zeros(code_dim)) if has_code else None
 
     @property
     def has_prior(self) -> bool:
@@ -67,18 +83,55 @@ class PhonemeTrackEncoder(nn.Module):
         """Whether the prior reads the frame-aligned visual tokens (built with ``visual_dim``)."""
         return self.visual is not None
 
+    @property
+    def has_voice_code(self) -> bool:
+        """Whether the prior renders a voice code (built with ``code_dim``)."""
+        return self.code_reader is not None
+
+    def voice_code(self, mel_tokens: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The voice code [B, code_dim] of mel tokens [B, N, prior_dim], read over the tokens where a phoneme is
+        spoken (``ids`` [B, N] > 0); a clip where nobody speaks gets zeros."""
+        if self.code_reader is None:
+            raise ValueError("this phoneme encoder has no voice code (code_dim is not set)")
+        n = min(mel_tokens.shape[1], ids.shape[1])
+        speaking = (ids[:, :n] > 0).to(mel_tokens.dtype)[..., None]
+        hidden = self.code_reader[:2](mel_tokens[:, :n])
+        pooled = (hidden * speaking).sum(1) / speaking.sum(1).clamp(min=1.0)
+        return self.code_reader[2:](pooled) * (speaking.sum(1) > 0).to(pooled.dtype)
+
+    def predicted_code(self, prompt_pooled: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """The voice code [B, code_dim] the prompt asks for (the learnt mean code without a prompt)."""
+        if self.code_mean is None:
+            raise ValueError("this phoneme encoder has no voice code (code_dim is not set)")
+        if self.code_from_prompt is not None and prompt_pooled is not None:
+            return self.code_mean + self.code_from_prompt(prompt_pooled)
+        return self.code_mean.expand(batch, -1)
+
+    def code_loss(self, predicted: torch.Tensor, target: torch.Tensor, speaking: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the predicted codes (from the prompt, and the mean code) against the codes read
+        from clips where someone speaks (``speaking`` [B] bool); the read codes are not moved by it."""
+        target = target.detach()
+        weight = speaking.to(target.dtype)[:, None]
+        count = weight.sum().clamp(min=1.0) * target.shape[1]
+        from_prompt = ((predicted - target).pow(2) * weight).sum() / count
+        mean = ((self.code_mean - target).pow(2) * weight).sum() / count
+        return from_prompt + mean
+
     def prior(self, features: torch.Tensor, voice: torch.Tensor | None = None,
-              visual: torch.Tensor | None = None) -> torch.Tensor:
+              visual: torch.Tensor | None = None, code: torch.Tensor | None = None) -> torch.Tensor:
         """Features [B, N, dim] -> the predicted mel tokens [B, N, prior_dim] (the expected spoken sound).
         ``voice`` [B, voice_dim] (the pooled prompt; encoders built with ``voice_dim``) shifts every token's
         features before the head; ``visual`` [B, N, visual_dim] (the visual tokens, one per audio token; encoders
-        built with ``visual_dim``) shifts each token's own. None leaves them."""
+        built with ``visual_dim``) shifts each token's own; ``code`` [B, code_dim] (a voice code; encoders built with
+        ``code_dim``) every token's. None leaves them."""
         if self.prior_head is None:
             raise ValueError("this phoneme encoder has no prior head (prior_dim is not set)")
         if self.voice is not None and voice is not None:
             features = features + self.voice(voice)[:, None]
         if self.visual is not None and visual is not None:
             features = features + self.visual(visual[:, : features.shape[1]])
+        if self.code_shift is not None and code is not None:
+            features = features + self.code_shift(code)[:, None]
         return self.prior_head(features)
 
     def forward(self, ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:

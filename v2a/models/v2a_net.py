@@ -11,6 +11,9 @@ from v2a.models.denoiser import MelDenoiser
 from v2a.shapes import MODALITIES, Keep
 
 PRIOR_KEY = "phoneme_prior"  # the condition holding the phoneme encoder's predicted mel tokens [B, N, token_dim]
+VOICE_CODE_KEY = "voice_code"  # the voice code the prompt asks for [B, code_dim] (phoneme encoders with code_dim)
+VOICE_TARGET_KEY = "voice_code_read"  # the voice code read from the clip's own mel (encode's ``reference``)
+NOT_FOR_THE_DENOISER = frozenset({PRIOR_KEY, VOICE_CODE_KEY, VOICE_TARGET_KEY})
 
 
 class V2ANet(nn.Module):
@@ -86,10 +89,13 @@ class V2ANet(nn.Module):
 
     def encode(self, frames: torch.Tensor | None = None,
                text: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-               phonemes: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+               phonemes: tuple[torch.Tensor, torch.Tensor] | None = None,
+               reference: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Conditions: visual tokens + pooled vector of frames [B, T, 3, H, W]; per text stream
         (``text[name] = (ids [B, L], mask [B, L])``) its features and mask, and the pooled prompt; the
-        phoneme track (``phonemes = (ids [B, N], position [B, N])``, one per audio token) as features."""
+        phoneme track (``phonemes = (ids [B, N], position [B, N])``, one per audio token) as features.
+        ``reference`` (the clip's own mel [B, n_mels, F], training only) is where a phoneme encoder with a voice
+        code reads the voice its prior renders; without it the code is the one the prompt asks for."""
         cond: dict[str, torch.Tensor] = {}
         if phonemes is not None:
             if self.phoneme_encoder is None:
@@ -111,21 +117,29 @@ class V2ANet(nn.Module):
             visual = None
             if self.phoneme_encoder.reads_video and "visual_tokens" in cond:
                 visual = self.denoiser.align(cond["visual_tokens"], cond["phoneme_tokens"].shape[1])
+            code = None
+            if self.phoneme_encoder.has_voice_code:
+                code = cond[VOICE_CODE_KEY] = self.phoneme_encoder.predicted_code(cond.get("prompt_pooled"),
+                                                                                  phonemes[0].shape[0])
+                if reference is not None:
+                    code = cond[VOICE_TARGET_KEY] = self.phoneme_encoder.voice_code(
+                        self.denoiser.tokenize(reference), phonemes[0])
             cond[PRIOR_KEY] = self.phoneme_encoder.prior(cond["phoneme_tokens"], voice=cond.get("prompt_pooled"),
-                                                         visual=visual)
+                                                         visual=visual, code=code)
         return cond
 
     def forward(self, x: torch.Tensor | None = None, t: torch.Tensor | None = None,
                 cond: dict[str, torch.Tensor] | None = None, keep: Keep | None = None, *,
                 frames: torch.Tensor | None = None, text: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-                phonemes: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
+                phonemes: tuple[torch.Tensor, torch.Tensor] | None = None,
+                reference: torch.Tensor | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
         """The velocity at (x_t, t) given ``cond``; or, given only ``frames``/``text``/``phonemes``, the conditions.
 
         Encoding is reachable through forward because FSDP gathers a wrapped unit's weights only when
         the unit itself is called: code that may run sharded calls ``net(frames=...)``, not ``encode``.
         """
         if frames is not None or text is not None or phonemes is not None:
-            return self.encode(frames, text, phonemes)
+            return self.encode(frames, text, phonemes, reference)
         if x is None or t is None or cond is None:
             raise TypeError("V2ANet needs (x, t, cond) or frames= / text=")
         if isinstance(keep, dict):
@@ -135,6 +149,6 @@ class V2ANet(nn.Module):
             masks = {name: keep.get(name) for name in MODALITIES}
         else:
             masks = dict.fromkeys(MODALITIES, keep)
-        denoiser_cond = {name: value for name, value in cond.items() if name != PRIOR_KEY}
+        denoiser_cond = {name: value for name, value in cond.items() if name not in NOT_FOR_THE_DENOISER}
         return self.denoiser(x, t, visual_mask=masks["video"], prompt_keep=masks["prompt"],
                              transcript_keep=masks["transcript"], **denoiser_cond)

@@ -12,7 +12,7 @@ from v2a.audio.mel import LogMel
 from v2a.checkpoints.loading import load_checkpoint
 from v2a.data.visual_features import visual_input
 from v2a.diffusion import ODESampler, RectifiedFlow
-from v2a.models.v2a_net import PRIOR_KEY, V2ANet
+from v2a.models.v2a_net import PRIOR_KEY, VOICE_CODE_KEY, VOICE_TARGET_KEY, V2ANet
 from v2a.models.vocoder.base import Vocoder
 from v2a.pipeline.loading import text_conditioning_for, tokenizer_binder
 from v2a.pipeline.pipeline import V2APipeline
@@ -122,24 +122,32 @@ class V2AModule(StageModule):
         text = self.text_conditioning.from_batch(batch) or None
         # a phoneme-track model hears the transcript at the times the clip recorded (oracle timing in training)
         track = self.recorded_phonemes(batch) if net.reads_phonemes else None
-        # frames, or the backbone's features cached in the shards (a pretrained visual encoder reads either)
-        cond = net(frames=visual_input(batch), text=text, phonemes=track)
         # Padded frames (clips shorter than the crop) are no target: padding is silence (the STFT of the last
         # real frames reaches into it), the loss averages over real frames only, and padded audio tokens are
         # masked out of the self-attention — so what fills the padding cannot matter.
         mask = mel_frame_mask(batch["audio_mask"], self.features) if "audio_mask" in batch else None
         if mask is not None and not bool(mask.all()):
             audio = audio.masked_fill(~batch["audio_mask"].bool(), 0.0)
-            cond = {**cond, "token_mask": mask[:, ::self.features.spec.mel_frames_per_token]}
         else:
             mask = None
         mel = self.features(audio)
+        # frames, or the backbone's features cached in the shards (a pretrained visual encoder reads either); the
+        # clip's own mel is where a voice-code prior reads the voice it must render
+        cond = net(frames=visual_input(batch), text=text, phonemes=track, reference=mel if track is not None else None)
+        if mask is not None:
+            cond = {**cond, "token_mask": mask[:, ::self.features.spec.mel_frames_per_token]}
         loss = self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask)
         if PRIOR_KEY in cond and self.prior_loss_weight > 0:
             prior_loss = self._prior_loss(net, cond, mel, mask)
             if stage is not None:
                 self.log(f"{stage}/prior_loss", prior_loss, batch_size=mel.shape[0], sync_dist=stage != "train")
             loss = loss + self.prior_loss_weight * prior_loss
+        if VOICE_TARGET_KEY in cond:
+            code_loss = net.phoneme_encoder.code_loss(cond[VOICE_CODE_KEY], cond[VOICE_TARGET_KEY],
+                                                      (track[0] > 0).any(dim=1))
+            if stage is not None:
+                self.log(f"{stage}/voice_code_loss", code_loss, batch_size=mel.shape[0], sync_dist=stage != "train")
+            loss = loss + code_loss
         return loss
 
     @staticmethod
