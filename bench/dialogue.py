@@ -27,7 +27,8 @@ from v2a.pipeline import V2APipeline  # noqa: E402
 from v2a.pipeline.aligner import LipAligner  # noqa: E402
 
 COLUMNS = ("speech/wer", "ref/gt_wer", "speech/cer", "speech/wer_swapped", "ref/mismatched_wer", "speech/lip_corr",
-           "ref/gt_lip_corr", "speech/word_onset_err_frames", "speech/speaker_type_acc", "ref/gt_speaker_type_acc")
+           "ref/gt_lip_corr", "speech/word_onset_err_frames", "speech/speaker_type_acc", "ref/gt_speaker_type_acc",
+           "speech/speaker_type_acc_asked_other")
 
 
 def main() -> None:
@@ -57,7 +58,8 @@ def main() -> None:
         from v2a.shapes import ClipSpec
         speaker_types = SpeakerTypes.from_split(args.data, "val", ClipSpec(duration=4.0))
     lines = ["| model, timing | data | WER | GT WER | CER | WER, swapped transcripts | GT vs other transcript | "
-             "lip corr | GT lip corr | word-onset error (frames) | speaker type | GT speaker type |", "| --- " * 12 + "|"]
+             "lip corr | GT lip corr | word-onset error (frames) | speaker type | GT speaker type | "
+             "speaker type, the prompt asking for the other |", "| --- " * 13 + "|"]
     aligner = LipAligner.from_pretrained(args.aligner) if args.aligner else None
     if aligner is not None and args.mouth_weight is not None:
         aligner.durations.mouth_weight = args.mouth_weight

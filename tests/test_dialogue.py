@@ -46,10 +46,10 @@ def run(experiment: str, root: Path, out: Path, extra: list[str]) -> dict:
 @pytest.fixture(scope="module")
 def trained(dialogue_shards, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    # the prior reads the video too (the recipe's option, off by default), so both of its inputs are exercised
+    # the prior reads the video and a voice code too (options of the recipe), so all of its inputs are exercised
     aligned = run("v2a_dialogue_aligned_tiny", dialogue_shards, out / "v2a", SMALL + [
         "data.tokenizer=null", "model.modalities=[video,transcript]",
-        "model.phoneme_encoder.visual_dim=${model.visual_encoder.dim}"])
+        "model.phoneme_encoder.visual_dim=${model.visual_encoder.dim}", "model.phoneme_encoder.code_dim=2"])
     aligner = run("aligner_tiny", dialogue_shards, out / "aligner", ["spec.duration=2.0", "spec.image_size=32",
                                                                     "model.visual_encoder.dim=16"])
     return {"model": Path(aligned["checkpoint"]).parent.parent / "export",
@@ -196,3 +196,40 @@ def test_the_prior_reads_the_voice_the_prompt_names():
     shifted = encoder.prior(features, voice=voices)
     assert (shifted[0] - encoder.prior(features, voice=voices.flip(0))[0]).abs().max() > 1e-3  # the voice matters
     assert torch.equal(encoder.prior(features, voice=None), encoder.prior(features))  # no prompt: no shift
+
+
+def test_the_prior_renders_the_voice_read_in_training_and_the_prompt_predicts_it():
+    from v2a.models.phoneme_track import PhonemeTrackEncoder
+
+    torch.manual_seed(0)
+    encoder = PhonemeTrackEncoder(vocab_size=10, dim=16, prior_dim=6, code_dim=2, code_prompt_dim=4)
+    ids = torch.randint(1, 10, (4, 12)).repeat_interleave(2, dim=0)
+    ids[:, 8:] = 0                                    # the last tokens are silence
+    where = torch.rand(4, 12).repeat_interleave(2, dim=0)
+    # two voices say each sentence: the same phonemes sound 1 higher or 1 lower; the prompt names the voice
+    voice = torch.tensor([1.0, -1.0]).repeat(4)
+    mel = (ids[..., None].float() / 10 + voice[:, None, None]).expand(-1, -1, 6) * (ids > 0)[..., None]
+    prompts = torch.stack([torch.tensor([1.0, 0, 0, 0]) if v > 0 else torch.tensor([0, 1.0, 0, 0]) for v in voice])
+    code = encoder.voice_code(mel, ids)
+    assert code.shape == (8, 2)
+    silent_changed = mel.clone()
+    silent_changed[:, 9] = 5.0                        # what sounds where nobody speaks is not the voice
+    assert torch.equal(encoder.voice_code(silent_changed, ids), code)
+    assert torch.equal(encoder.voice_code(mel, torch.zeros_like(ids)), torch.zeros(8, 2))  # nobody speaks
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=0.02)
+    for _ in range(150):                              # the prior's regression and the code's prediction
+        features = encoder(ids, where)
+        read = encoder.voice_code(mel, ids)
+        loss = (encoder.prior(features, code=read) - mel).pow(2).mean() + encoder.code_loss(
+            encoder.predicted_code(prompts, 8), read, (ids > 0).any(1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        features = encoder(ids, where)
+        asked = encoder.prior(features, code=encoder.predicted_code(prompts, 8))
+        swapped = encoder.prior(features, code=encoder.predicted_code(prompts.roll(1, 0), 8))
+        averaged = encoder.prior(features, code=encoder.predicted_code(None, 8))
+    error = lambda prior: float((prior - mel).pow(2)[:, :8].mean())  # noqa: E731
+    # the prompt's voice is rendered: far closer than the other voice's, or the mean voice's
+    assert error(asked) < 0.1 * error(swapped) and error(asked) < 0.2 * error(averaged)

@@ -8,7 +8,7 @@ import pytest
 
 from v2a.data.synthetic import espeak
 from v2a.evaluation.dialogue import summarize
-from v2a.evaluation.speaker import speaker_of
+from v2a.evaluation.speaker import ask_for_other_type, speaker_of
 
 
 def row(speaker, heard, heard_gt, other, **extra):
@@ -25,9 +25,21 @@ def test_speaker_type_metrics_beside_ceiling_and_floor():
     assert metrics["ref/gt_speaker_type_acc"] == 1.0
     assert metrics["ref/mismatched_speaker_type_acc"] == 0.5
     assert metrics["eval/speaker_type_clips"] == 4.0
+    assert "speech/speaker_type_acc_asked_other" not in metrics  # no prompt was swapped
+    asked = [dict(r, speaker_asked="woman" if r["speaker"] == "man" else "man", speaker_heard_asked=h)
+             for r, h in zip(rows, ["woman", "woman", "man", "man"], strict=True)]
+    assert summarize(asked)["speech/speaker_type_acc_asked_other"] == 0.5  # rows 0 and 3 heard what was asked
     # without a classifier the other metrics are as before, and no speaker keys appear
     plain = summarize([{k: v for k, v in r.items() if not k.startswith("speaker")} for r in rows])
     assert not any("speaker" in k for k in plain) and plain["speech/wer"] == metrics["speech/wer"]
+
+
+def test_a_prompt_is_made_to_ask_for_the_other_speaker_type():
+    assert ask_for_other_type("rain falling, a man speaking") == ("rain falling, a woman speaking", "woman")
+    assert ask_for_other_type("A woman speaking; the woman laughs") == ("A man speaking; the man laughs", "man")
+    assert ask_for_other_type("a fan, a lamp humming") is None          # no type named
+    assert ask_for_other_type("a man and a woman speaking") is None     # both: nothing to swap
+    assert ask_for_other_type("the mango falls") is None                # a word, not the type
 
 
 def test_the_speaker_type_is_read_from_the_talking_head():

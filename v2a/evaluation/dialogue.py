@@ -14,7 +14,10 @@ filled by typical phoneme durations) or ``video`` (the lip-driven aligner) — t
 - with a speaker-type classifier (:class:`v2a.evaluation.speaker.SpeakerTypes`, the `eval` extra):
   ``speech/speaker_type_acc``, how often the type it hears in the generated audio ("man" / "woman") is the
   clip's (which its prompt names: "a man speaking"), beside the ceiling ``ref/gt_speaker_type_acc`` (ground-truth
-  audio) and the floor ``ref/mismatched_speaker_type_acc`` (another clip's ground-truth audio).
+  audio) and the floor ``ref/mismatched_speaker_type_acc`` (another clip's ground-truth audio); for models that
+  read a prompt, ``speech/speaker_type_acc_asked_other``: the same clips generated with the prompt asking for the
+  other type ("a woman speaking" for a man's clip), scored against the type asked — what shows that the prompt,
+  not the video or the phonemes, chooses the voice.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from v2a.evaluation.references import iterate_batches
-from v2a.evaluation.speaker import speaker_of
+from v2a.evaluation.speaker import ask_for_other_type, speaker_of
 from v2a.evaluation.speech import error_rates, lip_envelope_correlation, mouth_track
 from v2a.pipeline.aligner import LipAligner
 from v2a.pipeline.pipeline import V2APipeline
@@ -121,6 +124,16 @@ def evaluate_dialogue(pipeline: V2APipeline, *, data: str, split: str, out_dir: 
                                                   **texts, **kwargs).cpu().numpy()
             if name == "generated":
                 predicted = [word_starts(p) for p in phonemes]
+                own_phonemes = phonemes
+        asked: list[tuple[str, str] | None] = [None] * len(metas)
+        if speaker_types is not None and "prompt" in pipeline.text_inputs:
+            # the voice the prompt chooses: the same clips, with the prompt asking for the other speaker type
+            asked = [ask_for_other_type(m.get("caption") or "") for m in metas]
+            prompts = [a[0] if a else m.get("caption", "") for a, m in zip(asked, metas, strict=True)]
+            texts = {k: v for k, v in dict(prompt=prompts, transcript=own).items() if k in pipeline.text_inputs}
+            kwargs = {"phonemes": own_phonemes} if pipeline.net.reads_phonemes else {}
+            audio["asked"] = pipeline.generate_audio(frames, steps=steps, cfg_scale=cfg_scale, generator=generator,
+                                                     **texts, **kwargs).cpu().numpy()
         gt = batch["audio"][keep].numpy()
         for i, meta in enumerate(metas):
             recorded = [float(e["time"]) for e in meta.get("events", []) if e.get("kind") == "word"]
@@ -138,6 +151,8 @@ def evaluate_dialogue(pipeline: V2APipeline, *, data: str, split: str, out_dir: 
             if speaker_types is not None and (speaker := speaker_of(meta)) is not None:
                 rows[-1].update(speaker=speaker, speaker_heard=speaker_types(audio["generated"][i], sr),
                                 speaker_heard_gt=speaker_types(gt[i], sr))
+                if asked[i] is not None:
+                    rows[-1].update(speaker_asked=asked[i][1], speaker_heard_asked=speaker_types(audio["asked"][i], sr))
         batch_rows = rows[-len(metas):]
         for i, row in enumerate(batch_rows):   # the floor: the type heard in the next clip's ground truth
             other_row = batch_rows[(i + 1) % len(batch_rows)]
@@ -178,8 +193,11 @@ def _speaker_metrics(rows: list[dict]) -> dict[str, float]:
     if not typed:
         return {}
     floor = [r["speaker_heard_other"] == r["speaker"] for r in typed if "speaker_heard_other" in r]
+    asked = [r["speaker_heard_asked"] == r["speaker_asked"] for r in typed if "speaker_asked" in r]
     return {
         "speech/speaker_type_acc": float(np.mean([r["speaker_heard"] == r["speaker"] for r in typed])),
+        # the prompt asks for the other type: a voice that follows the prompt scores as high as above
+        **({"speech/speaker_type_acc_asked_other": float(np.mean(asked))} if asked else {}),
         "ref/gt_speaker_type_acc": float(np.mean([r["speaker_heard_gt"] == r["speaker"] for r in typed])),
         "ref/mismatched_speaker_type_acc": float(np.mean(floor)) if floor else float("nan"),
         "eval/speaker_type_clips": float(len(typed)),

@@ -15,6 +15,7 @@ e.g. ground truth of another split) is nearest in cosine similarity.
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +41,20 @@ def resemblyzer_weights() -> Path:
     if not path.is_file():
         raise ImportError(f"{MISSING}: {path} is missing")
     return path
+
+
+OTHER_TYPE = {"man": "woman", "woman": "man"}
+_TYPE_WORD = re.compile(r"\b(man|woman)\b")
+
+
+def ask_for_other_type(caption: str) -> tuple[str, str] | None:
+    """``caption`` with the speaker type it names swapped ("a man speaking" -> "a woman speaking"), and the type it
+    now asks for; None where it names no type, or both."""
+    named = set(_TYPE_WORD.findall(caption))
+    if len(named) != 1:
+        return None
+    other = OTHER_TYPE[named.pop()]
+    return _TYPE_WORD.sub(other, caption), other
 
 
 def speaker_of(meta: dict) -> str | None:
