@@ -86,3 +86,10 @@ def test_csv_run_holds_the_health_scalars_and_the_media_files(run):
     assert evaluated[-1] == pytest.approx(final["sync/onset_f1"]) == run["result"]["metrics"][EVAL]
     assert [p.name for p in (run["dir"] / "eval_periodic").iterdir()] == ["step_0000020"]
     assert (run["dir"] / "eval_periodic" / "step_0000020" / "metrics.json").exists()
+
+
+def test_wandb_leaves_no_service_process_behind(run):
+    psutil = pytest.importorskip("psutil")  # installed with wandb
+    # wandb's service (wandb-core) outlives its run unless torn down, spinning on a core until this process exits
+    children = [p.name() for p in psutil.Process().children(recursive=True) if p.is_running()]
+    assert not [name for name in children if "wandb" in name], children

@@ -114,7 +114,8 @@ def continue_logger_runs(cfg: DictConfig, resume_step: int | None) -> None:
 
 def close_loggers(loggers: list, status: str) -> None:
     """Finalize every logger; a wandb run is also finished (Lightning leaves it open for reuse in the
-    process, so the next run of the same process would log into it)."""
+    process, so the next run of the same process would log into it), and wandb's service process stopped: left
+    running it keeps a core busy until the process that trained exits (a sweep, a notebook, the test suite)."""
     from pytorch_lightning.loggers import WandbLogger
 
     for logger in loggers:
@@ -124,3 +125,4 @@ def close_loggers(loggers: list, status: str) -> None:
 
         if wandb.run is not None:
             wandb.finish(exit_code=0 if status in ("success", "preempted") else 1)
+        wandb.teardown()
