@@ -70,6 +70,8 @@ class ODESampler:
     number of velocity evaluations, the cost to compare samplers by (with CFG each costs two network
     passes). ``prior_start`` is where a model with a phoneme prior starts (``V2APipeline.generate_mel``):
     at that flow time, from the prior mixed with noise; a call integrates from its ``start`` argument.
+    ``prior_source`` says the model was *trained* to flow from its prior plus unit noise (not from noise alone,
+    as Grad-TTS and PriorGrad start from the text's predicted mel): sampling then starts at t = 0 from there.
     """
 
     METHODS = ("euler", "heun", "midpoint")
@@ -77,7 +79,7 @@ class ODESampler:
     EVALUATIONS_PER_STEP = {"euler": 1, "heun": 2, "midpoint": 2}
 
     def __init__(self, *, steps: int = 8, method: str = "euler", schedule: str = "uniform", shift: float = 1.0,
-                 prior_start: float = 0.0) -> None:
+                 prior_start: float = 0.0, prior_source: bool = False) -> None:
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if method not in self.METHODS:
@@ -88,8 +90,12 @@ class ODESampler:
             raise ValueError(f"shift must be > 0, got {shift}")
         if not 0.0 <= prior_start < 1.0:
             raise ValueError(f"prior_start must be in [0, 1), got {prior_start}")
+        if prior_source and prior_start > 0:
+            raise ValueError("a model trained to flow from its prior (prior_source) starts at t = 0: prior_start "
+                             f"must be 0, got {prior_start}")
         self.steps = steps
         self.prior_start = float(prior_start)
+        self.prior_source = bool(prior_source)
         self.method = method
         self.schedule = schedule
         self.shift = float(shift)

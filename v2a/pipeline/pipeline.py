@@ -170,6 +170,8 @@ class V2APipeline(nn.Module):
         n_mel_frames = n_mel_frames or frames.shape[1] * spec.mel_frames_per_video_frame
         # A model with a phoneme prior starts part way, from the prior it predicts (sampler.prior_start), when
         # something is said; with nothing to say the prior holds no speech, and the flow makes every sound from noise.
+        if self.sampler.prior_source and self.sampler.prior_start > 0:
+            raise ValueError("this model flows from its prior (sampler.prior_source): prior_start must stay 0")
         start = self.sampler.prior_start if self.net.has_prior and phonemes is not None else 0.0
         if start > 0:  # rasterised once: the prior and the velocity read the same track
             phonemes = self.phoneme_track(phonemes, batch, frames.shape[1] * spec.tokens_per_video_frame)
@@ -178,8 +180,11 @@ class V2APipeline(nn.Module):
                                         transcript=transcript, cfg_modalities=cfg_modalities, phonemes=phonemes)
         source = generator.device if generator is not None else device
         noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(device)
-        if start > 0:  # the prior the conditions already hold: the track, prompt and video are encoded once
-            noise = start * self._prior_as_mel(cond[PRIOR_KEY], n_mel_frames) + (1 - start) * noise
+        if self.sampler.prior_source and PRIOR_KEY in cond:
+            # trained to flow from the prior plus noise, for every clip (the prior of silence where nothing is said)
+            noise = self.prior_as_mel(cond[PRIOR_KEY], n_mel_frames) + noise
+        elif start > 0:  # the prior the conditions already hold: the track, prompt and video are encoded once
+            noise = start * self.prior_as_mel(cond[PRIOR_KEY], n_mel_frames) + (1 - start) * noise
         return self.sampler(velocity, noise, steps=steps, start=start)
 
     @torch.no_grad()
@@ -190,9 +195,10 @@ class V2APipeline(nn.Module):
         texts = self.text_conditioning.tokenize(track[0].shape[0], self.device, prompt=prompt) if prompt is not None else {}
         prompt_only = {"prompt": texts["prompt"]} if "prompt" in texts else None
         frames = frames.to(self.device) if frames is not None and self.net.phoneme_encoder.reads_video else None
-        return self._prior_as_mel(self.net(frames=frames, phonemes=track, text=prompt_only)[PRIOR_KEY], n_mel_frames)
+        return self.prior_as_mel(self.net(frames=frames, phonemes=track, text=prompt_only)[PRIOR_KEY], n_mel_frames)
 
-    def _prior_as_mel(self, prior: torch.Tensor, n_mel_frames: int) -> torch.Tensor:
+    def prior_as_mel(self, prior: torch.Tensor, n_mel_frames: int) -> torch.Tensor:
+        """The prior's mel tokens [B, N, token_dim] as a mel [B, n_mels, n_mel_frames]."""
         mel = self.net.denoiser.untokenize(prior)[..., :n_mel_frames]
         if mel.shape[-1] < n_mel_frames:  # a trailing partial token: hold the last frame
             mel = torch.cat([mel, mel[..., -1:].expand(-1, -1, n_mel_frames - mel.shape[-1])], dim=-1)

@@ -136,7 +136,12 @@ class V2AModule(StageModule):
         cond = net(frames=visual_input(batch), text=text, phonemes=track, reference=mel if track is not None else None)
         if mask is not None:
             cond = {**cond, "token_mask": mask[:, ::self.features.spec.mel_frames_per_token]}
-        loss = self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask)
+        # a model sampled from its prior plus noise (sampler.prior_source) is trained from there; the prior learns
+        # from its own regression only
+        source_mean = (self.pipeline.prior_as_mel(cond[PRIOR_KEY], mel.shape[-1]).detach()
+                       if self.pipeline.sampler.prior_source and PRIOR_KEY in cond else None)
+        loss = self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask,
+                                   source_mean=source_mean)
         if PRIOR_KEY in cond and self.prior_loss_weight > 0:
             prior_loss = self._prior_loss(net, cond, mel, mask)
             if stage is not None:
