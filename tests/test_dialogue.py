@@ -135,6 +135,25 @@ def test_the_phoneme_prior_is_trained_by_regression_and_starts_sampling(trained,
                                                         generator=torch.Generator().manual_seed(0)))
 
 
+def test_a_model_trained_from_its_prior_samples_from_the_prior_plus_noise(trained, dialogue_shards):
+    from v2a.evaluation.references import iterate_batches
+    from v2a.pipeline import V2APipeline
+    from v2a.text.phoneme_timing import recorded_track
+
+    pipeline = V2APipeline.from_pretrained(trained["model"])
+    batch = next(iter(iterate_batches(str(dialogue_shards), "test", SPEC, 2, 2)))
+    track = recorded_track(batch["meta"], pipeline.phoneme_vocabulary, SPEC.n_audio_tokens, SPEC.token_rate)
+    prior = pipeline.prior_mel(track, SPEC.n_mel_frames, frames=batch["frames"])
+    pipeline.sampler = type("WhereItStarts", (), {"prior_start": 0.0, "prior_source": True,
+                                                   "__call__": lambda self, velocity, x, steps, start: x})()
+    started = pipeline.generate_mel(batch["frames"], phonemes=track, generator=torch.Generator().manual_seed(0))
+    offset = started - prior            # unit noise around the prior
+    assert abs(float(offset.mean())) < 0.1 and 0.8 < float(offset.std()) < 1.2
+    pipeline.sampler.prior_source = False   # a model trained from noise starts from noise (prior_start 0)
+    plain = pipeline.generate_mel(batch["frames"], phonemes=track, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(started - plain, prior, atol=1e-5)
+
+
 def test_generate_with_the_aligner_and_the_dialogue_evaluation(trained, dialogue_shards, tmp_path):
     import webdataset as wds
 

@@ -34,6 +34,24 @@ def test_loss_is_zero_for_the_true_velocity_and_positive_otherwise():
     assert flow.loss(lambda x, t, keep: torch.zeros_like(x), x1, g).item() > 0.5
 
 
+def test_a_source_mean_moves_where_the_flow_starts():
+    flow = RectifiedFlow(cond_dropout=0.0)
+    x1 = 10.0 + torch.randn(8, 2, 6)
+    standing_still = lambda x, t, keep: torch.zeros_like(x)  # noqa: E731
+    # from noise the path to x1 is long; from x1's own neighbourhood (a prior that predicted it) it is unit noise long
+    from_noise = flow.loss(standing_still, x1, torch.Generator().manual_seed(0)).item()
+    from_prior = flow.loss(standing_still, x1, torch.Generator().manual_seed(0), source_mean=x1).item()
+    assert from_noise > 50 and 0.5 < from_prior < 1.5
+    seen = {}
+
+    def oracle(x, t, keep):  # the exact velocity of the straight path from x0 = x1 + noise
+        seen["x"] = x
+        return (x1 - x) / (1 - t.view(-1, 1, 1))
+
+    assert flow.loss(oracle, x1, torch.Generator().manual_seed(0), source_mean=x1).item() < 1e-8
+    assert (seen["x"] - x1).abs().mean() < 1.0  # x_t stays near the prior all the way
+
+
 def test_condition_dropout_rate():
     flow = RectifiedFlow(cond_dropout=0.25)
     keep = flow.keep_mask(20000, torch.Generator().manual_seed(1), torch.device("cpu"))
@@ -47,6 +65,8 @@ def test_invalid_settings_raise():
         ODESampler(steps=0)
     with pytest.raises(ValueError):
         ODESampler(method="rk45")
+    with pytest.raises(ValueError, match="prior_start"):
+        ODESampler(prior_source=True, prior_start=0.9)  # a model trained from its prior starts at t = 0
 
 
 @pytest.mark.parametrize("method", ["euler", "heun"])
