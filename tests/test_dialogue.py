@@ -149,7 +149,10 @@ def test_a_model_trained_from_its_prior_samples_from_the_prior_plus_noise(traine
     started = pipeline.generate_mel(batch["frames"], phonemes=track, generator=torch.Generator().manual_seed(0))
     offset = started - prior            # unit noise around the prior
     assert abs(float(offset.mean())) < 0.1 and 0.8 < float(offset.std()) < 1.2
-    pipeline.sampler.prior_source = False   # a model trained from noise starts from noise (prior_start 0)
+    pipeline.sampler.prior_start = 0.75     # started part way: a quarter of the noise
+    later = pipeline.generate_mel(batch["frames"], phonemes=track, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(later - prior, 0.25 * offset, atol=1e-5)
+    pipeline.sampler.prior_source, pipeline.sampler.prior_start = False, 0.0  # trained from noise: from noise
     plain = pipeline.generate_mel(batch["frames"], phonemes=track, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(started - plain, prior, atol=1e-5)
 

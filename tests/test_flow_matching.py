@@ -65,8 +65,6 @@ def test_invalid_settings_raise():
         ODESampler(steps=0)
     with pytest.raises(ValueError):
         ODESampler(method="rk45")
-    with pytest.raises(ValueError, match="prior_start"):
-        ODESampler(prior_source=True, prior_start=0.9)  # a model trained from its prior starts at t = 0
 
 
 @pytest.mark.parametrize("method", ["euler", "heun"])

@@ -71,7 +71,9 @@ class ODESampler:
     passes). ``prior_start`` is where a model with a phoneme prior starts (``V2APipeline.generate_mel``):
     at that flow time, from the prior mixed with noise; a call integrates from its ``start`` argument.
     ``prior_source`` says the model was *trained* to flow from its prior plus unit noise (not from noise alone,
-    as Grad-TTS and PriorGrad start from the text's predicted mel): sampling then starts at t = 0 from there.
+    as Grad-TTS and PriorGrad start from the text's predicted mel): sampling starts from there at t = 0, or at
+    ``prior_start`` from the prior plus ``1 - prior_start`` of the noise (where the training path passes when the
+    clip sounds as its prior predicts: less noise to remove, less room to leave the prior).
     """
 
     METHODS = ("euler", "heun", "midpoint")
@@ -90,9 +92,6 @@ class ODESampler:
             raise ValueError(f"shift must be > 0, got {shift}")
         if not 0.0 <= prior_start < 1.0:
             raise ValueError(f"prior_start must be in [0, 1), got {prior_start}")
-        if prior_source and prior_start > 0:
-            raise ValueError("a model trained to flow from its prior (prior_source) starts at t = 0: prior_start "
-                             f"must be 0, got {prior_start}")
         self.steps = steps
         self.prior_start = float(prior_start)
         self.prior_source = bool(prior_source)

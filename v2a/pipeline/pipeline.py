@@ -170,8 +170,6 @@ class V2APipeline(nn.Module):
         n_mel_frames = n_mel_frames or frames.shape[1] * spec.mel_frames_per_video_frame
         # A model with a phoneme prior starts part way, from the prior it predicts (sampler.prior_start), when
         # something is said; with nothing to say the prior holds no speech, and the flow makes every sound from noise.
-        if self.sampler.prior_source and self.sampler.prior_start > 0:
-            raise ValueError("this model flows from its prior (sampler.prior_source): prior_start must stay 0")
         start = self.sampler.prior_start if self.net.has_prior and phonemes is not None else 0.0
         if start > 0:  # rasterised once: the prior and the velocity read the same track
             phonemes = self.phoneme_track(phonemes, batch, frames.shape[1] * spec.tokens_per_video_frame)
@@ -181,8 +179,9 @@ class V2APipeline(nn.Module):
         source = generator.device if generator is not None else device
         noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(device)
         if self.sampler.prior_source and PRIOR_KEY in cond:
-            # trained to flow from the prior plus noise, for every clip (the prior of silence where nothing is said)
-            noise = self.prior_as_mel(cond[PRIOR_KEY], n_mel_frames) + noise
+            # trained to flow from the prior plus noise, for every clip (the prior of silence where nothing is said);
+            # started part way, where that path passes if the clip sounds as predicted
+            noise = self.prior_as_mel(cond[PRIOR_KEY], n_mel_frames) + (1 - start) * noise
         elif start > 0:  # the prior the conditions already hold: the track, prompt and video are encoded once
             noise = start * self.prior_as_mel(cond[PRIOR_KEY], n_mel_frames) + (1 - start) * noise
         return self.sampler(velocity, noise, steps=steps, start=start)
