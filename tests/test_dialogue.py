@@ -255,3 +255,23 @@ def test_the_prior_renders_the_voice_read_in_training_and_the_prompt_predicts_it
     error = lambda prior: float((prior - mel).pow(2)[:, :8].mean())  # noqa: E731
     # the prompt's voice is rendered: far closer than the other voice's, or the mean voice's
     assert error(asked) < 0.1 * error(swapped) and error(asked) < 0.2 * error(averaged)
+
+
+def test_a_flow_from_the_prior_reads_the_prior_in_both_guidance_branches():
+    from tests.conftest import compose_config
+    from v2a.models.denoiser import MelDenoiser
+
+    cfg = compose_config(["experiment=v2a_dialogue_aligned_tiny", "model.sampler.prior_source=true"])
+    assert cfg.model.denoiser.prior_input is True      # stated once, by the sampler's prior_source
+    assert compose_config(["experiment=v2a_dialogue_aligned_tiny"]).model.denoiser.prior_input is False
+    torch.manual_seed(0)
+    denoiser = MelDenoiser(spec=SPEC, visual_dim=None, width=16, depth=1, heads=2, phoneme_dim=8, prior_input=True)
+    torch.nn.init.normal_(denoiser.out_proj.weight)
+    x, t = torch.randn(2, SPEC.n_mels, SPEC.n_mel_frames), torch.rand(2)
+    phonemes, prior = torch.randn(2, SPEC.n_audio_tokens, 8), torch.randn(2, SPEC.n_audio_tokens, SPEC.token_dim)
+    dropped = torch.zeros(2, dtype=torch.bool)           # the unconditional branch: no transcript
+    with pytest.raises(ValueError, match="phoneme_prior"):
+        denoiser(x, t, phoneme_tokens=phonemes, transcript_keep=dropped)
+    one = denoiser(x, t, phoneme_tokens=phonemes, phoneme_prior=prior, transcript_keep=dropped)
+    other = denoiser(x, t, phoneme_tokens=phonemes, phoneme_prior=prior.flip(0), transcript_keep=dropped)
+    assert (one - other).abs().max() > 1e-3              # the prior still reaches it with the transcript dropped

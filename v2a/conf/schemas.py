@@ -126,6 +126,7 @@ class DenoiserSchema:
     text_streams: list[str] = MISSING
     phoneme_dim: int | None = None
     gelu: str = "tanh"
+    prior_input: bool = False
 
     @staticmethod
     def check(node: DictConfig, p: str) -> list[str]:

@@ -34,13 +34,19 @@ class MelDenoiser(nn.Module):
     tokens in time, like the visual tokens; a dropped transcript (``transcript_keep`` False) adds a learned
     null instead.
 
+    ``prior_input`` (models whose flow starts from the phoneme prior, ``sampler.prior_source``) adds the prior's mel
+    tokens to the audio tokens, never dropped: the prior is where the path started, not a condition to guide by, so
+    both guidance branches must know it to tell the noise from the prior in ``x`` (Grad-TTS feeds its decoder the
+    same mean it starts from).
+
     ``gelu``: the blocks' GELU, ``"none"`` (exact; the size presets' choice) or ``"tanh"`` (the approximation,
     about 3x slower on the CPU; the default, so checkpoints whose config predates the setting load as trained).
     """
 
     def __init__(self, *, spec: ClipSpec, visual_dim: int | None, width: int = 128, depth: int = 4, heads: int = 4,
                  mlp_ratio: float = 4.0, align_visual: bool = True, text_dim: int | None = None,
-                 text_streams: Sequence[str] = (), phoneme_dim: int | None = None, gelu: str = "tanh") -> None:
+                 text_streams: Sequence[str] = (), phoneme_dim: int | None = None, gelu: str = "tanh",
+                 prior_input: bool = False) -> None:
         super().__init__()
         text_streams = tuple(text_streams or ())
         unknown = [s for s in text_streams if s not in TEXT_STREAMS]
@@ -84,6 +90,7 @@ class MelDenoiser(nn.Module):
         if phoneme_dim is not None:  # registered last: models without it keep their parameter names
             self.phoneme_proj = nn.Linear(phoneme_dim, width)
             self.null_phonemes = nn.Parameter(torch.zeros(width))
+        self.prior_proj = nn.Linear(spec.token_dim, width) if prior_input else None
 
     def tokenize(self, mel: torch.Tensor) -> torch.Tensor:
         """[B, n_mels, F] -> [B, F / k, n_mels * k] (k mel frames per token)."""
@@ -142,7 +149,7 @@ class MelDenoiser(nn.Module):
                 pooled: torch.Tensor | None = None, visual_mask: torch.Tensor | None = None,
                 prompt_keep: torch.Tensor | None = None, transcript_keep: torch.Tensor | None = None,
                 token_mask: torch.Tensor | None = None, phoneme_tokens: torch.Tensor | None = None,
-                **text: torch.Tensor | None) -> torch.Tensor:
+                phoneme_prior: torch.Tensor | None = None, **text: torch.Tensor | None) -> torch.Tensor:
         """Velocity [B, n_mels, F] of ``x`` at flow time ``t``.
 
         ``text``: ``{stream}_tokens`` [B, L, text_dim], ``{stream}_mask`` bool [B, L] and ``prompt_pooled``
@@ -169,6 +176,10 @@ class MelDenoiser(nn.Module):
                 raise ValueError("this denoiser reads the transcript as a phoneme track: pass phoneme_tokens")
             spoken = self.phoneme_proj(phoneme_tokens[:, :n_tokens])
             h = h + torch.where(keep["transcript"][:, None, None], spoken, self.null_phonemes)
+        if self.prior_proj is not None:
+            if phoneme_prior is None:
+                raise ValueError("this denoiser reads the phoneme prior its flow starts from: pass phoneme_prior")
+            h = h + self.prior_proj(phoneme_prior[:, :n_tokens])
         cond = self.time_embed(t)
         for extra in (pooled_h, prompt_h):
             if extra is not None:
