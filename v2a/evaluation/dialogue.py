@@ -114,26 +114,20 @@ def evaluate_dialogue(pipeline: V2APipeline, *, data: str, split: str, out_dir: 
         metas = [metas[i] for i in keep]
         own = [m["transcript"] for m in metas]
         other = own[1:] + own[:1]   # every clip is given its neighbour's transcript
-        audio = {}
-        for name, transcripts in (("generated", own), ("swapped", other)):
-            phonemes = [timer(m, f, t, own=name == "generated") for m, f, t in zip(metas, frames, transcripts, strict=True)]
-            texts = dict(prompt=[m.get("caption", "") for m in metas], transcript=transcripts)
-            texts = {k: v for k, v in texts.items() if k in pipeline.text_inputs}
-            kwargs = {"phonemes": phonemes} if pipeline.net.reads_phonemes else {}
-            audio[name] = pipeline.generate_audio(frames, steps=steps, cfg_scale=cfg_scale, generator=generator,
-                                                  **texts, **kwargs).cpu().numpy()
-            if name == "generated":
-                predicted = [word_starts(p) for p in phonemes]
-                own_phonemes = phonemes
+        captions = [m.get("caption") or "" for m in metas]
+        sampling = dict(steps=steps, cfg_scale=cfg_scale, generator=generator)
+
+        own_phonemes = [timer(m, f, t, own=True) for m, f, t in zip(metas, frames, own, strict=True)]
+        other_phonemes = [timer(m, f, t, own=False) for m, f, t in zip(metas, frames, other, strict=True)]
+        audio = {"generated": _generate(pipeline, frames, captions, own, own_phonemes, **sampling),
+                 "swapped": _generate(pipeline, frames, captions, other, other_phonemes, **sampling)}
+        predicted = [word_starts(p) for p in own_phonemes]
         asked: list[tuple[str, str] | None] = [None] * len(metas)
         if speaker_types is not None and "prompt" in pipeline.text_inputs:
             # the voice the prompt chooses: the same clips, with the prompt asking for the other speaker type
-            asked = [ask_for_other_type(m.get("caption") or "") for m in metas]
-            prompts = [a[0] if a else m.get("caption", "") for a, m in zip(asked, metas, strict=True)]
-            texts = {k: v for k, v in dict(prompt=prompts, transcript=own).items() if k in pipeline.text_inputs}
-            kwargs = {"phonemes": own_phonemes} if pipeline.net.reads_phonemes else {}
-            audio["asked"] = pipeline.generate_audio(frames, steps=steps, cfg_scale=cfg_scale, generator=generator,
-                                                     **texts, **kwargs).cpu().numpy()
+            asked = [ask_for_other_type(c) for c in captions]
+            prompts = [a[0] if a else c for a, c in zip(asked, captions, strict=True)]
+            audio["asked"] = _generate(pipeline, frames, prompts, own, own_phonemes, **sampling)
         gt = batch["audio"][keep].numpy()
         for i, meta in enumerate(metas):
             recorded = [float(e["time"]) for e in meta.get("events", []) if e.get("kind") == "word"]
@@ -163,6 +157,14 @@ def evaluate_dialogue(pipeline: V2APipeline, *, data: str, split: str, out_dir: 
     metrics = summarize(rows)
     write_results(Path(out_dir), metrics, rows, timing)
     return metrics
+
+
+def _generate(pipeline: V2APipeline, frames: torch.Tensor, prompts: list[str], transcripts: list[str],
+              phonemes: list, **sampling) -> np.ndarray:
+    """Audio [B, samples] for ``frames`` with the texts (and timed phonemes) the pipeline's model reads."""
+    texts = {k: v for k, v in dict(prompt=prompts, transcript=transcripts).items() if k in pipeline.text_inputs}
+    kwargs = {"phonemes": phonemes} if pipeline.net.reads_phonemes else {}
+    return pipeline.generate_audio(frames, **sampling, **texts, **kwargs).cpu().numpy()
 
 
 def summarize(rows: list[dict]) -> dict[str, float]:
