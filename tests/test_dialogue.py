@@ -144,7 +144,7 @@ def test_a_model_trained_from_its_prior_samples_from_the_prior_plus_noise(traine
     batch = next(iter(iterate_batches(str(dialogue_shards), "test", SPEC, 2, 2)))
     track = recorded_track(batch["meta"], pipeline.phoneme_vocabulary, SPEC.n_audio_tokens, SPEC.token_rate)
     prior = pipeline.prior_mel(track, SPEC.n_mel_frames, frames=batch["frames"])
-    pipeline.sampler = type("WhereItStarts", (), {"prior_start": 0.0, "prior_source": True,
+    pipeline.sampler = type("WhereItStarts", (), {"prior_start": 0.0, "prior_source": True, "prior_noise": 1.0,
                                                    "__call__": lambda self, velocity, x, steps, start: x})()
     started = pipeline.generate_mel(batch["frames"], phonemes=track, generator=torch.Generator().manual_seed(0))
     offset = started - prior            # unit noise around the prior
@@ -152,6 +152,9 @@ def test_a_model_trained_from_its_prior_samples_from_the_prior_plus_noise(traine
     pipeline.sampler.prior_start = 0.75     # started part way: a quarter of the noise
     later = pipeline.generate_mel(batch["frames"], phonemes=track, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(later - prior, 0.25 * offset, atol=1e-5)
+    pipeline.sampler.prior_noise = 0.4      # a narrower source: the same noise, scaled
+    narrow = pipeline.generate_mel(batch["frames"], phonemes=track, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(narrow - prior, 0.1 * offset, atol=1e-5)
     pipeline.sampler.prior_source, pipeline.sampler.prior_start = False, 0.0  # trained from noise: from noise
     plain = pipeline.generate_mel(batch["frames"], phonemes=track, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(started - plain, prior, atol=1e-5)

@@ -50,6 +50,9 @@ def test_a_source_mean_moves_where_the_flow_starts():
 
     assert flow.loss(oracle, x1, torch.Generator().manual_seed(0), source_mean=x1).item() < 1e-8
     assert (seen["x"] - x1).abs().mean() < 1.0  # x_t stays near the prior all the way
+    # a smaller source noise (sampler.prior_noise) shortens the path in proportion: the loss scales with its square
+    narrow = flow.loss(standing_still, x1, torch.Generator().manual_seed(0), source_mean=x1, source_std=0.3).item()
+    assert narrow == pytest.approx(0.09 * from_prior, rel=1e-4)
 
 
 def test_condition_dropout_rate():
@@ -65,6 +68,8 @@ def test_invalid_settings_raise():
         ODESampler(steps=0)
     with pytest.raises(ValueError):
         ODESampler(method="rk45")
+    with pytest.raises(ValueError):
+        ODESampler(prior_noise=0.0)
 
 
 @pytest.mark.parametrize("method", ["euler", "heun"])

@@ -75,7 +75,7 @@ class RectifiedFlow:
 
     def loss(self, velocity: Callable[..., torch.Tensor], x1: torch.Tensor, generator: torch.Generator,
              mask: torch.Tensor | None = None, details: dict | None = None,
-             source_mean: torch.Tensor | None = None) -> torch.Tensor:
+             source_mean: torch.Tensor | None = None, source_std: float = 1.0) -> torch.Tensor:
         """MSE between ``velocity(x_t, t, keep)`` and the straight-line target.
 
         ``mask`` (bool [B, F], True = real, False = padding) restricts the mean to the real frames of the
@@ -88,13 +88,16 @@ class RectifiedFlow:
         loss does not change.
 
         ``source_mean`` (like ``x1``) moves the source: x0 = source_mean + unit noise (a prior the sampler starts
-        from, ``ODESampler.prior_source``); the target stays the straight line from x0 to x1.
+        from, ``ODESampler.prior_source``); the target stays the straight line from x0 to x1. ``source_std`` scales
+        that noise (``ODESampler.prior_noise``).
         """
         details = details if details is not None else getattr(self, "_recording", None)
         # Draw on the generator's device (a CPU generator's state is portable and checkpointable),
         # then move: the random stream does not depend on where the model runs.
         batch, source = x1.shape[0], generator.device
         x0 = torch.randn(x1.shape, generator=generator, device=source).to(x1)
+        if source_std != 1.0:
+            x0 = source_std * x0
         if source_mean is not None:
             x0 = x0 + source_mean.to(x1)
         t = self.sample_time(batch, generator, source).to(x1.device)

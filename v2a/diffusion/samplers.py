@@ -73,7 +73,9 @@ class ODESampler:
     ``prior_source`` says the model was *trained* to flow from its prior plus unit noise (not from noise alone,
     as Grad-TTS and PriorGrad start from the text's predicted mel): sampling starts from there at t = 0, or at
     ``prior_start`` from the prior plus ``1 - prior_start`` of the noise (where the training path passes when the
-    clip sounds as its prior predicts: less noise to remove, less room to leave the prior).
+    clip sounds as its prior predicts: less noise to remove, less room to leave the prior). ``prior_noise`` scales
+    that source's noise (x0 = prior + prior_noise * noise; 1: unit noise): below 1 the prior outweighs the noise, so
+    the path starts nearer the words while the whole path still learns the voice the prior lacks.
     """
 
     METHODS = ("euler", "heun", "midpoint")
@@ -81,7 +83,7 @@ class ODESampler:
     EVALUATIONS_PER_STEP = {"euler": 1, "heun": 2, "midpoint": 2}
 
     def __init__(self, *, steps: int = 8, method: str = "euler", schedule: str = "uniform", shift: float = 1.0,
-                 prior_start: float = 0.0, prior_source: bool = False) -> None:
+                 prior_start: float = 0.0, prior_source: bool = False, prior_noise: float = 1.0) -> None:
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if method not in self.METHODS:
@@ -92,9 +94,12 @@ class ODESampler:
             raise ValueError(f"shift must be > 0, got {shift}")
         if not 0.0 <= prior_start < 1.0:
             raise ValueError(f"prior_start must be in [0, 1), got {prior_start}")
+        if prior_noise <= 0:
+            raise ValueError(f"prior_noise must be > 0, got {prior_noise}")
         self.steps = steps
         self.prior_start = float(prior_start)
         self.prior_source = bool(prior_source)
+        self.prior_noise = float(prior_noise)
         self.method = method
         self.schedule = schedule
         self.shift = float(shift)

@@ -181,7 +181,7 @@ class V2APipeline(nn.Module):
         if self.sampler.prior_source and PRIOR_KEY in cond:
             # trained to flow from the prior plus noise, for every clip (the prior of silence where nothing is said);
             # started part way, where that path passes if the clip sounds as predicted
-            noise = self.prior_as_mel(cond[PRIOR_KEY], n_mel_frames) + (1 - start) * noise
+            noise = self.prior_as_mel(cond[PRIOR_KEY], n_mel_frames) + (1 - start) * self.sampler.prior_noise * noise
         elif start > 0:  # the prior the conditions already hold: the track, prompt and video are encoded once
             noise = start * self.prior_as_mel(cond[PRIOR_KEY], n_mel_frames) + (1 - start) * noise
         return self.sampler(velocity, noise, steps=steps, start=start)
