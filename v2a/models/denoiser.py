@@ -92,6 +92,11 @@ class MelDenoiser(nn.Module):
             self.null_phonemes = nn.Parameter(torch.zeros(width))
         self.prior_proj = nn.Linear(spec.token_dim, width) if prior_input else None
 
+    @property
+    def reads_prior(self) -> bool:
+        """Whether ``forward`` takes the phoneme prior's mel tokens (``prior_input``)."""
+        return self.prior_proj is not None
+
     def tokenize(self, mel: torch.Tensor) -> torch.Tensor:
         """[B, n_mels, F] -> [B, F / k, n_mels * k] (k mel frames per token)."""
         batch, n_mels, frames = mel.shape

@@ -65,7 +65,7 @@ class V2ANet(nn.Module):
             raise ValueError("a phoneme encoder needs a denoiser with phoneme_dim and vice versa")
         if phoneme_encoder is not None and phoneme_encoder.dim != denoiser.phoneme_dim:
             raise ValueError(f"phoneme encoder dim {phoneme_encoder.dim} != denoiser phoneme_dim {denoiser.phoneme_dim}")
-        if getattr(denoiser, "prior_proj", None) is not None and not self.has_prior:
+        if denoiser.reads_prior and not self.has_prior:
             raise ValueError("a denoiser with prior_input needs a phoneme encoder with a prior (prior_dim)")
         if (visual_encoder is None) != (denoiser.visual_dim is None):
             raise ValueError("a visual encoder needs a denoiser with visual_dim and vice versa "
@@ -152,7 +152,7 @@ class V2ANet(nn.Module):
         else:
             masks = dict.fromkeys(MODALITIES, keep)
         denoiser_cond = {name: value for name, value in cond.items() if name not in NOT_FOR_THE_DENOISER}
-        if getattr(self.denoiser, "prior_proj", None) is not None:
+        if self.denoiser.reads_prior:
             denoiser_cond["phoneme_prior"] = cond.get(PRIOR_KEY)
         return self.denoiser(x, t, visual_mask=masks["video"], prompt_keep=masks["prompt"],
                              transcript_keep=masks["transcript"], **denoiser_cond)
