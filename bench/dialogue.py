@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--split", default="test", help="val to choose settings, test to report")
     parser.add_argument("--speaker-types", action="store_true", help="score the speaker type (the resemblyzer extra)")
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")
     parser.add_argument("--section", default="dialogue_timing", help="the docs/benchmarks.md section to write")
     parser.add_argument("--title", default="Dialogue: the transcript in time (issue 15)")
     parser.add_argument("--write", action="store_true")
@@ -74,7 +75,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as out:
                 m = evaluate_dialogue(pipeline, data=data, split=args.split, out_dir=out, recognizer=recognizer,
                                       timing=timing, aligner=aligner, batch_size=25, max_clips=args.max_clips,
-                                      steps=args.steps, speaker_types=speaker_types)
+                                      steps=args.steps, cfg_scale=args.cfg, speaker_types=speaker_types)
             cells = " | ".join(f"{m[c]:.3f}" if c in m else "—" for c in COLUMNS)
             lines.append(f"| {name} | {label} | {cells} |")
             print(lines[-1], flush=True)
