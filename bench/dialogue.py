@@ -25,6 +25,7 @@ from v2a.evaluation.dialogue import evaluate_dialogue  # noqa: E402
 from v2a.evaluation.speech import WhisperRecognizer  # noqa: E402
 from v2a.pipeline import V2APipeline  # noqa: E402
 from v2a.pipeline.aligner import LipAligner  # noqa: E402
+from v2a.text.conditioning import check_modalities  # noqa: E402
 
 COLUMNS = ("speech/wer", "ref/gt_wer", "speech/cer", "speech/wer_swapped", "ref/mismatched_wer", "speech/lip_corr",
            "ref/gt_lip_corr", "speech/word_onset_err_frames", "speech/speaker_type_acc", "ref/gt_speaker_type_acc",
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--speaker-types", action="store_true", help="score the speaker type (the resemblyzer extra)")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")
+    parser.add_argument("--cfg-modalities", nargs="+", help="what the unconditional branch drops (default: the model's)")
     parser.add_argument("--section", default="dialogue_timing", help="the docs/benchmarks.md section to write")
     parser.add_argument("--title", default="Dialogue: the transcript in time (issue 15)")
     parser.add_argument("--write", action="store_true")
@@ -71,6 +73,8 @@ def main() -> None:
         pipeline = V2APipeline.from_pretrained(export)
         if start:
             pipeline.sampler.prior_start = float(start[0])
+        if args.cfg_modalities:
+            pipeline.cfg_modalities = check_modalities(args.cfg_modalities)
         for label, data in datasets:
             with tempfile.TemporaryDirectory() as out:
                 m = evaluate_dialogue(pipeline, data=data, split=args.split, out_dir=out, recognizer=recognizer,
