@@ -12,6 +12,7 @@ split (Whisper tiny.en, the `eval` extra); rows are also scored on ``--data-solo
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--cfg-modalities", nargs="+", help="what the unconditional branch drops (default: the model's)")
     parser.add_argument("--section", default="dialogue_timing", help="the docs/benchmarks.md section to write")
     parser.add_argument("--title", default="Dialogue: the transcript in time (issue 15)")
+    parser.add_argument("--keep", help="keep each row's per-clip results (dialogue.json: what Whisper heard) under this folder")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -76,7 +78,8 @@ def main() -> None:
         if args.cfg_modalities:
             pipeline.cfg_modalities = check_modalities(args.cfg_modalities)
         for label, data in datasets:
-            with tempfile.TemporaryDirectory() as out:
+            with tempfile.TemporaryDirectory() as scratch:
+                out = Path(args.keep) / _slug(f"{name} {label}") if args.keep else scratch
                 m = evaluate_dialogue(pipeline, data=data, split=args.split, out_dir=out, recognizer=recognizer,
                                       timing=timing, aligner=aligner, batch_size=25, max_clips=args.max_clips,
                                       steps=args.steps, cfg_scale=args.cfg, speaker_types=speaker_types)
@@ -87,13 +90,20 @@ def main() -> None:
                f"--data {args.data}",
                f'--label "{args.label}"' if args.label != "mixed" else "",
                f"--data-solo {args.data_solo}" if args.data_solo else "", f"--max-clips {args.max_clips}",
-               f"--split {args.split}" if args.split != "test" else "", "--speaker-types" if args.speaker_types else ""]
+               f"--split {args.split}" if args.split != "test" else "", "--speaker-types" if args.speaker_types else "",
+               f"--steps {args.steps}" if args.steps else "", f"--cfg {args.cfg:g}" if args.cfg is not None else "",
+               f"--cfg-modalities {' '.join(args.cfg_modalities)}" if args.cfg_modalities else ""]
     command = "python bench/dialogue.py " + " ".join([*(f'--row "{r}"' for r in args.row), *filter(None, options)])
     markdown = "\n".join([f"## {args.title}", "", f"`{command}` — {machine()}", "",
                           *lines])
     print(markdown)
     if args.write:
         write_section(args.section, markdown)
+
+
+def _slug(text: str) -> str:
+    """A folder name for a row: letters, digits and dashes."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
 if __name__ == "__main__":
