@@ -95,9 +95,7 @@ class RectifiedFlow:
         # Draw on the generator's device (a CPU generator's state is portable and checkpointable),
         # then move: the random stream does not depend on where the model runs.
         batch, source = x1.shape[0], generator.device
-        x0 = torch.randn(x1.shape, generator=generator, device=source).to(x1)
-        if source_std != 1.0:
-            x0 = source_std * x0
+        x0 = source_std * torch.randn(x1.shape, generator=generator, device=source).to(x1)
         if source_mean is not None:
             x0 = x0 + source_mean.to(x1)
         t = self.sample_time(batch, generator, source).to(x1.device)

@@ -141,7 +141,8 @@ class V2AModule(StageModule):
         source_mean = (self.pipeline.prior_as_mel(cond[PRIOR_KEY], mel.shape[-1]).detach()
                        if self.pipeline.sampler.prior_source and PRIOR_KEY in cond else None)
         loss = self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask,
-                                   source_mean=source_mean, source_std=self.pipeline.sampler.prior_noise)
+                                   source_mean=source_mean,
+                                   source_std=self.pipeline.sampler.prior_noise if source_mean is not None else 1.0)
         if PRIOR_KEY in cond and self.prior_loss_weight > 0:
             prior_loss = self._prior_loss(net, cond, mel, mask)
             if stage is not None:
