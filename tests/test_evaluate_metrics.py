@@ -15,7 +15,8 @@ from v2a.evaluation.frechet import frechet_between, frechet_distance, gaussian_s
 from v2a.evaluation.labels import clip_labels, soft_targets
 from v2a.evaluation.onsets import average_precision
 from v2a.evaluation.scoring import Scorer, onset_references
-from v2a.evaluation.speech import error_rates, lip_envelope_correlation, mouth_track, normalize_text
+from v2a.evaluation.speech import error_rates, lip_envelope_correlation, normalize_text
+from v2a.text.phoneme_timing import mouth_track
 
 
 def test_frechet_distance_of_gaussians_matches_the_closed_form():

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from v2a.evaluation.onsets import OnsetDetector
-from v2a.evaluation.speech import lip_envelope_correlation, mouth_track
+from v2a.evaluation.speech import lip_envelope_correlation
+from v2a.text.phoneme_timing import mouth_track
 
 log = logging.getLogger(__name__)
 

@@ -34,10 +34,10 @@ from tqdm import tqdm
 
 from v2a.evaluation.references import iterate_batches
 from v2a.evaluation.speaker import ask_for_other_type, speaker_of
-from v2a.evaluation.speech import error_rates, lip_envelope_correlation, mouth_track
+from v2a.evaluation.speech import error_rates, lip_envelope_correlation
 from v2a.pipeline.aligner import LipAligner
 from v2a.pipeline.pipeline import V2APipeline
-from v2a.text.phoneme_timing import DurationModel, PhonemeSpan, recorded_spans
+from v2a.text.phoneme_timing import DurationModel, PhonemeSpan, mouth_track, recorded_spans
 from v2a.text.phonemes import PAUSES, Phonemizer
 
 log = logging.getLogger(__name__)

@@ -74,10 +74,3 @@ def lip_envelope_correlation(audio: np.ndarray, mouth: np.ndarray, sample_rate: 
     return float(np.corrcoef(mouth, envelope)[0, 1])
 
 
-def mouth_track(meta: dict) -> np.ndarray | None:
-    """The per-video-frame mouth opening a clip records (``mouth_opening`` or ``mouth``), if any."""
-    for key in ("mouth_opening", "mouth"):
-        value = meta.get(key)
-        if isinstance(value, list | tuple) and len(value) > 1:
-            return np.asarray(value, dtype=np.float64)
-    return None

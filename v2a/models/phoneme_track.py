@@ -33,12 +33,19 @@ class PhonemeTrackEncoder(nn.Module):
     features, so the prior renders that voice; beside it a linear map from the pooled prompt (``code_prompt_dim``,
     the prompt encoder's width) learns to predict the code (:meth:`code_loss`), which is what generation uses:
     "a woman speaking" gives the code women's voices have. Without a prompt the prediction is the learnt mean code.
+
+    ``mouth_dim`` (the visual tokens' width) makes the track *lip-driven*: a linear reader turns each audio token's
+    visual token into the mouth's opening there (0 shut .. 1 widest; trained by regression on the opening the clips
+    record, :meth:`mouth_loss`), and that one number per token, detached, is embedded and added to the spoken
+    phonemes' features before the convolutions. The phonemes say *what* is said, the mouth *how loud, and when
+    inside a word*: the timing sources place a word's phonemes only approximately, the mouth shows where its vowels
+    are. A scalar bottleneck, unlike ``visual_dim``'s free visual features, carries only what the lips show.
     """
 
     def __init__(self, *, vocab_size: int, dim: int = 128, layers: int = 2, kernel: int = 5,
                  position_frequencies: int = 4, prior_dim: int | None = None, voice_dim: int | None = None,
                  visual_dim: int | None = None, code_dim: int | None = None,
-                 code_prompt_dim: int | None = None) -> None:
+                 code_prompt_dim: int | None = None, mouth_dim: int | None = None) -> None:
         super().__init__()
         if vocab_size < 3 or dim < 1 or layers < 0 or kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"bad phoneme track encoder: vocab_size={vocab_size}, dim={dim}, layers={layers}, "
@@ -73,6 +80,9 @@ class PhonemeTrackEncoder(nn.Module):
         self.code_shift = nn.Linear(code_dim, dim) if has_code else None
         self.code_from_prompt = nn.Linear(code_prompt_dim, code_dim) if (has_code and code_prompt_dim) else None
         self.code_mean = nn.Parameter(torch.zeros(code_dim)) if has_code else None
+        # The mouth: visual token -> opening (a regression), opening -> features (what the track adds).
+        self.mouth_reader = nn.Linear(mouth_dim, 1) if mouth_dim else None
+        self.opening = (nn.Sequential(nn.Linear(1, dim), nn.GELU(), nn.Linear(dim, dim)) if mouth_dim else None)
 
     @property
     def has_prior(self) -> bool:
@@ -82,6 +92,26 @@ class PhonemeTrackEncoder(nn.Module):
     def reads_video(self) -> bool:
         """Whether the prior reads the frame-aligned visual tokens (built with ``visual_dim``)."""
         return self.visual is not None
+
+    @property
+    def reads_mouth(self) -> bool:
+        """Whether the track reads the mouth's opening from the visual tokens (built with ``mouth_dim``)."""
+        return self.mouth_reader is not None
+
+    def read_mouth(self, visual: torch.Tensor) -> torch.Tensor:
+        """The mouth's opening [B, N] at each audio token, from its visual token [B, N, mouth_dim]."""
+        if self.mouth_reader is None:
+            raise ValueError("this phoneme encoder does not read the mouth (mouth_dim is not set)")
+        return self.mouth_reader(visual)[..., 0]
+
+    @staticmethod
+    def mouth_loss(predicted: torch.Tensor, recorded: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the read opening [B, N] against the recorded one [B, N], over the clips whose
+        opening is ``known`` [B] (a clip without a talking head records none); 0 when none is."""
+        n = min(predicted.shape[1], recorded.shape[1])
+        weight = known.to(predicted.dtype)[:, None].expand(-1, n)
+        error = (predicted[:, :n] - recorded[:, :n].to(predicted.dtype)).pow(2) * weight
+        return error.sum() / weight.sum().clamp(min=1.0)
 
     @property
     def has_voice_code(self) -> bool:
@@ -134,10 +164,16 @@ class PhonemeTrackEncoder(nn.Module):
             features = features + self.code_shift(code)[:, None]
         return self.prior_head(features)
 
-    def forward(self, ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, position: torch.Tensor, opening: torch.Tensor | None = None) -> torch.Tensor:
+        """Features [B, N, dim] of the track; ``opening`` [B, N] (encoders that read the mouth, required there):
+        the mouth's opening at each token, added where a phoneme is spoken."""
         angles = position.float()[..., None] * self.frequencies
         speaking = (ids > 0).float()[..., None]  # no position signal where nothing is said
         h = self.embed(ids) + speaking * self.position(torch.cat([angles.sin(), angles.cos()], dim=-1))
+        if self.opening is not None:
+            if opening is None:
+                raise ValueError("this phoneme encoder reads the mouth: pass the opening (read_mouth)")
+            h = h + speaking * self.opening(opening[:, : h.shape[1], None].to(h.dtype))
         h = h.transpose(1, 2)
         for conv in self.convs:
             h = h + conv(h)

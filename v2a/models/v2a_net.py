@@ -13,7 +13,8 @@ from v2a.shapes import MODALITIES, Keep
 PRIOR_KEY = "phoneme_prior"  # the condition holding the phoneme encoder's predicted mel tokens [B, N, token_dim]
 VOICE_CODE_KEY = "voice_code"  # the voice code the prompt asks for [B, code_dim] (phoneme encoders with code_dim)
 VOICE_TARGET_KEY = "voice_code_read"  # the voice code read from the clip's own mel (encode's ``reference``)
-NOT_FOR_THE_DENOISER = frozenset({PRIOR_KEY, VOICE_CODE_KEY, VOICE_TARGET_KEY})
+MOUTH_KEY = "mouth_opening"  # the mouth's opening the phoneme encoder read per audio token [B, N] (``mouth_dim``)
+NOT_FOR_THE_DENOISER = frozenset({PRIOR_KEY, VOICE_CODE_KEY, VOICE_TARGET_KEY, MOUTH_KEY})
 
 
 class V2ANet(nn.Module):
@@ -67,6 +68,8 @@ class V2ANet(nn.Module):
             raise ValueError(f"phoneme encoder dim {phoneme_encoder.dim} != denoiser phoneme_dim {denoiser.phoneme_dim}")
         if denoiser.reads_prior and not self.has_prior:
             raise ValueError("a denoiser with prior_input needs a phoneme encoder with a prior (prior_dim)")
+        if phoneme_encoder is not None and getattr(phoneme_encoder, "reads_mouth", False) and visual_encoder is None:
+            raise ValueError("a phoneme encoder that reads the mouth (mouth_dim) needs a visual encoder")
         if (visual_encoder is None) != (denoiser.visual_dim is None):
             raise ValueError("a visual encoder needs a denoiser with visual_dim and vice versa "
                              "(no-video models set both to null)")
@@ -97,14 +100,23 @@ class V2ANet(nn.Module):
         (``text[name] = (ids [B, L], mask [B, L])``) its features and mask, and the pooled prompt; the
         phoneme track (``phonemes = (ids [B, N], position [B, N])``, one per audio token) as features.
         ``reference`` (the clip's own mel [B, n_mels, F], training only) is where a phoneme encoder with a voice
-        code reads the voice its prior renders; without it the code is the one the prompt asks for."""
+        code reads the voice its prior renders; without it the code is the one the prompt asks for. A phoneme encoder
+        that reads the mouth needs the frames with the phonemes (``cond[MOUTH_KEY]``: the opening it read)."""
         cond: dict[str, torch.Tensor] = {}
+        if self.visual_encoder is not None and frames is not None:
+            cond["visual_tokens"], cond["pooled"] = self.visual_encoder(frames)
         if phonemes is not None:
             if self.phoneme_encoder is None:
                 raise ValueError("this network reads no phoneme track (it has no phoneme encoder)")
-            cond["phoneme_tokens"] = self.phoneme_encoder(*phonemes)
-        if self.visual_encoder is not None and frames is not None:
-            cond["visual_tokens"], cond["pooled"] = self.visual_encoder(frames)
+            opening = None
+            if self.phoneme_encoder.reads_mouth:
+                if "visual_tokens" not in cond:
+                    raise ValueError("this network's phoneme track reads the mouth: pass frames with the phonemes")
+                # the opening is a bottleneck the track reads as given: the flow loss does not move the reader
+                opening = cond[MOUTH_KEY] = self.phoneme_encoder.read_mouth(
+                    self.denoiser.align(cond["visual_tokens"], phonemes[0].shape[1]))
+                opening = opening.detach()
+            cond["phoneme_tokens"] = self.phoneme_encoder(*phonemes, opening=opening)
         for name, (ids, mask) in (text or {}).items():
             if name not in self.text_encoders:
                 raise ValueError(f"this network has no {name} encoder (it has: {list(self.text_encoders) or 'none'})")

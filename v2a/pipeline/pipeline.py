@@ -193,7 +193,8 @@ class V2APipeline(nn.Module):
         voice of ``prompt`` and following the mouth in ``frames`` [B, T, 3, H, W] for an encoder that reads them."""
         texts = self.text_conditioning.tokenize(track[0].shape[0], self.device, prompt=prompt) if prompt is not None else {}
         prompt_only = {"prompt": texts["prompt"]} if "prompt" in texts else None
-        frames = frames.to(self.device) if frames is not None and self.net.phoneme_encoder.reads_video else None
+        encoder = self.net.phoneme_encoder
+        frames = frames.to(self.device) if frames is not None and (encoder.reads_video or encoder.reads_mouth) else None
         return self.prior_as_mel(self.net(frames=frames, phonemes=track, text=prompt_only)[PRIOR_KEY], n_mel_frames)
 
     def prior_as_mel(self, prior: torch.Tensor, n_mel_frames: int) -> torch.Tensor:

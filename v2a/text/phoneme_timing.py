@@ -62,6 +62,31 @@ def recorded_track(metas: Sequence[dict], vocabulary: PhonemeVocabulary, n_token
     return torch.stack([ids for ids, _ in tracks]), torch.stack([where for _, where in tracks])
 
 
+def mouth_track(meta: dict) -> np.ndarray | None:
+    """The per-video-frame mouth opening a clip records (``mouth_opening`` or ``mouth``), if any."""
+    for key in ("mouth_opening", "mouth"):
+        value = meta.get(key)
+        if isinstance(value, list | tuple) and len(value) > 1:
+            return np.asarray(value, dtype=np.float64)
+    return None
+
+
+def recorded_mouth(metas: Sequence[dict], n_tokens: int, tokens_per_frame: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recorded mouth opening of a batch of clips at each audio token (each video frame's value held over its
+    tokens, the last one past the end), float32 [B, N], and whether each clip records one, bool [B]."""
+    values = torch.zeros(len(metas), n_tokens)
+    known = torch.zeros(len(metas), dtype=torch.bool)
+    for row, meta in enumerate(metas):
+        mouth = mouth_track(meta)
+        if mouth is None:
+            continue
+        per_token = torch.from_numpy(mouth.astype(np.float32)).repeat_interleave(tokens_per_frame)[:n_tokens]
+        values[row, : len(per_token)] = per_token
+        values[row, len(per_token):] = per_token[-1]
+        known[row] = True
+    return values, known
+
+
 def word_index_of(starts: Sequence[float], word_starts: Sequence[float]) -> list[int]:
     """The index of the word each phoneme start falls in (word starts sorted); -1 before the first word."""
     return [int(np.searchsorted(np.asarray(sorted(word_starts)), s + 1e-6)) - 1 for s in starts]

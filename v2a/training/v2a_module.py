@@ -12,13 +12,13 @@ from v2a.audio.mel import LogMel
 from v2a.checkpoints.loading import load_checkpoint
 from v2a.data.visual_features import visual_input
 from v2a.diffusion import ODESampler, RectifiedFlow
-from v2a.models.v2a_net import PRIOR_KEY, VOICE_CODE_KEY, VOICE_TARGET_KEY, V2ANet
+from v2a.models.v2a_net import MOUTH_KEY, PRIOR_KEY, VOICE_CODE_KEY, VOICE_TARGET_KEY, V2ANet
 from v2a.models.vocoder.base import Vocoder
 from v2a.pipeline.loading import text_conditioning_for, tokenizer_binder
 from v2a.pipeline.pipeline import V2APipeline
 from v2a.shapes import MODALITIES
 from v2a.text.conditioning import TOKENIZER_KEY, TextInput
-from v2a.text.phoneme_timing import recorded_track
+from v2a.text.phoneme_timing import recorded_mouth, recorded_track
 from v2a.text.phonemes import DEFAULT_VOCABULARY, PhonemeVocabulary
 from v2a.training.ema import make_ema
 from v2a.training.health import log_flow_time_buckets
@@ -43,7 +43,7 @@ class V2AModule(StageModule):
                  tokenizer: str | None = None, text_max_tokens: dict[str, int] | None = None,
                  cfg_modalities: Sequence[str] = MODALITIES, modalities: Sequence[str] | None = None,
                  phoneme_encoder: torch.nn.Module | None = None, phoneme_vocabulary: Sequence[str] | None = None,
-                 prior_loss_weight: float = 1.0) -> None:
+                 prior_loss_weight: float = 1.0, mouth_loss_weight: float = 1.0) -> None:
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
         self.visual_init = visual_init  # a sync-stage checkpoint whose visual encoder starts this model
         self.freeze_visual = freeze_visual
@@ -57,6 +57,7 @@ class V2AModule(StageModule):
         text.on_tokenizer = tokenizer_binder(net, self.ema.module)
         self.objective = objective
         self.prior_loss_weight = prior_loss_weight  # the phoneme prior's regression loss beside the flow loss
+        self.mouth_loss_weight = mouth_loss_weight  # a lip-driven track's opening regression beside it
 
     # The pipeline's parts, under the names the training code and callbacks use.
     @property
@@ -148,6 +149,13 @@ class V2AModule(StageModule):
             if stage is not None:
                 self.log(f"{stage}/prior_loss", prior_loss, batch_size=mel.shape[0], sync_dist=stage != "train")
             loss = loss + self.prior_loss_weight * prior_loss
+        if MOUTH_KEY in cond:
+            recorded, known = recorded_mouth(batch["meta"], cond[MOUTH_KEY].shape[1],
+                                             self.features.spec.tokens_per_video_frame)
+            mouth_loss = net.phoneme_encoder.mouth_loss(cond[MOUTH_KEY], recorded.to(self.device), known.to(self.device))
+            if stage is not None:
+                self.log(f"{stage}/mouth_loss", mouth_loss, batch_size=mel.shape[0], sync_dist=stage != "train")
+            loss = loss + self.mouth_loss_weight * mouth_loss
         if VOICE_TARGET_KEY in cond:
             code_loss = net.phoneme_encoder.code_loss(cond[VOICE_CODE_KEY], cond[VOICE_TARGET_KEY],
                                                       (track[0] > 0).any(dim=1))
