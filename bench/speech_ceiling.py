@@ -61,6 +61,9 @@ def main() -> None:
     parser.add_argument("--train-clips", type=int, default=1200)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--clips", type=int, default=30)
+    parser.add_argument("--dim", type=int, default=128, help="the regressor's width")
+    parser.add_argument("--layers", type=int, default=4, help="the regressor's residual conv layers")
+    parser.add_argument("--lr", type=float, default=2e-3)
     args = parser.parse_args()
     torch.manual_seed(0)
     pipe = V2APipeline.from_pretrained(args.export)
@@ -84,9 +87,9 @@ def main() -> None:
     means = sums / counts.clamp(min=1)
     lookup = untokenize(means[test_ids, (test_where * BUCKETS).clamp(max=BUCKETS - 1).long()])
     # the regressor
-    encoder = PhonemeTrackEncoder(vocab_size=len(pipe.phoneme_vocabulary), dim=128, layers=4, kernel=5)
-    head = torch.nn.Linear(128, target.shape[-1])
-    optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=2e-3)
+    encoder = PhonemeTrackEncoder(vocab_size=len(pipe.phoneme_vocabulary), dim=args.dim, layers=args.layers, kernel=5)
+    head = torch.nn.Linear(args.dim, target.shape[-1])
+    optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=args.lr)
     generator = torch.Generator().manual_seed(0)
     for _ in range(args.steps):
         rows = torch.randint(0, len(mel), (16,), generator=generator)
@@ -99,7 +102,7 @@ def main() -> None:
     recognize = WhisperRecognizer(threads=1).transcribe
     rate = pipe.spec.sample_rate
     rows = {"ground truth mel through the vocoder": test_mel, "per-phoneme mean-mel lookup": lookup,
-            f"phoneme-track regressor, {args.steps} steps": regressed}
+            f"phoneme-track regressor (dim {args.dim}, {args.layers} layers), {args.steps} steps": regressed}
     print("| speech | WER | CER |\n| --- | --- | --- |")
     rates = error_rates([recognize(a, rate) for a in test_audio], refs)
     print(f"| ground-truth audio | {rates['wer']:.3f} | {rates['cer']:.3f} |", flush=True)

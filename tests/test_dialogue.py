@@ -46,10 +46,11 @@ def run(experiment: str, root: Path, out: Path, extra: list[str]) -> dict:
 @pytest.fixture(scope="module")
 def trained(dialogue_shards, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    # the prior reads the video and a voice code too (options of the recipe), so all of its inputs are exercised
+    # the prior reads the video, a voice code and the mouth too (options of the recipe): all its inputs are exercised
     aligned = run("v2a_dialogue_aligned_tiny", dialogue_shards, out / "v2a", SMALL + [
         "data.tokenizer=null", "model.modalities=[video,transcript]",
-        "model.phoneme_encoder.visual_dim=${model.visual_encoder.dim}", "model.phoneme_encoder.code_dim=2"])
+        "model.phoneme_encoder.visual_dim=${model.visual_encoder.dim}", "model.phoneme_encoder.code_dim=2",
+        "model.phoneme_encoder.mouth_dim=${model.visual_encoder.dim}"])
     aligner = run("aligner_tiny", dialogue_shards, out / "aligner", ["spec.duration=2.0", "spec.image_size=32",
                                                                     "model.visual_encoder.dim=16"])
     return {"model": Path(aligned["checkpoint"]).parent.parent / "export",
@@ -116,7 +117,8 @@ def test_the_phoneme_prior_is_trained_by_regression_and_starts_sampling(trained,
     prior = pipeline.prior_mel(track, SPEC.n_mel_frames, frames=frames)
     assert prior.shape == (2, SPEC.n_mels, SPEC.n_mel_frames) and (prior[0] - prior[1]).abs().max() > 1e-4
     assert (prior - pipeline.prior_mel(track, SPEC.n_mel_frames, frames=frames.flip(0))).abs().max() > 1e-3
-    assert (prior - pipeline.prior_mel(track, SPEC.n_mel_frames)).abs().max() > 1e-3  # no frames: no mouth
+    with pytest.raises(ValueError, match="mouth"):   # the track reads the mouth too: no frames, no track
+        pipeline.prior_mel(track, SPEC.n_mel_frames)
 
     def sample(start: float) -> torch.Tensor:
         pipeline.sampler.prior_start = start
@@ -278,3 +280,56 @@ def test_a_flow_from_the_prior_reads_the_prior_in_both_guidance_branches():
     one = denoiser(x, t, phoneme_tokens=phonemes, phoneme_prior=prior, transcript_keep=dropped)
     other = denoiser(x, t, phoneme_tokens=phonemes, phoneme_prior=prior.flip(0), transcript_keep=dropped)
     assert (one - other).abs().max() > 1e-3              # the prior still reaches it with the transcript dropped
+
+
+def test_the_track_reads_the_mouth_where_a_phoneme_is_spoken():
+    from v2a.models.phoneme_track import PhonemeTrackEncoder
+
+    torch.manual_seed(0)
+    encoder = PhonemeTrackEncoder(vocab_size=10, dim=8, layers=0, mouth_dim=5)
+    ids, where = torch.randint(1, 10, (1, 12)), torch.rand(1, 12)
+    ids[:, 9:] = 0                                     # the last tokens are silence
+    opening = torch.rand(1, 12)
+    with pytest.raises(ValueError, match="opening"):
+        encoder(ids, where)
+    before = encoder(ids, where, opening=opening)
+    wider = opening.clone()
+    wider[:, 4] += 0.5                                 # the mouth opens wider at a spoken token: that token moves
+    wider[:, 10] += 0.5                                # and at a silent one: nothing moves
+    moved = (encoder(ids, where, opening=wider) - before).detach().abs().amax(dim=-1)[0]
+    assert moved[4] > 1e-3 and float(torch.cat([moved[:4], moved[5:]]).max()) == 0.0
+    assert encoder.read_mouth(torch.randn(2, 12, 5)).shape == (2, 12)
+    assert PhonemeTrackEncoder(vocab_size=10, dim=8).reads_mouth is False
+
+
+def test_the_mouth_is_learnt_from_the_recorded_opening_only():
+    from hydra.utils import instantiate
+
+    from v2a.models.phoneme_track import PhonemeTrackEncoder
+    from v2a.models.v2a_net import MOUTH_KEY
+    from v2a.text.phoneme_timing import recorded_mouth
+
+    values, known = recorded_mouth([{"mouth": [0.0, 0.5, 1.0]}, {"caption": "no face"}], n_tokens=8, tokens_per_frame=2)
+    assert values[0].tolist() == [0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0] and known.tolist() == [True, False]
+    assert values[1].abs().sum() == 0
+    predicted = torch.full((2, 8), 0.5)
+    # a clip without a record is no target: only the first clip's error counts
+    assert float(PhonemeTrackEncoder.mouth_loss(predicted, values, known)) == pytest.approx(
+        float((predicted[0] - values[0]).pow(2).mean()))
+
+    torch.manual_seed(0)
+    cfg = compose_config(["experiment=v2a_dialogue_aligned_tiny", "data.tokenizer=null",
+                          "model.modalities=[video,transcript]",
+                          "model.phoneme_encoder.mouth_dim=${model.visual_encoder.dim}", *SMALL])
+    net = instantiate(cfg.model).net
+    frames = torch.randint(0, 255, (2, SPEC.n_video_frames, 3, 32, 32), dtype=torch.uint8)
+    track = torch.randint(1, 10, (2, SPEC.n_audio_tokens)), torch.rand(2, SPEC.n_audio_tokens)
+    with pytest.raises(ValueError, match="mouth"):
+        net(phonemes=track)                            # no frames: no mouth to read
+    cond = net(frames=frames, phonemes=track)
+    assert cond[MOUTH_KEY].shape == (2, SPEC.n_audio_tokens)
+    reader = net.phoneme_encoder.mouth_reader.weight
+    cond["phoneme_tokens"].pow(2).sum().backward()     # what the flow loss sees does not move the reader
+    assert reader.grad is None or float(reader.grad.abs().max()) == 0.0
+    cond[MOUTH_KEY].sum().backward()                   # its regression does
+    assert float(reader.grad.abs().max()) > 0.0
