@@ -55,10 +55,30 @@ def recorded_spans(meta: dict) -> list[PhonemeSpan]:
     return sorted(spans, key=lambda span: span.start)
 
 
+def evened_within_words(spans: Sequence[PhonemeSpan]) -> list[PhonemeSpan]:
+    """Each word's phonemes spread evenly over the word's recorded span (pauses kept): what a timing source that
+    knows only where words start and end gives, so a model trained on it learns that a word's inner timing is a
+    guess (and a model that reads the mouth, to take it from the mouth)."""
+    out: list[PhonemeSpan] = []
+    i = 0
+    while i < len(spans):
+        j = i + 1
+        if spans[i].word >= 0:
+            while j < len(spans) and spans[j].word == spans[i].word:
+                j += 1
+        start, end, count = spans[i].start, spans[j - 1].end, j - i
+        out += [PhonemeSpan(start + (end - start) * k / count, start + (end - start) * (k + 1) / count, span.symbol,
+                            span.word) for k, span in enumerate(spans[i:j])]
+        i = j
+    return out
+
+
 def recorded_track(metas: Sequence[dict], vocabulary: PhonemeVocabulary, n_tokens: int,
-                   token_rate: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The recorded phoneme track of a batch of clips: ids int64 [B, N] and positions float [B, N]."""
-    tracks = [rasterize(recorded_spans(meta), vocabulary, n_tokens, token_rate) for meta in metas]
+                   token_rate: float, *, even_words: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recorded phoneme track of a batch of clips: ids int64 [B, N] and positions float [B, N]; with
+    ``even_words`` each word's phonemes evenly spread over it (:func:`evened_within_words`)."""
+    tracks = [rasterize(evened_within_words(spans) if even_words else spans, vocabulary, n_tokens, token_rate)
+              for spans in map(recorded_spans, metas)]
     return torch.stack([ids for ids, _ in tracks]), torch.stack([where for _, where in tracks])
 
 

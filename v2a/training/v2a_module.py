@@ -43,7 +43,8 @@ class V2AModule(StageModule):
                  tokenizer: str | None = None, text_max_tokens: dict[str, int] | None = None,
                  cfg_modalities: Sequence[str] = MODALITIES, modalities: Sequence[str] | None = None,
                  phoneme_encoder: torch.nn.Module | None = None, phoneme_vocabulary: Sequence[str] | None = None,
-                 prior_loss_weight: float = 1.0, mouth_loss_weight: float = 1.0) -> None:
+                 prior_loss_weight: float = 1.0, mouth_loss_weight: float = 1.0,
+                 even_words: bool = False) -> None:
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
         self.visual_init = visual_init  # a sync-stage checkpoint whose visual encoder starts this model
         self.freeze_visual = freeze_visual
@@ -58,6 +59,7 @@ class V2AModule(StageModule):
         self.objective = objective
         self.prior_loss_weight = prior_loss_weight  # the phoneme prior's regression loss beside the flow loss
         self.mouth_loss_weight = mouth_loss_weight  # a lip-driven track's opening regression beside it
+        self.even_words = even_words  # train on tracks whose words' phonemes are evenly spread (recorded_track)
 
     # The pipeline's parts, under the names the training code and callbacks use.
     @property
@@ -178,7 +180,8 @@ class V2AModule(StageModule):
     def recorded_phonemes(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The phoneme track the batch's clips recorded, one phoneme per audio token."""
         spec = self.features.spec
-        ids, where = recorded_track(batch["meta"], self.pipeline.phoneme_vocabulary, spec.n_audio_tokens, spec.token_rate)
+        ids, where = recorded_track(batch["meta"], self.pipeline.phoneme_vocabulary, spec.n_audio_tokens, spec.token_rate,
+                                    even_words=self.even_words)
         return ids.to(self.device), where.to(self.device)
 
     def training_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor] | torch.Tensor:
