@@ -50,7 +50,7 @@ def trained(dialogue_shards, tmp_path_factory):
     aligned = run("v2a_dialogue_aligned_tiny", dialogue_shards, out / "v2a", SMALL + [
         "data.tokenizer=null", "model.modalities=[video,transcript]",
         "model.phoneme_encoder.visual_dim=${model.visual_encoder.dim}", "model.phoneme_encoder.code_dim=2",
-        "model.phoneme_encoder.mouth_dim=${model.visual_encoder.dim}"])
+        "model.phoneme_encoder.mouth_dim=${model.visual_encoder.dim}", "model.even_words=true"])
     aligner = run("aligner_tiny", dialogue_shards, out / "aligner", ["spec.duration=2.0", "spec.image_size=32",
                                                                     "model.visual_encoder.dim=16"])
     return {"model": Path(aligned["checkpoint"]).parent.parent / "export",

@@ -68,6 +68,22 @@ def test_recorded_phonemes_follow_the_crop():
         [(0.2, 0.3, "h", 0), (0.3, 0.5, "@", 0), (0.5, 0.7, "l", 0)]
 
 
+def test_a_words_phonemes_can_be_evened_over_its_recorded_span():
+    from v2a.text.phoneme_timing import evened_within_words, recorded_track
+
+    meta = {"events": [{"time": 0.2, "kind": "word", "word": "hello"}, {"time": 0.7, "kind": "word", "word": "a"}],
+            "sources": [{"kind": "talking_head", "speech_end": 1.0,
+                         "phonemes": [[0.1, "_:"], [0.2, "h"], [0.3, "@"], [0.6, "l"], [0.7, "a"]]}]}
+    spans = evened_within_words(recorded_spans(meta))
+    # the pause and the one-phoneme word as recorded; "hello" [0.2, 0.7) cut in three equal parts
+    assert [(round(s.start, 3), round(s.end, 3), s.symbol, s.word) for s in spans] == \
+        [(0.1, 0.2, "_:", -1), (0.2, 0.367, "h", 0), (0.367, 0.533, "@", 0), (0.533, 0.7, "l", 0), (0.7, 1.0, "a", 1)]
+    vocabulary = PhonemeVocabulary(DEFAULT_VOCABULARY)
+    recorded, evened = (recorded_track([meta], vocabulary, 50, 50.0, even_words=even)[0][0] for even in (False, True))
+    assert recorded[27].item() == vocabulary.id("@") and evened[27].item() == vocabulary.id("l")  # 0.55 s: moved
+    assert torch.equal(recorded[:10], evened[:10]) and torch.equal(recorded[35:], evened[35:])
+
+
 def test_a_cue_is_filled_in_proportion_to_typical_durations_and_segments_keep_words_whole():
     from v2a.text.phonemes import Phoneme
 
