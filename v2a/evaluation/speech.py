@@ -72,5 +72,3 @@ def lip_envelope_correlation(audio: np.ndarray, mouth: np.ndarray, sample_rate: 
     if mouth.std() < 1e-9 or envelope.std() < 1e-9:
         return float("nan")
     return float(np.corrcoef(mouth, envelope)[0, 1])
-
-
