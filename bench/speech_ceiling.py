@@ -1,13 +1,14 @@
 """What limits the intelligibility of generated dialogue? Two ceilings through Whisper tiny.en (issue 15).
 
-    .venv/bin/python bench/speech_ceiling.py --export DIALOGUE_EXPORT [--train-clips 1200] [--steps 1000] [--clips 30]
+    .venv/bin/python bench/speech_ceiling.py --export DIALOGUE_EXPORT [--train-clips 1200] [--steps 1000] [--clips 30] \
+        [--dim 128] [--layers 4]
 
 On speech-alone test clips (data/synthetic_dialogue_solo), WER/CER of:
 
 - the ground-truth audio, and its log-mel through the model's vocoder (Griffin-Lim): is the vocoder the limit?
 - a mean-mel lookup per (phoneme, quarter of the phoneme) over the training clips, placed on the recorded phoneme
   times (no context, no model);
-- a phoneme-track regressor (``PhonemeTrackEncoder``, 4 conv layers, + a linear head to the mel tokens) trained
+- a phoneme-track regressor (``PhonemeTrackEncoder``, ``--layers`` conv layers of ``--dim``, + a linear head to the mel tokens) trained
   ``--steps`` steps by MSE on the training clips at batch 16: what a regression with clean gradients learns in the
   steps a flow model gets.
 """
