@@ -19,6 +19,16 @@ MODALITIES = ("video", "prompt", "transcript")
 Keep = torch.Tensor | dict[str, torch.Tensor]
 
 
+def frames_to_tokens(per_frame: torch.Tensor, tokens_per_frame: int, n_tokens: int) -> torch.Tensor:
+    """[B, T_v, ...] one value per video frame -> [B, n_tokens, ...]: each frame's value held over the audio tokens it
+    covers, the last frame's past the end (a trailing partial frame)."""
+    aligned = per_frame.repeat_interleave(tokens_per_frame, dim=1)
+    if aligned.shape[1] < n_tokens:
+        tail = aligned[:, -1:].expand(-1, n_tokens - aligned.shape[1], *aligned.shape[2:])
+        aligned = torch.cat([aligned, tail], dim=1)
+    return aligned[:, :n_tokens]
+
+
 @dataclass(frozen=True)
 class ClipSpec:
     """The time grid of one training clip: video frames, audio samples, mel frames and tokens.

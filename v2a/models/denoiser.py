@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from v2a.models.layers import AdaLNBlock, TimestepEmbedding, sinusoidal
-from v2a.shapes import ClipSpec
+from v2a.shapes import ClipSpec, frames_to_tokens
 
 TEXT_STREAMS = ("prompt", "transcript")
 
@@ -110,10 +110,7 @@ class MelDenoiser(nn.Module):
 
     def align(self, visual_tokens: torch.Tensor, n_audio_tokens: int) -> torch.Tensor:
         """[B, T_v, D] -> [B, T_a, D]: each video frame's token repeated over the audio tokens it covers."""
-        aligned = visual_tokens.repeat_interleave(self.spec.tokens_per_video_frame, dim=1)
-        if aligned.shape[1] < n_audio_tokens:  # a trailing partial frame: hold the last one
-            aligned = torch.cat([aligned, aligned[:, -1:].expand(-1, n_audio_tokens - aligned.shape[1], -1)], dim=1)
-        return aligned[:, :n_audio_tokens]
+        return frames_to_tokens(visual_tokens, self.spec.tokens_per_video_frame, n_audio_tokens)
 
     def _visual(self, h: torch.Tensor, visual_tokens: torch.Tensor | None, pooled: torch.Tensor | None,
                 keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

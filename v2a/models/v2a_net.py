@@ -68,7 +68,7 @@ class V2ANet(nn.Module):
             raise ValueError(f"phoneme encoder dim {phoneme_encoder.dim} != denoiser phoneme_dim {denoiser.phoneme_dim}")
         if denoiser.reads_prior and not self.has_prior:
             raise ValueError("a denoiser with prior_input needs a phoneme encoder with a prior (prior_dim)")
-        if phoneme_encoder is not None and getattr(phoneme_encoder, "reads_mouth", False) and visual_encoder is None:
+        if phoneme_encoder is not None and phoneme_encoder.reads_mouth and visual_encoder is None:
             raise ValueError("a phoneme encoder that reads the mouth (mouth_dim) needs a visual encoder")
         if (visual_encoder is None) != (denoiser.visual_dim is None):
             raise ValueError("a visual encoder needs a denoiser with visual_dim and vice versa "
@@ -113,9 +113,9 @@ class V2ANet(nn.Module):
                 if "visual_tokens" not in cond:
                     raise ValueError("this network's phoneme track reads the mouth: pass frames with the phonemes")
                 # the opening is a bottleneck the track reads as given: the flow loss does not move the reader
-                opening = cond[MOUTH_KEY] = self.phoneme_encoder.read_mouth(
+                cond[MOUTH_KEY] = self.phoneme_encoder.read_mouth(
                     self.denoiser.align(cond["visual_tokens"], phonemes[0].shape[1]))
-                opening = opening.detach()
+                opening = cond[MOUTH_KEY].detach()
             cond["phoneme_tokens"] = self.phoneme_encoder(*phonemes, opening=opening)
         for name, (ids, mask) in (text or {}).items():
             if name not in self.text_encoders:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from v2a.shapes import frames_to_tokens
 from v2a.text.phonemes import PAUSES, Phoneme, PhonemeVocabulary, clean_symbol
 
 DEFAULT_DURATION = 0.08   # seconds: a phoneme never seen in training
@@ -100,9 +101,7 @@ def recorded_mouth(metas: Sequence[dict], n_tokens: int, tokens_per_frame: int) 
         mouth = mouth_track(meta)
         if mouth is None:
             continue
-        per_token = torch.from_numpy(mouth.astype(np.float32)).repeat_interleave(tokens_per_frame)[:n_tokens]
-        values[row, : len(per_token)] = per_token
-        values[row, len(per_token):] = per_token[-1]
+        values[row] = frames_to_tokens(torch.from_numpy(mouth.astype(np.float32))[None], tokens_per_frame, n_tokens)[0]
         known[row] = True
     return values, known
 
