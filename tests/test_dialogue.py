@@ -46,11 +46,12 @@ def run(experiment: str, root: Path, out: Path, extra: list[str]) -> dict:
 @pytest.fixture(scope="module")
 def trained(dialogue_shards, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    # the prior reads the video, a voice code and the mouth too (options of the recipe): all its inputs are exercised
+    # the prior reads the video and a voice code with a stack of its own, the track the mouth (options of the recipe): all its inputs are exercised
     aligned = run("v2a_dialogue_aligned_tiny", dialogue_shards, out / "v2a", SMALL + [
         "data.tokenizer=null", "model.modalities=[video,transcript]",
         "model.phoneme_encoder.visual_dim=${model.visual_encoder.dim}", "model.phoneme_encoder.code_dim=2",
-        "model.phoneme_encoder.mouth_dim=${model.visual_encoder.dim}", "model.even_words=true"])
+        "model.phoneme_encoder.mouth_dim=${model.visual_encoder.dim}", "model.phoneme_encoder.prior_own=true",
+        "model.even_words=true"])
     aligner = run("aligner_tiny", dialogue_shards, out / "aligner", ["spec.duration=2.0", "spec.image_size=32",
                                                                     "model.visual_encoder.dim=16"])
     return {"model": Path(aligned["checkpoint"]).parent.parent / "export",
@@ -203,6 +204,30 @@ def test_the_prior_reads_the_visual_tokens_in_time():
     moved = (encoder.prior(features, visual=changed) - before).detach().abs().amax(dim=-1)[0]
     assert moved[7] > 1e-3 and float(torch.cat([moved[:7], moved[8:]]).max()) == 0.0
     assert PhonemeTrackEncoder(vocab_size=10, dim=8, visual_dim=5).visual is None  # no prior: nothing to shape
+
+
+def test_a_prior_with_its_own_stack_is_trained_by_its_regression_alone():
+    from hydra.utils import instantiate
+
+    from v2a.models.phoneme_track import PhonemeTrackEncoder
+
+    torch.manual_seed(0)
+    encoder = PhonemeTrackEncoder(vocab_size=10, dim=8, layers=2, prior_dim=6, prior_own=True)
+    ids, where = torch.randint(1, 10, (2, 12)), torch.rand(2, 12)
+    features = encoder(ids, where)
+    own = encoder.prior_features(ids, where, features)
+    assert own.shape == features.shape and not torch.allclose(own, features)  # another stack, same phonemes
+    features.pow(2).sum().backward(retain_graph=True)  # what the flow's gradient reaches: the track only
+    assert encoder.embed.weight.grad is not None and encoder.prior_track.embed.weight.grad is None
+    encoder.zero_grad(set_to_none=True)
+    encoder.prior(own).pow(2).sum().backward()  # the regression reaches the prior's stack only
+    assert encoder.embed.weight.grad is None and float(encoder.prior_track.embed.weight.grad.abs().sum()) > 0
+    shared = PhonemeTrackEncoder(vocab_size=10, dim=8, prior_dim=6)
+    assert shared.prior_features(ids, where, features) is features  # without prior_own the prior reads the track
+    with pytest.raises(ValueError, match="prior_own needs a prior"):
+        PhonemeTrackEncoder(vocab_size=10, dim=8, prior_own=True)
+    cfg = compose_config(["experiment=v2a_dialogue_aligned_tiny", "model.phoneme_encoder.prior_own=true"])
+    assert instantiate(cfg.model.phoneme_encoder).prior_track.dim == cfg.model.phoneme_encoder.dim
 
 
 def test_the_prior_reads_the_voice_the_prompt_names():

@@ -40,12 +40,16 @@ class PhonemeTrackEncoder(nn.Module):
     phonemes' features before the convolutions. The phonemes say *what* is said, the mouth *how loud, and when
     inside a word*: the timing sources place a word's phonemes only approximately, the mouth shows where its vowels
     are. A scalar bottleneck, unlike ``visual_dim``'s free visual features, carries only what the lips show.
+
+    ``prior_own`` gives the prior a phoneme stack of its own (embedding, position, convolutions, as this one's, no
+    mouth): the regression alone trains it, as a stand-alone regressor is trained, while the flow's gradient shapes
+    the features the denoiser adds (:meth:`prior_features`). Shared, the two losses pull one set of features.
     """
 
     def __init__(self, *, vocab_size: int, dim: int = 128, layers: int = 2, kernel: int = 5,
                  position_frequencies: int = 4, prior_dim: int | None = None, voice_dim: int | None = None,
                  visual_dim: int | None = None, code_dim: int | None = None,
-                 code_prompt_dim: int | None = None, mouth_dim: int | None = None) -> None:
+                 code_prompt_dim: int | None = None, mouth_dim: int | None = None, prior_own: bool = False) -> None:
         super().__init__()
         if vocab_size < 3 or dim < 1 or layers < 0 or kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"bad phoneme track encoder: vocab_size={vocab_size}, dim={dim}, layers={layers}, "
@@ -61,6 +65,10 @@ class PhonemeTrackEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.prior_dim = prior_dim
         self.prior_head = nn.Linear(dim, prior_dim) if prior_dim else None
+        if prior_own and not prior_dim:
+            raise ValueError("prior_own needs a prior (prior_dim)")
+        self.prior_track = (PhonemeTrackEncoder(vocab_size=vocab_size, dim=dim, layers=layers, kernel=kernel,
+                                                position_frequencies=position_frequencies) if prior_own else None)
         # The voice: the pooled prompt ("a woman speaking") shifts the prior's features, so the expected mel
         # carries the voice the prompt asks for. Zero at first: the prior starts as the voice-free one.
         self.voice = nn.Linear(voice_dim, dim) if (voice_dim and prior_dim) else None
@@ -146,6 +154,11 @@ class PhonemeTrackEncoder(nn.Module):
         from_prompt = ((predicted - target).pow(2) * weight).sum() / count
         mean = ((self.code_mean - target).pow(2) * weight).sum() / count
         return from_prompt + mean
+
+    def prior_features(self, ids: torch.Tensor, position: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """The features [B, N, dim] the prior reads: the track's own ``features`` (from :meth:`forward`), or, built
+        with ``prior_own``, those of the prior's own stack for the same phonemes (``ids``, ``position`` [B, N])."""
+        return features if self.prior_track is None else self.prior_track(ids, position)
 
     def prior(self, features: torch.Tensor, voice: torch.Tensor | None = None,
               visual: torch.Tensor | None = None, code: torch.Tensor | None = None) -> torch.Tensor:

@@ -138,7 +138,8 @@ class V2ANet(nn.Module):
                 if reference is not None:
                     code = cond[VOICE_TARGET_KEY] = self.phoneme_encoder.voice_code(
                         self.denoiser.tokenize(reference), phonemes[0])
-            cond[PRIOR_KEY] = self.phoneme_encoder.prior(cond["phoneme_tokens"], voice=cond.get("prompt_pooled"),
+            features = self.phoneme_encoder.prior_features(*phonemes, cond["phoneme_tokens"])
+            cond[PRIOR_KEY] = self.phoneme_encoder.prior(features, voice=cond.get("prompt_pooled"),
                                                          visual=visual, code=code)
         return cond
 
