@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--split", default="test", help="val to choose settings, test to report")
     parser.add_argument("--speaker-types", action="store_true", help="score the speaker type (the resemblyzer extra)")
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--vocoder", help="a model/vocoder config to render with (griffin_lim, neural, neural_bare; "
+                                          "default: the model's)")
     parser.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")
     parser.add_argument("--cfg-modalities", nargs="+", help="what the unconditional branch drops (default: the model's)")
     parser.add_argument("--section", default="dialogue_timing", help="the docs/benchmarks.md section to write")
@@ -68,11 +70,15 @@ def main() -> None:
     aligner = LipAligner.from_pretrained(args.aligner) if args.aligner else None
     if aligner is not None and args.mouth_weight is not None:
         aligner.durations.mouth_weight = args.mouth_weight
+    vocoder = None
+    if args.vocoder:
+        from omegaconf import OmegaConf
+        vocoder = OmegaConf.to_container(OmegaConf.load(ROOT / "v2a" / "conf" / "model" / "vocoder" / f"{args.vocoder}.yaml"))
     datasets = [(args.label, args.data)] + ([("speech alone", args.data_solo)] if args.data_solo else [])
     for row in args.row:
         name, _, rest = row.partition("=")
         export, timing, *start = rest.split(":")
-        pipeline = V2APipeline.from_pretrained(export)
+        pipeline = V2APipeline.from_pretrained(export, vocoder=vocoder)
         if start:
             pipeline.sampler.prior_start = float(start[0])
         if args.cfg_modalities:
@@ -91,7 +97,7 @@ def main() -> None:
                f'--label "{args.label}"' if args.label != "mixed" else "",
                f"--data-solo {args.data_solo}" if args.data_solo else "", f"--max-clips {args.max_clips}",
                f"--split {args.split}" if args.split != "test" else "", "--speaker-types" if args.speaker_types else "",
-               f"--steps {args.steps}" if args.steps else "", f"--cfg {args.cfg:g}" if args.cfg is not None else "",
+               f"--steps {args.steps}" if args.steps else "", f"--vocoder {args.vocoder}" if args.vocoder else "", f"--cfg {args.cfg:g}" if args.cfg is not None else "",
                f"--cfg-modalities {' '.join(args.cfg_modalities)}" if args.cfg_modalities else ""]
     command = "python bench/dialogue.py " + " ".join([*(f'--row "{r}"' for r in args.row), *filter(None, options)])
     markdown = "\n".join([f"## {args.title}", "", f"`{command}` — {machine()}", "",

@@ -10,6 +10,13 @@ batches), so ``trainer.max_steps`` means what it says.
 an L1 between the head's predicted log-magnitude and the real STFT's (same window and hop): it keeps the predicted magnitude a true magnitude, which the inference-time phase
 refinement (``NeuralVocoder.refine_iters``) re-imposes. ``init_from`` starts the generator from an
 export's weights wherever names and shapes agree (e.g. the backbone of a generator with another head).
+
+``gta_model`` (a dialogue model's export) fine-tunes the vocoder *ground-truth aligned*, as Tacotron 2 trained its
+WaveNet: for a share ``gta_share`` of the clips the input is not the clip's own mel but the mel that model generates
+for the clip's frames, prompt and transcript at the phoneme times the clip recorded (so it lines up with the real
+audio), and the target is still the real audio. A model's mel is smoother than a recording's; a vocoder trained
+only on recordings renders it as it is, one trained on it learns to render it as speech (docs/benchmarks.md,
+dialogue_gta_vocoder). The data must carry frames and meta (``data=synthetic``), at the model's clip length.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from v2a.audio.mel import LogMel
 from v2a.models.vocoder.discriminators import VocoderDiscriminators
 from v2a.models.vocoder.export import ARCHITECTURES, load_vocoder_export, write_vocoder_export
+from v2a.models.vocoder.neural import vocoder_path
 from v2a.models.vocoder.losses import (
     LogSpectralLoss,
     MultiResolutionSTFTLoss,
@@ -34,6 +42,7 @@ from v2a.models.vocoder.losses import (
     generator_adversarial_loss,
     mel_l1,
 )
+from v2a.text.phoneme_timing import recorded_spans
 from v2a.training.stage import StageModule
 
 log = logging.getLogger(__name__)
@@ -48,7 +57,8 @@ class VocoderModule(StageModule):
                  segment_frames: int = 64, gan_start_step: int = 0, mel_weight: float = 45.0,
                  stft_weight: float = 15.0, adv_weight: float = 1.0, fm_weight: float = 2.0,
                  magnitude_weight: float = 0.0, lsd_loss: LogSpectralLoss | None = None, lsd_weight: float = 0.0,
-                 grad_clip: float | None = 10.0, init_from: str | None = None, seed: int = 0) -> None:
+                 grad_clip: float | None = 10.0, init_from: str | None = None, gta_model: str | None = None,
+                 gta_share: float = 0.5, gta_steps: int | None = None, seed: int = 0) -> None:
         super().__init__(scheduler=scheduler, seed=seed)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"unknown vocoder architecture {architecture!r} (known: {sorted(ARCHITECTURES)})")
@@ -76,26 +86,65 @@ class VocoderModule(StageModule):
         self.weights = {"mel": mel_weight, "stft": stft_weight, "adv": adv_weight, "fm": fm_weight,
                         "magnitude": magnitude_weight, "lsd": lsd_weight}
         self.grad_clip = grad_clip
+        if not 0.0 <= gta_share <= 1.0:
+            raise ValueError(f"gta_share must be in [0, 1], got {gta_share}")
+        self.gta_model, self.gta_share, self.gta_steps = gta_model, gta_share, gta_steps
+        self._gta: list = []  # the loaded model's pipeline, outside the module tree (not trained, not saved)
         self._fit_started: float | None = None
 
     # --- data ---------------------------------------------------------------------------------
-    def random_segments(self, audio: torch.Tensor, audio_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Random crops of ``segment_frames`` mel frames from clips [B, N]; offsets seeded by (seed, rank, step).
+    def random_segments(self, audio: torch.Tensor, audio_mask: torch.Tensor | None = None,
+                        mel: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Random crops of ``segment_frames`` mel frames from clips [B, N]; offsets seeded by (seed, rank, step);
+        with ``mel`` [B, n_mels, N / hop] (a generated mel of the clips) the same crops of it, else None.
 
-        With ``audio_mask`` [B, N] (False on padding) a crop stays inside the clip's real audio where it fits.
+        Crops start on a mel frame. With ``audio_mask`` [B, N] (False on padding) a crop stays inside the clip's
+        real audio where it fits.
         """
-        length = self.segment_frames * self.features.spec.hop_length
+        hop = self.features.spec.hop_length
+        length = self.segment_frames * hop
         if audio.shape[-1] <= length:
-            return audio
+            return audio, (mel[..., : audio.shape[-1] // hop] if mel is not None else None)
         generator = self.step_generator(batch_idx=None)
-        starts = torch.randint(0, audio.shape[-1] - length + 1, (audio.shape[0],), generator=generator)
+        starts = torch.randint(0, (audio.shape[-1] - length) // hop + 1, (audio.shape[0],), generator=generator) * hop
         if audio_mask is not None:  # fold into the real range (the identity for unpadded clips)
-            starts = starts % ((audio_mask.sum(dim=-1).cpu() - length).clamp(min=0) + 1)
-        return torch.stack([clip[s:s + length] for clip, s in zip(audio, starts.tolist(), strict=True)])
+            starts = starts % ((audio_mask.sum(dim=-1).cpu() - length).clamp(min=0) // hop * hop + hop)
+        crops = torch.stack([clip[s:s + length] for clip, s in zip(audio, starts.tolist(), strict=True)])
+        if mel is None:
+            return crops, None
+        frames = [s // hop for s in starts.tolist()]
+        return crops, torch.stack([m[:, f:f + self.segment_frames] for m, f in zip(mel, frames, strict=True)])
+
+    def gta_mels(self, batch: dict) -> torch.Tensor | None:
+        """The ``gta_model``'s mels [B, n_mels, F] of the batch's clips (at their recorded phoneme times), with the
+        clips' own mels in the rows outside ``gta_share``; None without a ``gta_model``."""
+        if not self.gta_model:
+            return None
+        if "frames" not in batch or "meta" not in batch:
+            raise ValueError("gta_model needs batches with frames and meta (data=synthetic, not vocoder_audio)")
+        if not self._gta:
+            from v2a.pipeline import V2APipeline
+
+            self._gta.append(V2APipeline.from_pretrained(self.gta_model, device=self.device))
+        pipeline = self._gta[0]
+        audio, metas = batch["audio"], batch["meta"]
+        own = self.features(audio)
+        if pipeline.spec.n_mel_frames != own.shape[-1]:
+            raise ValueError(f"gta_model makes {pipeline.spec.n_mel_frames} mel frames a clip, the data's clips have "
+                             f"{own.shape[-1]} (set spec.duration to the model's {pipeline.spec.duration} s)")
+        texts = {"prompt": [m.get("caption") or "" for m in metas], "transcript": [m.get("transcript") or "" for m in metas]}
+        texts = {k: v for k, v in texts.items() if k in pipeline.text_inputs}
+        phonemes = {"phonemes": [recorded_spans(m) for m in metas]} if pipeline.net.reads_phonemes else {}
+        generator = self.step_generator(batch_idx=None)
+        with torch.no_grad():
+            made = pipeline.generate_mel(batch["frames"], steps=self.gta_steps, generator=generator, **texts, **phonemes)
+        chosen = torch.rand(len(metas), generator=generator) < self.gta_share
+        return torch.where(chosen.to(own.device)[:, None, None], made.to(own.dtype), own)
 
     def init_generator(self, export: str | Path) -> None:
-        """Copy an export's generator weights wherever name and shape agree; log what was left out."""
-        source, _ = load_vocoder_export(export)
+        """Copy an export's (or a ``builtin:NAME`` one's) generator weights wherever name and shape agree; log what
+        was left out."""
+        source, _ = load_vocoder_export(vocoder_path(export))
         own = self.generator.state_dict()
         loaded = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
         self.generator.load_state_dict(loaded, strict=False)
@@ -107,9 +156,10 @@ class VocoderModule(StageModule):
         return self.generator(mel)
 
     # --- training -----------------------------------------------------------------------------
-    def generate(self, real: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(waveform generated from the mel of ``real``, the head-magnitude loss when it is weighted)."""
-        mel = self.features(real)
+    def generate(self, real: torch.Tensor, mel: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(waveform generated from ``mel``, by default the mel of ``real``; the head-magnitude loss when it is
+        weighted)."""
+        mel = self.features(real) if mel is None else mel
         if not self.weights["magnitude"]:
             return self.generator(mel), {}
         spec = self.generator.spectrogram(mel)
@@ -139,8 +189,8 @@ class VocoderModule(StageModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         opt_g, opt_d = self.optimizers()
-        real = self.random_segments(batch["audio"], batch.get("audio_mask"))
-        fake, extra = self.generate(real)
+        real, mel = self.random_segments(batch["audio"], batch.get("audio_mask"), self.gta_mels(batch))
+        fake, extra = self.generate(real, mel)
         gan = self.global_step >= self.gan_start_step
         logs: dict[str, torch.Tensor] = {}
         if gan:
