@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--vocoder", help="a model/vocoder config to render with (griffin_lim, neural, neural_bare; "
                                           "default: the model's)")
+    parser.add_argument("--vocoder-checkpoint", help="the neural vocoder's export (e.g. a vocoder_gta_tiny run's export; "
+                                                     "default: the config's, builtin:vocoder_tiny)")
     parser.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")
     parser.add_argument("--cfg-modalities", nargs="+", help="what the unconditional branch drops (default: the model's)")
     parser.add_argument("--section", default="dialogue_timing", help="the docs/benchmarks.md section to write")
@@ -72,8 +74,9 @@ def main() -> None:
         aligner.durations.mouth_weight = args.mouth_weight
     vocoder = None
     if args.vocoder:
-        from omegaconf import OmegaConf
-        vocoder = OmegaConf.to_container(OmegaConf.load(ROOT / "v2a" / "conf" / "model" / "vocoder" / f"{args.vocoder}.yaml"))
+        vocoder = vocoder_config(args.vocoder)
+        if args.vocoder_checkpoint:
+            vocoder["checkpoint"] = args.vocoder_checkpoint
     datasets = [(args.label, args.data)] + ([("speech alone", args.data_solo)] if args.data_solo else [])
     for row in args.row:
         name, _, rest = row.partition("=")
@@ -97,7 +100,8 @@ def main() -> None:
                f'--label "{args.label}"' if args.label != "mixed" else "",
                f"--data-solo {args.data_solo}" if args.data_solo else "", f"--max-clips {args.max_clips}",
                f"--split {args.split}" if args.split != "test" else "", "--speaker-types" if args.speaker_types else "",
-               f"--steps {args.steps}" if args.steps else "", f"--vocoder {args.vocoder}" if args.vocoder else "", f"--cfg {args.cfg:g}" if args.cfg is not None else "",
+               f"--steps {args.steps}" if args.steps else "", f"--vocoder {args.vocoder}" if args.vocoder else "",
+               f"--vocoder-checkpoint {args.vocoder_checkpoint}" if args.vocoder_checkpoint else "", f"--cfg {args.cfg:g}" if args.cfg is not None else "",
                f"--cfg-modalities {' '.join(args.cfg_modalities)}" if args.cfg_modalities else ""]
     command = "python bench/dialogue.py " + " ".join([*(f'--row "{r}"' for r in args.row), *filter(None, options)])
     markdown = "\n".join([f"## {args.title}", "", f"`{command}` — {machine()}", "",
@@ -105,6 +109,15 @@ def main() -> None:
     print(markdown)
     if args.write:
         write_section(args.section, markdown)
+
+
+def vocoder_config(name: str) -> dict:
+    """The ``model/vocoder=NAME`` config (v2a/conf/model/vocoder/NAME.yaml, its defaults merged in)."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(ROOT / "v2a" / "conf" / "model" / "vocoder" / f"{name}.yaml")
+    parents = [vocoder_config(d) for d in config.pop("defaults", []) if d != "_self_"]
+    return OmegaConf.to_container(OmegaConf.merge(*parents, config))
 
 
 def _slug(text: str) -> str:

@@ -434,3 +434,49 @@ def test_an_unknown_builtin_vocoder_is_a_clear_error():
     with pytest.raises(ValueError, match="no built-in vocoder 'nope' \\(shipped: vocoder_tiny\\)"):
         vocoder_path("builtin:nope")
     assert vocoder_path("some/export") == Path("some/export")
+
+
+class _MadeMels:
+    """A stand-in for a dialogue model's pipeline: a constant mel, and what it was asked for."""
+
+    def __init__(self, spec: ClipSpec, value: float) -> None:
+        self.spec, self.value, self.text_inputs, self.asked = spec, value, ("prompt", "transcript"), {}
+        self.net = type("Net", (), {"reads_phonemes": True})()
+
+    def generate_mel(self, frames: torch.Tensor, **kwargs) -> torch.Tensor:
+        self.asked = kwargs
+        return torch.full((frames.shape[0], self.spec.n_mels, self.spec.n_mel_frames), self.value)
+
+
+def test_ground_truth_aligned_training_feeds_the_models_mel_cropped_with_the_audio(vocoder_cfg):
+    with open_dict(vocoder_cfg):
+        vocoder_cfg.model.gta_model = "a dialogue export"
+        vocoder_cfg.model.gta_share = 1.0
+    torch.manual_seed(0)
+    module = instantiate(vocoder_cfg.model)
+    hop, frames = SPEC.hop_length, SPEC.n_mel_frames
+    audio = torch.randn(3, frames * hop) * 0.1
+    meta = {"caption": "a man speaking", "transcript": "hello",
+            "sources": [{"phonemes": [[0.1, "h"], [0.2, "@"]], "speech_end": 0.4}]}
+    batch = {"audio": audio, "frames": torch.zeros(3, 4, 3, 8, 8), "meta": [meta] * 3}
+    with pytest.raises(ValueError, match="frames and meta"):
+        module.gta_mels({"audio": audio})
+    made = _MadeMels(SPEC, 7.0)
+    module._gta.append(made)
+    mel = module.gta_mels(batch)
+    assert mel.shape == (3, SPEC.n_mels, frames) and bool((mel == 7.0).all())  # every clip: the model's mel
+    assert made.asked["prompt"] == ["a man speaking"] * 3 and made.asked["transcript"] == ["hello"] * 3
+    assert [s.symbol for s in made.asked["phonemes"][0]] == ["h", "@"]  # at the times the clip recorded
+    module.gta_share = 0.0
+    assert torch.equal(module.gta_mels(batch), module.features(audio))  # none: the clips' own mels
+    # the crops of audio and mel line up: mel frame f is audio sample f * hop
+    ramp_audio = torch.arange(frames * hop, dtype=torch.float32).repeat(3, 1)
+    ramp_mel = torch.arange(frames, dtype=torch.float32).repeat(3, SPEC.n_mels, 1)
+    crops, mel_crops = module.random_segments(ramp_audio, None, ramp_mel)
+    assert crops.shape[-1] == module.segment_frames * hop and mel_crops.shape[-1] == module.segment_frames
+    assert torch.equal(mel_crops[:, 0, 0] * hop, crops[:, 0]) and len(set(crops[:, 0].tolist())) > 1
+    assert module.random_segments(ramp_audio)[1] is None
+    made.spec = ClipSpec(duration=SPEC.duration * 2)
+    module.gta_share = 1.0
+    with pytest.raises(ValueError, match="spec.duration"):
+        module.gta_mels(batch)

@@ -33,7 +33,6 @@ from omegaconf import DictConfig, OmegaConf
 from v2a.audio.mel import LogMel
 from v2a.models.vocoder.discriminators import VocoderDiscriminators
 from v2a.models.vocoder.export import ARCHITECTURES, load_vocoder_export, write_vocoder_export
-from v2a.models.vocoder.neural import vocoder_path
 from v2a.models.vocoder.losses import (
     LogSpectralLoss,
     MultiResolutionSTFTLoss,
@@ -42,6 +41,7 @@ from v2a.models.vocoder.losses import (
     generator_adversarial_loss,
     mel_l1,
 )
+from v2a.models.vocoder.neural import vocoder_path
 from v2a.text.phoneme_timing import recorded_spans
 from v2a.training.stage import StageModule
 
@@ -135,7 +135,7 @@ class VocoderModule(StageModule):
         texts = {"prompt": [m.get("caption") or "" for m in metas], "transcript": [m.get("transcript") or "" for m in metas]}
         texts = {k: v for k, v in texts.items() if k in pipeline.text_inputs}
         phonemes = {"phonemes": [recorded_spans(m) for m in metas]} if pipeline.net.reads_phonemes else {}
-        generator = self.step_generator(batch_idx=None)
+        generator = self.step_generator(batch_idx=1)  # not the crops' draws (batch_idx=None)
         with torch.no_grad():
             made = pipeline.generate_mel(batch["frames"], steps=self.gta_steps, generator=generator, **texts, **phonemes)
         chosen = torch.rand(len(metas), generator=generator) < self.gta_share
