@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,6 +51,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--vocoder", help="a model/vocoder config to render with (griffin_lim, neural, neural_bare; "
                                           "default: the model's)")
+    parser.add_argument("--vocoder-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the vocoder config (e.g. refine_iters=12), repeatable")
     parser.add_argument("--vocoder-checkpoint", help="the neural vocoder's export (e.g. a vocoder_gta_tiny run's export; "
                                                      "default: the config's, builtin:vocoder_tiny)")
     parser.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")
@@ -77,6 +80,9 @@ def main() -> None:
         vocoder = vocoder_config(args.vocoder)
         if args.vocoder_checkpoint:
             vocoder["checkpoint"] = args.vocoder_checkpoint
+        for option in args.vocoder_option:
+            key, _, value = option.partition("=")
+            vocoder[key] = yaml.safe_load(value)
     datasets = [(args.label, args.data)] + ([("speech alone", args.data_solo)] if args.data_solo else [])
     for row in args.row:
         name, _, rest = row.partition("=")
@@ -101,7 +107,8 @@ def main() -> None:
                f"--data-solo {args.data_solo}" if args.data_solo else "", f"--max-clips {args.max_clips}",
                f"--split {args.split}" if args.split != "test" else "", "--speaker-types" if args.speaker_types else "",
                f"--steps {args.steps}" if args.steps else "", f"--vocoder {args.vocoder}" if args.vocoder else "",
-               f"--vocoder-checkpoint {args.vocoder_checkpoint}" if args.vocoder_checkpoint else "", f"--cfg {args.cfg:g}" if args.cfg is not None else "",
+               f"--vocoder-checkpoint {args.vocoder_checkpoint}" if args.vocoder_checkpoint else "",
+               *(f"--vocoder-option {o}" for o in args.vocoder_option), f"--cfg {args.cfg:g}" if args.cfg is not None else "",
                f"--cfg-modalities {' '.join(args.cfg_modalities)}" if args.cfg_modalities else ""]
     command = "python bench/dialogue.py " + " ".join([*(f'--row "{r}"' for r in args.row), *filter(None, options)])
     markdown = "\n".join([f"## {args.title}", "", f"`{command}` — {machine()}", "",
