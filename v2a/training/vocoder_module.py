@@ -14,9 +14,9 @@ export's weights wherever names and shapes agree (e.g. the backbone of a generat
 ``gta_model`` (a dialogue model's export) fine-tunes the vocoder *ground-truth aligned*, as Tacotron 2 trained its
 WaveNet: for a share ``gta_share`` of the clips the input is not the clip's own mel but the mel that model generates
 for the clip's frames, prompt and transcript at the phoneme times the clip recorded (so it lines up with the real
-audio), and the target is still the real audio. A model's mel is smoother than a recording's; a vocoder trained
-only on recordings renders it as it is, one trained on it learns to render it as speech (docs/benchmarks.md,
-dialogue_gta_vocoder). The data must carry frames and meta (``data=synthetic``), at the model's clip length.
+audio), and the target is still the real audio: a model's mel is smoother than a recording's, and the vocoder learns
+to render it as the recording. Measured at 600 steps, no better than the shipped vocoder (docs/benchmarks.md,
+dialogue_session13). The data must carry frames and meta (``data=synthetic``), at the model's clip length.
 """
 
 from __future__ import annotations
