@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -75,14 +74,7 @@ def main() -> None:
     aligner = LipAligner.from_pretrained(args.aligner) if args.aligner else None
     if aligner is not None and args.mouth_weight is not None:
         aligner.durations.mouth_weight = args.mouth_weight
-    vocoder = None
-    if args.vocoder:
-        vocoder = vocoder_config(args.vocoder)
-        if args.vocoder_checkpoint:
-            vocoder["checkpoint"] = args.vocoder_checkpoint
-        for option in args.vocoder_option:
-            key, _, value = option.partition("=")
-            vocoder[key] = yaml.safe_load(value)
+    vocoder = vocoder_config(args.vocoder, args.vocoder_checkpoint, args.vocoder_option) if args.vocoder else None
     datasets = [(args.label, args.data)] + ([("speech alone", args.data_solo)] if args.data_solo else [])
     for row in args.row:
         name, _, rest = row.partition("=")
@@ -118,13 +110,17 @@ def main() -> None:
         write_section(args.section, markdown)
 
 
-def vocoder_config(name: str) -> dict:
-    """The ``model/vocoder=NAME`` config (v2a/conf/model/vocoder/NAME.yaml, its defaults merged in)."""
-    from omegaconf import OmegaConf
+def vocoder_config(name: str, checkpoint: str | None, options: list[str]) -> dict | None:
+    """The vocoder ``evaluate.py model/vocoder=NAME [model.vocoder.checkpoint=...] [model.vocoder.KEY=VALUE]`` chooses."""
+    from hydra import compose, initialize_config_dir
 
-    config = OmegaConf.load(ROOT / "v2a" / "conf" / "model" / "vocoder" / f"{name}.yaml")
-    parents = [vocoder_config(d) for d in config.pop("defaults", []) if d != "_self_"]
-    return OmegaConf.to_container(OmegaConf.merge(*parents, config))
+    from v2a.conf import CONFIG_DIR
+    from v2a.pipeline.loading import chosen_vocoder
+
+    overrides = [f"model/vocoder={name}", *([f"model.vocoder.checkpoint={checkpoint}"] if checkpoint else []),
+                 *(f"model.vocoder.{option}" for option in options)]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return chosen_vocoder(compose(config_name="evaluate", overrides=overrides))
 
 
 def _slug(text: str) -> str:

@@ -65,7 +65,6 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128, help="the regressor's width")
     parser.add_argument("--layers", type=int, default=4, help="the regressor's residual conv layers")
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--save", help="write the trained regressor here (safetensors: prior_track.*, prior_head.*)")
     args = parser.parse_args()
     torch.manual_seed(0)
     pipe = V2APipeline.from_pretrained(args.export)
@@ -99,11 +98,6 @@ def main() -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    if args.save:
-        from safetensors.torch import save_file
-
-        save_file({**{f"prior_track.{k}": v for k, v in encoder.state_dict().items()},
-                   **{f"prior_head.{k}": v for k, v in head.state_dict().items()}}, args.save)
     with torch.no_grad():
         regressed = untokenize(head(encoder(test_ids, test_where)))
     recognize = WhisperRecognizer(threads=1).transcribe

@@ -132,14 +132,19 @@ class VocoderModule(StageModule):
         if pipeline.spec.n_mel_frames != own.shape[-1]:
             raise ValueError(f"gta_model makes {pipeline.spec.n_mel_frames} mel frames a clip, the data's clips have "
                              f"{own.shape[-1]} (set spec.duration to the model's {pipeline.spec.duration} s)")
-        texts = {"prompt": [m.get("caption") or "" for m in metas], "transcript": [m.get("transcript") or "" for m in metas]}
-        texts = {k: v for k, v in texts.items() if k in pipeline.text_inputs}
-        phonemes = {"phonemes": [recorded_spans(m) for m in metas]} if pipeline.net.reads_phonemes else {}
         generator = self.step_generator(batch_idx=1)  # not the crops' draws (batch_idx=None)
+        rows = (torch.rand(len(metas), generator=generator) < self.gta_share).nonzero()[:, 0].tolist()
+        if not rows:  # the model samples only the clips that take its mel
+            return own
+        chosen = [metas[i] for i in rows]
+        texts = {"prompt": [m.get("caption") or "" for m in chosen], "transcript": [m.get("transcript") or "" for m in chosen]}
+        texts = {k: v for k, v in texts.items() if k in pipeline.text_inputs}
+        phonemes = {"phonemes": [recorded_spans(m) for m in chosen]} if pipeline.net.reads_phonemes else {}
         with torch.no_grad():
-            made = pipeline.generate_mel(batch["frames"], steps=self.gta_steps, generator=generator, **texts, **phonemes)
-        chosen = torch.rand(len(metas), generator=generator) < self.gta_share
-        return torch.where(chosen.to(own.device)[:, None, None], made.to(own.dtype), own)
+            made = pipeline.generate_mel(batch["frames"][rows], steps=self.gta_steps, generator=generator, **texts,
+                                         **phonemes)
+        own[rows] = made.to(own.dtype)
+        return own
 
     def init_generator(self, export: str | Path) -> None:
         """Copy an export's (or a ``builtin:NAME`` one's) generator weights wherever name and shape agree; log what
