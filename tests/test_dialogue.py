@@ -46,16 +46,17 @@ def run(experiment: str, root: Path, out: Path, extra: list[str]) -> dict:
 @pytest.fixture(scope="module")
 def trained(dialogue_shards, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    # the prior reads the video and a voice code with a stack of its own, the track the mouth (options of the recipe): all its inputs are exercised
+    aligner = run("aligner_tiny", dialogue_shards, out / "aligner", ["spec.duration=2.0", "spec.image_size=32",
+                                                                    "model.visual_encoder.dim=16"])
+    aligner_export = Path(aligner["checkpoint"]).parent.parent / "export"
+    # the prior reads the video and a voice code with a stack of its own, the track the mouth, half the clips are
+    # timed by the aligner (options of the recipe): all its inputs are exercised
     aligned = run("v2a_dialogue_aligned_tiny", dialogue_shards, out / "v2a", SMALL + [
         "data.tokenizer=null", "model.modalities=[video,transcript]",
         "model.phoneme_encoder.visual_dim=${model.visual_encoder.dim}", "model.phoneme_encoder.code_dim=2",
         "model.phoneme_encoder.mouth_dim=${model.visual_encoder.dim}", "model.phoneme_encoder.prior_own=true",
-        "model.even_words=true"])
-    aligner = run("aligner_tiny", dialogue_shards, out / "aligner", ["spec.duration=2.0", "spec.image_size=32",
-                                                                    "model.visual_encoder.dim=16"])
-    return {"model": Path(aligned["checkpoint"]).parent.parent / "export",
-            "aligner": Path(aligner["checkpoint"]).parent.parent / "export"}
+        "model.even_words=true", f"model.timing_aligner={aligner_export}", "model.aligner_share=0.5"])
+    return {"model": Path(aligned["checkpoint"]).parent.parent / "export", "aligner": aligner_export}
 
 
 def test_the_aligner_export_carries_durations_and_times_a_transcript(trained, dialogue_shards):
@@ -358,3 +359,31 @@ def test_the_mouth_is_learnt_from_the_recorded_opening_only():
     assert reader.grad is None or float(reader.grad.abs().max()) == 0.0
     cond[MOUTH_KEY].sum().backward()                   # its regression does
     assert float(reader.grad.abs().max()) > 0.0
+
+
+def test_training_hears_the_aligner_timing_for_its_share(trained, dialogue_shards, tmp_path):
+    from hydra.utils import instantiate
+
+    from v2a.evaluation.references import iterate_batches
+    from v2a.pipeline.aligner import LipAligner
+    from v2a.text.phoneme_timing import rasterize, recorded_track
+
+    overrides = ["experiment=v2a_dialogue_aligned_tiny", f"paths.root_dir={tmp_path}", *SMALL]
+    module = instantiate(compose_config(overrides).model)
+    batch = next(iter(iterate_batches(str(dialogue_shards), "train", SPEC, 4, 4)))
+    spec, vocabulary = module.features.spec, module.pipeline.phoneme_vocabulary
+    recorded = recorded_track(batch["meta"], vocabulary, spec.n_audio_tokens, spec.token_rate)
+    assert all(torch.equal(a, b) for a, b in zip(module.recorded_phonemes(batch), recorded, strict=True))  # no aligner
+    aligner = LipAligner.from_pretrained(trained["aligner"])
+    module._aligner, module.aligner_share = aligner, 1.0
+    ids, where = module.recorded_phonemes(batch, torch.Generator().manual_seed(0))
+    for row, meta in enumerate(batch["meta"]):   # every talking head: where the aligner places its transcript
+        expected = rasterize(aligner.timeline(batch["frames"][row], meta["transcript"]), vocabulary,
+                             spec.n_audio_tokens, spec.token_rate)
+        assert torch.equal(ids[row], expected[0]) and torch.equal(where[row], expected[1])
+    assert not torch.equal(ids, recorded[0]) or not torch.equal(where, recorded[1])  # not the recorded times
+    module.aligner_share = 0.5   # half the clips, drawn by the step's generator: the same draw gives the same track
+    halves = [module.recorded_phonemes(batch, torch.Generator().manual_seed(seed))[1] for seed in (1, 1, 2)]
+    assert torch.equal(halves[0], halves[1])
+    with pytest.raises(ValueError, match="timing_aligner"):
+        instantiate(compose_config(overrides + ["model.aligner_share=0.5"]).model)

@@ -78,8 +78,15 @@ def recorded_track(metas: Sequence[dict], vocabulary: PhonemeVocabulary, n_token
                    token_rate: float, *, even_words: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The recorded phoneme track of a batch of clips: ids int64 [B, N] and positions float [B, N]; with
     ``even_words`` each word's phonemes evenly spread over it (:func:`evened_within_words`)."""
-    tracks = [rasterize(evened_within_words(spans) if even_words else spans, vocabulary, n_tokens, token_rate)
-              for spans in map(recorded_spans, metas)]
+    spans = [recorded_spans(meta) for meta in metas]
+    return stack_tracks([evened_within_words(s) for s in spans] if even_words else spans, vocabulary, n_tokens,
+                        token_rate)
+
+
+def stack_tracks(spans: Sequence[Sequence[PhonemeSpan]], vocabulary: PhonemeVocabulary, n_tokens: int,
+                 token_rate: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each clip's spans rasterized (:func:`rasterize`) and stacked: ids int64 [B, N], positions float [B, N]."""
+    tracks = [rasterize(clip, vocabulary, n_tokens, token_rate) for clip in spans]
     return torch.stack([ids for ids, _ in tracks]), torch.stack([where for _, where in tracks])
 
 

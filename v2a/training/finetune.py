@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 V2A_TARGET = "v2a.training.v2a_module.V2AModule"
 # model keys this run sets (how to train); every other model key is the init's (what the network is)
 TRAINING_KEYS = ("_target_", "optimizer", "scheduler", "ema_decay", "seed", "finetune", "visual_init", "freeze_visual",
-                 "prior_loss_weight", "mouth_loss_weight", "even_words")
+                 "prior_loss_weight", "mouth_loss_weight", "even_words",
+                 "timing_aligner", "aligner_share")
 # shorthand names in finetune.freeze, each standing for the network parts that exist
 FREEZE_GROUPS = {"encoders": ("visual_encoder", "text_encoders", "phoneme_encoder")}
 

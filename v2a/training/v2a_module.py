@@ -14,11 +14,19 @@ from v2a.data.visual_features import visual_input
 from v2a.diffusion import ODESampler, RectifiedFlow
 from v2a.models.v2a_net import MOUTH_KEY, PRIOR_KEY, VOICE_CODE_KEY, VOICE_TARGET_KEY, V2ANet
 from v2a.models.vocoder.base import Vocoder
+from v2a.pipeline.aligner import LipAligner
 from v2a.pipeline.loading import text_conditioning_for, tokenizer_binder
 from v2a.pipeline.pipeline import V2APipeline
 from v2a.shapes import MODALITIES
 from v2a.text.conditioning import TOKENIZER_KEY, TextInput
-from v2a.text.phoneme_timing import recorded_mouth, recorded_track
+from v2a.text.phoneme_timing import (
+    PhonemeSpan,
+    evened_within_words,
+    recorded_mouth,
+    recorded_spans,
+    recorded_track,
+    stack_tracks,
+)
 from v2a.text.phonemes import DEFAULT_VOCABULARY, PhonemeVocabulary
 from v2a.training.ema import make_ema
 from v2a.training.health import log_flow_time_buckets
@@ -44,7 +52,7 @@ class V2AModule(StageModule):
                  cfg_modalities: Sequence[str] = MODALITIES, modalities: Sequence[str] | None = None,
                  phoneme_encoder: torch.nn.Module | None = None, phoneme_vocabulary: Sequence[str] | None = None,
                  prior_loss_weight: float = 1.0, mouth_loss_weight: float = 1.0,
-                 even_words: bool = False) -> None:
+                 even_words: bool = False, timing_aligner: str | None = None, aligner_share: float = 0.0) -> None:
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
         self.visual_init = visual_init  # a sync-stage checkpoint whose visual encoder starts this model
         self.freeze_visual = freeze_visual
@@ -60,6 +68,15 @@ class V2AModule(StageModule):
         self.prior_loss_weight = prior_loss_weight  # the phoneme prior's regression loss beside the flow loss
         self.mouth_loss_weight = mouth_loss_weight  # a lip-driven track's opening regression beside it
         self.even_words = even_words  # train on tracks whose words' phonemes are evenly spread (recorded_track)
+        # a share of the clips hear their transcript where a lip aligner places it from the frames (the timing
+        # generation takes from the video), the rest at the recorded times
+        if not 0.0 <= aligner_share <= 1.0:
+            raise ValueError(f"model.aligner_share must be in [0, 1], got {aligner_share}")
+        if aligner_share > 0 and not timing_aligner:
+            raise ValueError("model.aligner_share > 0 needs model.timing_aligner=ALIGNER_RUN/export "
+                             "(python train.py experiment=aligner_tiny)")
+        self.timing_aligner, self.aligner_share = timing_aligner, aligner_share
+        self._aligner: LipAligner | None = None   # loaded at fit start; not a submodule (neither trained nor saved)
 
     # The pipeline's parts, under the names the training code and callbacks use.
     @property
@@ -96,6 +113,8 @@ class V2AModule(StageModule):
             self.text_conditioning.load_for_training(getattr(data_tokenizer, "path", None))
         if self.freeze_visual and self.net.visual_encoder is not None:
             self.net.visual_encoder.requires_grad_(False)
+        if stage == "fit" and self.timing_aligner and self.aligner_share > 0:
+            self._aligner = LipAligner.from_pretrained(self.timing_aligner, device=self.device)
 
     def load_visual_encoder(self, checkpoint_path: str) -> None:
         """Copy a sync-stage checkpoint's visual encoder into the network and its EMA copy."""
@@ -124,7 +143,7 @@ class V2AModule(StageModule):
         audio = batch["audio"]
         text = self.text_conditioning.from_batch(batch) or None
         # a phoneme-track model hears the transcript at the times the clip recorded (oracle timing in training)
-        track = self.recorded_phonemes(batch) if net.reads_phonemes else None
+        track = self.recorded_phonemes(batch, generator) if net.reads_phonemes else None
         # Padded frames (clips shorter than the crop) are no target: padding is silence (the STFT of the last
         # real frames reaches into it), the loss averages over real frames only, and padded audio tokens are
         # masked out of the self-attention — so what fills the padding cannot matter.
@@ -177,12 +196,33 @@ class V2AModule(StageModule):
         token_mask = cond["token_mask"][:, : error.shape[1]].float()
         return (error * token_mask).sum() / token_mask.sum().clamp(min=1.0)
 
-    def recorded_phonemes(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """The phoneme track the batch's clips recorded, one phoneme per audio token."""
+    def recorded_phonemes(self, batch: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The phoneme track of the batch's clips, one phoneme per audio token: at the times each clip recorded, or,
+        for the ``aligner_share`` of clips with a transcript that ``generator`` draws, where the timing aligner
+        places the transcript on the clip's frames."""
         spec = self.features.spec
-        ids, where = recorded_track(batch["meta"], self.pipeline.phoneme_vocabulary, spec.n_audio_tokens, spec.token_rate,
-                                    even_words=self.even_words)
+        if self._aligner is None:
+            ids, where = recorded_track(batch["meta"], self.pipeline.phoneme_vocabulary, spec.n_audio_tokens,
+                                        spec.token_rate, even_words=self.even_words)
+        else:
+            ids, where = stack_tracks(self._aligned_spans(batch, generator), self.pipeline.phoneme_vocabulary,
+                                      spec.n_audio_tokens, spec.token_rate)
         return ids.to(self.device), where.to(self.device)
+
+    def _aligned_spans(self, batch: dict, generator: torch.Generator | None) -> list[list[PhonemeSpan]]:
+        metas = batch["meta"]
+        if "frames" not in batch:
+            raise ValueError("model.timing_aligner reads the clips' frames, but this data gives cached features")
+        drawn = torch.rand(len(metas), generator=generator) < self.aligner_share
+        spans = []
+        for row, meta in enumerate(metas):
+            recorded = recorded_spans(meta)
+            if self.even_words:
+                recorded = evened_within_words(recorded)
+            transcript = meta.get("transcript") or ""
+            aligned = bool(drawn[row]) and any(s.word >= 0 for s in recorded) and transcript.strip()
+            spans.append(self._aligner.timeline(batch["frames"][row], transcript) if aligned else recorded)
+        return spans
 
     def training_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor] | torch.Tensor:
         with self.objective.recording() as details:
