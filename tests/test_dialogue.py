@@ -362,6 +362,7 @@ def test_the_mouth_is_learnt_from_the_recorded_opening_only():
 
 
 def test_training_hears_the_aligner_timing_for_its_share(trained, dialogue_shards, tmp_path):
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
     from v2a.evaluation.references import iterate_batches
@@ -385,5 +386,5 @@ def test_training_hears_the_aligner_timing_for_its_share(trained, dialogue_shard
     module.aligner_share = 0.5   # half the clips, drawn by the step's generator: the same draw gives the same track
     halves = [module.recorded_phonemes(batch, torch.Generator().manual_seed(seed))[1] for seed in (1, 1, 2)]
     assert torch.equal(halves[0], halves[1])
-    with pytest.raises(ValueError, match="timing_aligner"):
+    with pytest.raises(InstantiationException, match="needs model.timing_aligner"):
         instantiate(compose_config(overrides + ["model.aligner_share=0.5"]).model)
