@@ -374,17 +374,17 @@ def test_training_hears_the_aligner_timing_for_its_share(trained, dialogue_shard
     batch = next(iter(iterate_batches(str(dialogue_shards), "train", SPEC, 4, 4)))
     spec, vocabulary = module.features.spec, module.pipeline.phoneme_vocabulary
     recorded = recorded_track(batch["meta"], vocabulary, spec.n_audio_tokens, spec.token_rate)
-    assert all(torch.equal(a, b) for a, b in zip(module.recorded_phonemes(batch), recorded, strict=True))  # no aligner
+    assert all(torch.equal(a, b) for a, b in zip(module.training_phonemes(batch), recorded, strict=True))  # no aligner
     aligner = LipAligner.from_pretrained(trained["aligner"])
     module._aligner, module.aligner_share = aligner, 1.0
-    ids, where = module.recorded_phonemes(batch, torch.Generator().manual_seed(0))
+    ids, where = module.training_phonemes(batch, torch.Generator().manual_seed(0))
     for row, meta in enumerate(batch["meta"]):   # every talking head: where the aligner places its transcript
         expected = rasterize(aligner.timeline(batch["frames"][row], meta["transcript"]), vocabulary,
                              spec.n_audio_tokens, spec.token_rate)
         assert torch.equal(ids[row], expected[0]) and torch.equal(where[row], expected[1])
     assert not torch.equal(ids, recorded[0]) or not torch.equal(where, recorded[1])  # not the recorded times
     module.aligner_share = 0.5   # half the clips, drawn by the step's generator: the same draw gives the same track
-    halves = [module.recorded_phonemes(batch, torch.Generator().manual_seed(seed))[1] for seed in (1, 1, 2)]
+    halves = [module.training_phonemes(batch, torch.Generator().manual_seed(seed))[1] for seed in (1, 1, 2)]
     assert torch.equal(halves[0], halves[1])
     with pytest.raises(InstantiationException, match="needs model.timing_aligner"):
         instantiate(compose_config(overrides + ["model.aligner_share=0.5"]).model)

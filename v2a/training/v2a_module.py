@@ -114,7 +114,7 @@ class V2AModule(StageModule):
         if self.freeze_visual and self.net.visual_encoder is not None:
             self.net.visual_encoder.requires_grad_(False)
         if stage == "fit" and self.timing_aligner and self.aligner_share > 0:
-            self._aligner = LipAligner.from_pretrained(self.timing_aligner, device=self.device)
+            self._aligner = LipAligner.from_pretrained(self.timing_aligner)
 
     def load_visual_encoder(self, checkpoint_path: str) -> None:
         """Copy a sync-stage checkpoint's visual encoder into the network and its EMA copy."""
@@ -142,8 +142,9 @@ class V2AModule(StageModule):
         """Flow-matching loss (+ the phoneme prior's, logged as ``{stage}/prior_loss`` unless ``stage`` is None)."""
         audio = batch["audio"]
         text = self.text_conditioning.from_batch(batch) or None
-        # a phoneme-track model hears the transcript at the times the clip recorded (oracle timing in training)
-        track = self.recorded_phonemes(batch, generator) if net.reads_phonemes else None
+        # a phoneme-track model hears the transcript at the times the clip recorded (oracle timing in training), or
+        # for a share of the clips where the lip aligner places it
+        track = self.training_phonemes(batch, generator) if net.reads_phonemes else None
         # Padded frames (clips shorter than the crop) are no target: padding is silence (the STFT of the last
         # real frames reaches into it), the loss averages over real frames only, and padded audio tokens are
         # masked out of the self-attention — so what fills the padding cannot matter.
@@ -196,7 +197,7 @@ class V2AModule(StageModule):
         token_mask = cond["token_mask"][:, : error.shape[1]].float()
         return (error * token_mask).sum() / token_mask.sum().clamp(min=1.0)
 
-    def recorded_phonemes(self, batch: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def training_phonemes(self, batch: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The phoneme track of the batch's clips, one phoneme per audio token: at the times each clip recorded, or,
         for the ``aligner_share`` of clips with a transcript that ``generator`` draws, where the timing aligner
         places the transcript on the clip's frames."""
@@ -213,6 +214,8 @@ class V2AModule(StageModule):
         metas = batch["meta"]
         if "frames" not in batch:
             raise ValueError("model.timing_aligner reads the clips' frames, but this data gives cached features")
+        if next(self._aligner.net.parameters()).device != self.device:   # setup ran before the model was placed
+            self._aligner.net.to(self.device)
         drawn = torch.rand(len(metas), generator=generator) < self.aligner_share
         spans = []
         for row, meta in enumerate(metas):
