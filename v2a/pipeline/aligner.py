@@ -72,25 +72,38 @@ class LipAligner:
         durations = DurationModel.from_state(config["durations"])
         return cls(net.to(device), durations, config["fps"], image_size=config.get("image_size"))
 
-    @torch.no_grad()
     def predict(self, frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """Per-frame probability that the face speaks, and the mouth's opening (None if the network does not read
         it), for frames [T, 3, H, W] uint8 at the aligner's fps."""
+        speaking, opening = self.predict_batch(frames[None])
+        return speaking[0], None if opening is None else opening[0]
+
+    @torch.no_grad()
+    def predict_batch(self, frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict` for a batch of clips, frames [B, T, 3, H, W] uint8, in one pass: arrays [B, T]."""
         device = next(self.net.parameters()).device
         frames = frames.to(device)
         if self.image_size and frames.shape[-1] != self.image_size:  # the aligner's own frame size
-            resized = F.interpolate(frames.float(), size=(self.image_size, self.image_size), mode="area")
-            frames = resized.round().clamp(0, 255).to(torch.uint8)
-        logits, opening = self.net.predict(frames[None])
-        return torch.sigmoid(logits[0]).cpu().numpy(), None if opening is None else opening[0].clamp(min=0).cpu().numpy()
+            resized = F.interpolate(frames.flatten(0, 1).float(), size=(self.image_size, self.image_size), mode="area")
+            frames = resized.round().clamp(0, 255).to(torch.uint8).unflatten(0, frames.shape[:2])
+        logits, opening = self.net.predict(frames)
+        return torch.sigmoid(logits).cpu().numpy(), None if opening is None else opening.clamp(min=0).cpu().numpy()
 
     def timeline(self, frames: torch.Tensor, transcript: str) -> list[PhonemeSpan]:
         """The transcript's phonemes placed on the speaking frames of ``frames`` (seconds from frame 0)."""
-        phonemes = self.phonemizer(transcript)
-        if not phonemes:
-            return []
-        speaking, opening = self.predict(frames)
-        return self.place(phonemes, speaking, opening, frames.shape[0])
+        return self.timelines(frames[None], [transcript])[0]
+
+    def timelines(self, frames: torch.Tensor, transcripts: list[str]) -> list[list[PhonemeSpan]]:
+        """:meth:`timeline` for a batch of clips (frames [B, T, 3, H, W], one transcript each; the network runs once)."""
+        phonemes = [self.phonemizer(text) for text in transcripts]
+        rows = [row for row, clip in enumerate(phonemes) if clip]
+        out: list[list[PhonemeSpan]] = [[] for _ in transcripts]
+        if rows:
+            speaking, opening = self.predict_batch(frames[rows])
+            for i, row in enumerate(rows):
+                out[row] = self.place(phonemes[row], speaking[i], None if opening is None else opening[i],
+                                      frames.shape[1])
+        return out
 
     def place(self, phonemes: list, speaking: np.ndarray, opening: np.ndarray | None, n_frames: int,
               threshold: float | None = None, stiffness: float | None = None) -> list[PhonemeSpan]:

@@ -78,9 +78,13 @@ def recorded_track(metas: Sequence[dict], vocabulary: PhonemeVocabulary, n_token
                    token_rate: float, *, even_words: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The recorded phoneme track of a batch of clips: ids int64 [B, N] and positions float [B, N]; with
     ``even_words`` each word's phonemes evenly spread over it (:func:`evened_within_words`)."""
+    return stack_tracks(recorded_clip_spans(metas, even_words=even_words), vocabulary, n_tokens, token_rate)
+
+
+def recorded_clip_spans(metas: Sequence[dict], *, even_words: bool = False) -> list[list[PhonemeSpan]]:
+    """Each clip's recorded spans (:func:`recorded_spans`), with ``even_words`` each word's phonemes evenly spread."""
     spans = [recorded_spans(meta) for meta in metas]
-    return stack_tracks([evened_within_words(s) for s in spans] if even_words else spans, vocabulary, n_tokens,
-                        token_rate)
+    return [evened_within_words(clip) for clip in spans] if even_words else spans
 
 
 def stack_tracks(spans: Sequence[Sequence[PhonemeSpan]], vocabulary: PhonemeVocabulary, n_tokens: int,

@@ -19,14 +19,7 @@ from v2a.pipeline.loading import text_conditioning_for, tokenizer_binder
 from v2a.pipeline.pipeline import V2APipeline
 from v2a.shapes import MODALITIES
 from v2a.text.conditioning import TOKENIZER_KEY, TextInput
-from v2a.text.phoneme_timing import (
-    PhonemeSpan,
-    evened_within_words,
-    recorded_mouth,
-    recorded_spans,
-    recorded_track,
-    stack_tracks,
-)
+from v2a.text.phoneme_timing import PhonemeSpan, recorded_clip_spans, recorded_mouth, stack_tracks
 from v2a.text.phonemes import DEFAULT_VOCABULARY, PhonemeVocabulary
 from v2a.training.ema import make_ema
 from v2a.training.health import log_flow_time_buckets
@@ -113,8 +106,6 @@ class V2AModule(StageModule):
             self.text_conditioning.load_for_training(getattr(data_tokenizer, "path", None))
         if self.freeze_visual and self.net.visual_encoder is not None:
             self.net.visual_encoder.requires_grad_(False)
-        if stage == "fit" and self.timing_aligner and self.aligner_share > 0:
-            self._aligner = LipAligner.from_pretrained(self.timing_aligner)
 
     def load_visual_encoder(self, checkpoint_path: str) -> None:
         """Copy a sync-stage checkpoint's visual encoder into the network and its EMA copy."""
@@ -136,6 +127,8 @@ class V2AModule(StageModule):
         if shapes[0] != shapes[1]:
             raise RuntimeError("the EMA copy is sharded differently from the network: wrap every V2ANet as its "
                                "own FSDP unit (auto_wrap_policy in v2a/conf/trainer/fsdp.yaml)")
+        if self.timing_aligner and self.aligner_share > 0:   # here the model is on its device
+            self._aligner = LipAligner.from_pretrained(self.timing_aligner, device=self.device)
 
     # --- training ---------------------------------------------------------------------------
     def _loss(self, net: V2ANet, batch: dict, generator: torch.Generator, stage: str | None = "train") -> torch.Tensor:
@@ -202,29 +195,26 @@ class V2AModule(StageModule):
         for the ``aligner_share`` of clips with a transcript that ``generator`` draws, where the timing aligner
         places the transcript on the clip's frames."""
         spec = self.features.spec
-        if self._aligner is None:
-            ids, where = recorded_track(batch["meta"], self.pipeline.phoneme_vocabulary, spec.n_audio_tokens,
-                                        spec.token_rate, even_words=self.even_words)
-        else:
-            ids, where = stack_tracks(self._aligned_spans(batch, generator), self.pipeline.phoneme_vocabulary,
-                                      spec.n_audio_tokens, spec.token_rate)
+        spans = recorded_clip_spans(batch["meta"], even_words=self.even_words)
+        if self._aligner is not None:
+            spans = self._aligned_spans(batch, spans, generator)
+        ids, where = stack_tracks(spans, self.pipeline.phoneme_vocabulary, spec.n_audio_tokens, spec.token_rate)
         return ids.to(self.device), where.to(self.device)
 
-    def _aligned_spans(self, batch: dict, generator: torch.Generator | None) -> list[list[PhonemeSpan]]:
-        metas = batch["meta"]
+    def _aligned_spans(self, batch: dict, spans: list[list[PhonemeSpan]],
+                       generator: torch.Generator | None) -> list[list[PhonemeSpan]]:
+        """``spans`` with the drawn talking heads' replaced by the aligner's timing of their transcripts."""
         if "frames" not in batch:
             raise ValueError("model.timing_aligner reads the clips' frames, but this data gives cached features")
-        if next(self._aligner.net.parameters()).device != self.device:   # setup ran before the model was placed
-            self._aligner.net.to(self.device)
+        metas = batch["meta"]
         drawn = torch.rand(len(metas), generator=generator) < self.aligner_share
-        spans = []
-        for row, meta in enumerate(metas):
-            recorded = recorded_spans(meta)
-            if self.even_words:
-                recorded = evened_within_words(recorded)
-            transcript = meta.get("transcript") or ""
-            aligned = bool(drawn[row]) and any(s.word >= 0 for s in recorded) and transcript.strip()
-            spans.append(self._aligner.timeline(batch["frames"][row], transcript) if aligned else recorded)
+        rows = [row for row, meta in enumerate(metas)
+                if drawn[row] and any(s.word >= 0 for s in spans[row]) and (meta.get("transcript") or "").strip()]
+        if rows:
+            timed = self._aligner.timelines(batch["frames"][rows], [metas[row]["transcript"] for row in rows])
+            spans = list(spans)
+            for row, clip in zip(rows, timed, strict=True):
+                spans[row] = clip
         return spans
 
     def training_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor] | torch.Tensor:
