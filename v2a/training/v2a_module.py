@@ -11,7 +11,7 @@ from v2a.audio import mel_frame_mask
 from v2a.audio.mel import LogMel
 from v2a.checkpoints.loading import load_checkpoint
 from v2a.data.visual_features import visual_input
-from v2a.diffusion import ODESampler, RectifiedFlow
+from v2a.diffusion import ODESampler, RectifiedFlow, SamplingStart
 from v2a.models.v2a_net import MOUTH_KEY, PRIOR_KEY, VOICE_CODE_KEY, VOICE_TARGET_KEY, V2ANet
 from v2a.models.vocoder.base import Vocoder
 from v2a.pipeline.aligner import LipAligner
@@ -158,7 +158,8 @@ class V2AModule(StageModule):
                        if self.pipeline.sampler.prior_source and PRIOR_KEY in cond else None)
         loss = self.objective.loss(lambda x, t, keep: net(x, t, cond, keep), mel, generator, mask=mask,
                                    source_mean=source_mean,
-                                   source_std=self.pipeline.sampler.prior_noise if source_mean is not None else 1.0)
+                                   source_std=self.pipeline.sampler.prior_noise if source_mean is not None else 1.0,
+                                   start=self._sampling_start(cond, track, mel) if source_mean is None else None)
         if PRIOR_KEY in cond and self.prior_loss_weight > 0:
             prior_loss = self._prior_loss(net, cond, mel, mask)
             if stage is not None:
@@ -178,6 +179,16 @@ class V2AModule(StageModule):
                 self.log(f"{stage}/voice_code_loss", code_loss, batch_size=mel.shape[0], sync_dist=stage != "train")
             loss = loss + code_loss
         return loss
+
+    def _sampling_start(self, cond: dict, track: tuple[torch.Tensor, torch.Tensor] | None,
+                        mel: torch.Tensor) -> SamplingStart | None:
+        """Where generation starts the clips that say something (the prior, at ``sampler.prior_start``), for the
+        objective's ``start_share``; None when sampling starts from noise."""
+        start = self.pipeline.sampler.prior_start
+        if PRIOR_KEY not in cond or track is None or start <= 0:
+            return None
+        estimate = self.pipeline.prior_as_mel(cond[PRIOR_KEY], mel.shape[-1]).detach()
+        return SamplingStart(estimate=estimate, rows=(track[0] > 0).any(dim=1), time=start)
 
     @staticmethod
     def _prior_loss(net: V2ANet, cond: dict, mel: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
