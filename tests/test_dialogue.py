@@ -50,12 +50,14 @@ def trained(dialogue_shards, tmp_path_factory):
                                                                     "model.visual_encoder.dim=16"])
     aligner_export = Path(aligner["checkpoint"]).parent.parent / "export"
     # the prior reads the video and a voice code with a stack of its own, the track the mouth, half the clips are
-    # timed by the aligner (options of the recipe): all its inputs are exercised
+    # timed by the aligner and half the speech clips trained from where sampling starts (options of the recipe):
+    # all its inputs are exercised
     aligned = run("v2a_dialogue_aligned_tiny", dialogue_shards, out / "v2a", SMALL + [
         "data.tokenizer=null", "model.modalities=[video,transcript]",
         "model.phoneme_encoder.visual_dim=${model.visual_encoder.dim}", "model.phoneme_encoder.code_dim=2",
         "model.phoneme_encoder.mouth_dim=${model.visual_encoder.dim}", "model.phoneme_encoder.prior_own=true",
-        "model.even_words=true", f"model.timing_aligner={aligner_export}", "model.aligner_share=0.5"])
+        "model.even_words=true", f"model.timing_aligner={aligner_export}", "model.aligner_share=0.5",
+        "model.objective.start_share=0.5"])
     return {"model": Path(aligned["checkpoint"]).parent.parent / "export", "aligner": aligner_export}
 
 
@@ -388,3 +390,30 @@ def test_training_hears_the_aligner_timing_for_its_share(trained, dialogue_shard
     assert torch.equal(halves[0], halves[1])
     with pytest.raises(InstantiationException, match="needs model.timing_aligner"):
         instantiate(compose_config(overrides + ["model.aligner_share=0.5"]).model)
+
+
+def test_training_starts_the_speech_clips_where_sampling_does(dialogue_shards, tmp_path):
+    from hydra.utils import instantiate
+
+    from v2a.evaluation.references import iterate_batches
+    from v2a.models.v2a_net import PRIOR_KEY
+
+    overrides = ["experiment=v2a_dialogue_aligned_tiny", f"paths.root_dir={tmp_path}", *SMALL,
+                 "model.modalities=[video,transcript]", "model.objective.start_share=1.0"]
+    module = instantiate(compose_config(overrides).model)
+    batch = next(iter(iterate_batches(str(dialogue_shards), "train", SPEC, 4, 4)))
+    track = module.training_phonemes(batch)
+    mel = module.features(batch["audio"])
+    cond = module.net(frames=batch["frames"], phonemes=track, reference=mel)
+    start = module._sampling_start(cond, track, mel)
+    # the prior's mel, at the sampler's start, for the clips that say something
+    assert start.time == module.pipeline.sampler.prior_start == 0.9
+    assert torch.equal(start.estimate, module.pipeline.prior_as_mel(cond[PRIOR_KEY], mel.shape[-1]))
+    assert torch.equal(start.rows, (track[0] > 0).any(dim=1)) and bool(start.rows.any())
+    generator = torch.Generator().manual_seed(0)
+    moved = float(module._loss(module.net, batch, generator, stage=None))
+    module.objective.start_share = 0.0
+    plain = float(module._loss(module.net, batch, torch.Generator().manual_seed(0), stage=None))
+    assert moved != plain   # the speech clips were trained on another path
+    module.pipeline.sampler.prior_start = 0.0   # sampled from noise: nothing to start from
+    assert module._sampling_start(cond, track, mel) is None

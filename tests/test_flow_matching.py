@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from v2a.audio import LogMel, mel_frame_mask
 from v2a.data.crops import CropWindow
-from v2a.diffusion import ODESampler, RectifiedFlow, guided_velocity, masked_mse
+from v2a.diffusion import ODESampler, RectifiedFlow, SamplingStart, guided_velocity, masked_mse
 from v2a.shapes import ClipSpec
 
 
@@ -53,6 +53,52 @@ def test_a_source_mean_moves_where_the_flow_starts():
     # a smaller source noise (sampler.prior_noise) shortens the path in proportion: the loss scales with its square
     narrow = flow.loss(standing_still, x1, torch.Generator().manual_seed(0), source_mean=x1, source_std=0.3).item()
     assert narrow == pytest.approx(0.09 * from_prior, rel=1e-4)
+
+
+def test_start_share_trains_the_drawn_speech_rows_on_the_path_from_where_sampling_starts():
+    torch.manual_seed(0)
+    x1, estimate = torch.randn(64, 2, 6), torch.randn(64, 2, 6)   # the data, and a prior that misses it
+    rows = torch.arange(64) % 2 == 0                                # clips with speech: sampled from the prior
+    start = SamplingStart(estimate=estimate, rows=rows, time=0.9)
+    seen = {}
+
+    def record(x, t, keep):
+        seen.update(x=x, t=t)
+        return torch.zeros_like(x)
+
+    plain = RectifiedFlow(cond_dropout=0.0)
+    plain_loss = plain.loss(record, x1, torch.Generator().manual_seed(3))
+    plain_x, plain_t = seen["x"], seen["t"]
+    # share 0, or no start given: the plain objective, bit for bit
+    assert RectifiedFlow(cond_dropout=0.0).loss(record, x1, torch.Generator().manual_seed(3), start=start) == plain_loss
+    assert RectifiedFlow(cond_dropout=0.0, start_share=1.0).loss(record, x1, torch.Generator().manual_seed(3)) == plain_loss
+
+    flow = RectifiedFlow(cond_dropout=0.0, start_share=1.0)
+    flow.loss(record, x1, torch.Generator().manual_seed(3), start=start)
+    # rows without speech keep their plain draws; every speech row is moved to t in [0.9, 1]
+    assert torch.equal(seen["t"][~rows], plain_t[~rows]) and torch.equal(seen["x"][~rows], plain_x[~rows])
+    assert bool((seen["t"][rows] >= 0.9).all()) and bool((seen["t"][rows] <= 1.0).all())
+    # ... on the straight line from the sampling start point (0.9 prior + 0.1 noise, the same noise draw) to the data
+    noise = torch.randn(x1.shape, generator=torch.Generator().manual_seed(3))
+    t = seen["t"][rows].view(-1, 1, 1)
+    point = 0.9 * estimate[rows] + 0.1 * noise[rows]
+    assert torch.allclose(seen["x"][rows], point + (t - 0.9) / 0.1 * (x1[rows] - point), atol=1e-5)
+
+    # the velocity that lands on the data from there has no error; a network that stands still is charged the
+    # error of the data it implies, x_t itself, on the speech rows
+    def oracle(x, t, keep):
+        return (x1 - x) / (1 - t.view(-1, 1, 1))
+
+    only_speech = SamplingStart(estimate=estimate, rows=torch.ones(64, dtype=torch.bool), time=0.9)
+    assert flow.loss(oracle, x1, torch.Generator().manual_seed(3), start=only_speech).item() < 1e-8
+    still = flow.loss(record, x1, torch.Generator().manual_seed(3), start=only_speech)
+    assert still.item() == pytest.approx(F.mse_loss(seen["x"], x1).item(), rel=1e-5)
+    # half the share: about half the speech rows are moved
+    half = RectifiedFlow(cond_dropout=0.0, start_share=0.5)
+    half.loss(record, x1, torch.Generator().manual_seed(3), start=only_speech)
+    assert 16 <= int((seen["t"] != plain_t).sum()) <= 48
+    with pytest.raises(ValueError, match="start_share"):
+        RectifiedFlow(start_share=1.5)
 
 
 def test_condition_dropout_rate():
