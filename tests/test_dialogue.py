@@ -415,5 +415,7 @@ def test_training_starts_the_speech_clips_where_sampling_does(dialogue_shards, t
     module.objective.start_share = 0.0
     plain = float(module._loss(module.net, batch, torch.Generator().manual_seed(0), stage=None))
     assert moved != plain   # the speech clips were trained on another path
+    assert module._sampling_start(cond, track, mel) is None   # an objective without it: nothing computed
+    module.objective.start_share = 1.0
     module.pipeline.sampler.prior_start = 0.0   # sampled from noise: nothing to start from
     assert module._sampling_start(cond, track, mel) is None
