@@ -25,6 +25,10 @@ class SamplingStart:
     rows: torch.Tensor
     time: float
 
+    def __post_init__(self) -> None:
+        if not 0.0 < self.time < 1.0:
+            raise ValueError(f"a sampling start must be at a flow time in (0, 1), got {self.time}")
+
 
 class RectifiedFlow:
     """The training objective. ``loss`` takes the network as an argument, so any network fits.
@@ -143,8 +147,6 @@ class RectifiedFlow:
     def _from_start(self, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, start: SamplingStart,
                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Move the drawn rows onto the straight path through the sampling start point and the data."""
-        if not 0.0 < start.time < 1.0:
-            raise ValueError(f"a sampling start must be at a flow time in (0, 1), got {start.time}")
         batch, source = x1.shape[0], generator.device
         drawn = (torch.rand(batch, generator=generator, device=source) < self.start_share).to(x1.device)
         drawn = drawn & start.rows.to(x1.device)
@@ -154,7 +156,7 @@ class RectifiedFlow:
         shift = start.time / (1 - start.time) * (start.estimate.to(x1) - x1)
         rows = drawn.view(-1, *([1] * (x1.dim() - 1)))
         x0 = torch.where(rows, x0 + shift, x0)
-        scale = torch.where(drawn, 1 - t, torch.ones_like(t)).view_as(rows.float())
+        scale = torch.where(drawn, 1 - t, torch.ones_like(t)).view(rows.shape)
         return x0, t, scale
 
 

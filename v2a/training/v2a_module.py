@@ -185,7 +185,7 @@ class V2AModule(StageModule):
         """Where generation starts the clips that say something (the prior, at ``sampler.prior_start``), for the
         objective's ``start_share``; None when sampling starts from noise or the objective does not use it."""
         start = self.pipeline.sampler.prior_start
-        if PRIOR_KEY not in cond or track is None or start <= 0 or not getattr(self.objective, "start_share", 0.0):
+        if PRIOR_KEY not in cond or track is None or start <= 0 or not self.objective.start_share:
             return None
         estimate = self.pipeline.prior_as_mel(cond[PRIOR_KEY], mel.shape[-1]).detach()
         return SamplingStart(estimate=estimate, rows=(track[0] > 0).any(dim=1), time=start)
