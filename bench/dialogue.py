@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--vocoder-checkpoint", help="the neural vocoder's export (e.g. a vocoder_gta_tiny run's export; "
                                                      "default: the config's, builtin:vocoder_tiny)")
     parser.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")
+    parser.add_argument("--voice-temperature", type=float,
+                        help="models with a voice code: draw the code at this temperature (default: the model's)")
     parser.add_argument("--cfg-modalities", nargs="+", help="what the unconditional branch drops (default: the model's)")
     parser.add_argument("--section", default="dialogue_timing", help="the docs/benchmarks.md section to write")
     parser.add_argument("--title", default="Dialogue: the transcript in time (issue 15)")
@@ -82,6 +84,8 @@ def main() -> None:
         pipeline = V2APipeline.from_pretrained(export, vocoder=vocoder)
         if start:
             pipeline.sampler.prior_start = float(start[0])
+        if args.voice_temperature is not None:
+            pipeline.sampler.voice_temperature = args.voice_temperature
         if args.cfg_modalities:
             pipeline.cfg_modalities = check_modalities(args.cfg_modalities)
         for label, data in datasets:
@@ -101,7 +105,8 @@ def main() -> None:
                f"--steps {args.steps}" if args.steps else "", f"--vocoder {args.vocoder}" if args.vocoder else "",
                f"--vocoder-checkpoint {args.vocoder_checkpoint}" if args.vocoder_checkpoint else "",
                *(f"--vocoder-option {o}" for o in args.vocoder_option), f"--cfg {args.cfg:g}" if args.cfg is not None else "",
-               f"--cfg-modalities {' '.join(args.cfg_modalities)}" if args.cfg_modalities else ""]
+               f"--cfg-modalities {' '.join(args.cfg_modalities)}" if args.cfg_modalities else "",
+               f"--voice-temperature {args.voice_temperature:g}" if args.voice_temperature is not None else ""]
     command = "python bench/dialogue.py " + " ".join([*(f'--row "{r}"' for r in args.row), *filter(None, options)])
     markdown = "\n".join([f"## {args.title}", "", f"`{command}` — {machine()}", "",
                           *lines])

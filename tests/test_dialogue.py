@@ -151,7 +151,7 @@ def test_a_model_trained_from_its_prior_samples_from_the_prior_plus_noise(traine
     track = recorded_track(batch["meta"], pipeline.phoneme_vocabulary, SPEC.n_audio_tokens, SPEC.token_rate)
     prior = pipeline.prior_mel(track, SPEC.n_mel_frames, frames=batch["frames"])
     pipeline.sampler = type("WhereItStarts", (), {"prior_start": 0.0, "prior_source": True, "prior_noise": 1.0,
-                                                   "__call__": lambda self, velocity, x, steps, start: x})()
+                                                   "voice_temperature": 0.0, "__call__": lambda self, velocity, x, steps, start: x})()
     started = pipeline.generate_mel(batch["frames"], phonemes=track, generator=torch.Generator().manual_seed(0))
     offset = started - prior            # unit noise around the prior
     assert abs(float(offset.mean())) < 0.1 and 0.8 < float(offset.std()) < 1.2
@@ -288,6 +288,61 @@ def test_the_prior_renders_the_voice_read_in_training_and_the_prompt_predicts_it
     error = lambda prior: float((prior - mel).pow(2)[:, :8].mean())  # noqa: E731
     # the prompt's voice is rendered: far closer than the other voice's, or the mean voice's
     assert error(asked) < 0.1 * error(swapped) and error(asked) < 0.2 * error(averaged)
+
+
+def test_the_voice_code_spread_is_fitted_and_a_drawn_code_is_one_voice_of_the_type():
+    from v2a.models.phoneme_track import PhonemeTrackEncoder
+
+    torch.manual_seed(0)
+    encoder = PhonemeTrackEncoder(vocab_size=10, dim=16, prior_dim=6, code_dim=2, code_prompt_dim=4)
+    prompts = torch.eye(4)[torch.tensor([0, 0, 1, 1] * 16)]           # two types, the prompt names only the type
+    # the codes read from the clips: within a type two voices, 0.5 either side of the type's own code
+    read = torch.stack([torch.tensor([1.0, -1.0]) * (1 if row[0] > 0 else -1) for row in prompts])
+    read = read + 0.5 * torch.tensor([1.0, -1.0]).repeat(32)[:, None]
+    speaking = torch.ones(64, dtype=torch.bool)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=0.05)
+    for _ in range(300):
+        loss = encoder.code_loss(encoder.predicted_code(prompts, 64), read, speaking)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        mean = encoder.predicted_code(prompts, 64)
+        assert torch.allclose(mean[::2], read.view(32, 2, 2).mean(1), atol=0.05)   # the type's mean code
+        assert torch.allclose(encoder.code_log_std.exp(), torch.full((2,), 0.5), atol=0.05)  # the spread within it
+        assert torch.equal(encoder.predicted_code(prompts, 64, noise=torch.zeros(64, 2)), mean)
+        noise = torch.randn(64, 2)
+        drawn = encoder.predicted_code(prompts, 64, noise=noise)
+        assert torch.allclose(drawn - mean, encoder.code_log_std.exp() * noise, atol=1e-6)  # around it, at that spread
+
+
+def test_generation_draws_a_voice_or_reads_one_from_a_recording(trained, dialogue_shards):
+    from v2a.evaluation.references import iterate_batches
+    from v2a.pipeline import V2APipeline
+    from v2a.text.phoneme_timing import DurationModel
+    from v2a.text.phonemes import Phonemizer
+
+    pipeline = V2APipeline.from_pretrained(trained["model"])
+    assert pipeline.sampler.prior_start > 0 and pipeline.sampler.voice_temperature == 0.0
+    batch = next(iter(iterate_batches(str(dialogue_shards), "test", SPEC, 2, 2)))
+    timed = [DurationModel().fill(Phonemizer()(text), 0.2, 1.6) for text in ("hello there", "a yellow kite")]
+
+    def generate(temperature: float, seed: int = 0, **options) -> torch.Tensor:
+        pipeline.sampler.voice_temperature = temperature
+        return pipeline.generate_mel(batch["frames"], steps=2, phonemes=timed,
+                                     generator=torch.Generator().manual_seed(seed), **options)
+
+    mean_voice = generate(0.0)
+    assert torch.equal(generate(0.0), mean_voice)                      # no voice drawn: as before
+    drawn = generate(1.0)
+    assert (drawn - mean_voice).abs().max() > 1e-4 and torch.equal(generate(1.0), drawn)  # a drawn voice, seeded
+    assert (generate(1.0, seed=1) - drawn).abs().max() > 1e-4          # another seed, another voice
+    own = generate(0.0, voice_reference=pipeline.features(batch["audio"]))
+    assert (own - mean_voice).abs().max() > 1e-4                       # the recording's voice, not the prompt's
+    pipeline.sampler.voice_temperature = 0.0
+    pipeline.net.phoneme_encoder.code_reader = None                    # as a model without a voice code
+    with pytest.raises(ValueError, match="voice code"):
+        pipeline.generate_mel(batch["frames"], steps=1, phonemes=timed, voice_reference=pipeline.features(batch["audio"]))
 
 
 def test_a_flow_from_the_prior_reads_the_prior_in_both_guidance_branches():

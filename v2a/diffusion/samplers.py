@@ -76,7 +76,8 @@ class ODESampler:
     clip sounds as its prior predicts: less noise to remove, less room to leave the prior). ``prior_noise`` scales
     that source's noise (x0 = prior + prior_noise * noise; 1: unit noise): below 1 the prior outweighs the noise
     (measured at 0.3 and 0.5: the voice still follows the prompt, the words are still lost; docs/benchmarks.md,
-    dialogue_prior_noise).
+    dialogue_prior_noise). ``voice_temperature`` (models whose prior renders a voice code): the code is drawn around
+    the one the prompt asks for, its learnt spread times this (0: the mean code, which is no voice of the type).
     """
 
     METHODS = ("euler", "heun", "midpoint")
@@ -84,7 +85,8 @@ class ODESampler:
     EVALUATIONS_PER_STEP = {"euler": 1, "heun": 2, "midpoint": 2}
 
     def __init__(self, *, steps: int = 8, method: str = "euler", schedule: str = "uniform", shift: float = 1.0,
-                 prior_start: float = 0.0, prior_source: bool = False, prior_noise: float = 1.0) -> None:
+                 prior_start: float = 0.0, prior_source: bool = False, prior_noise: float = 1.0,
+                 voice_temperature: float = 0.0) -> None:
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if method not in self.METHODS:
@@ -97,7 +99,10 @@ class ODESampler:
             raise ValueError(f"prior_start must be in [0, 1), got {prior_start}")
         if prior_noise <= 0:
             raise ValueError(f"prior_noise must be > 0, got {prior_noise}")
+        if voice_temperature < 0:
+            raise ValueError(f"voice_temperature must be >= 0, got {voice_temperature}")
         self.steps = steps
+        self.voice_temperature = float(voice_temperature)
         self.prior_start = float(prior_start)
         self.prior_source = bool(prior_source)
         self.prior_noise = float(prior_noise)

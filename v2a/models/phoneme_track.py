@@ -33,6 +33,9 @@ class PhonemeTrackEncoder(nn.Module):
     features, so the prior renders that voice; beside it a linear map from the pooled prompt (``code_prompt_dim``,
     the prompt encoder's width) learns to predict the code (:meth:`code_loss`), which is what generation uses:
     "a woman speaking" gives the code women's voices have. Without a prompt the prediction is the learnt mean code.
+    The codes of one type still differ (a voice's pitch and formants), and the mean code of a type is no voice of it:
+    a learnt spread (:attr:`code_log_std`, fitted by the Gaussian likelihood of the read codes around the prediction)
+    lets generation *draw* a code, one voice of the type asked for (:meth:`predicted_code` with ``noise``).
 
     ``mouth_dim`` (the visual tokens' width) makes the track *lip-driven*: a linear reader turns each audio token's
     visual token into the mouth's opening there (0 shut .. 1 widest; trained by regression on the opening the clips
@@ -88,6 +91,7 @@ class PhonemeTrackEncoder(nn.Module):
         self.code_shift = nn.Linear(code_dim, dim) if has_code else None
         self.code_from_prompt = nn.Linear(code_prompt_dim, code_dim) if (has_code and code_prompt_dim) else None
         self.code_mean = nn.Parameter(torch.zeros(code_dim)) if has_code else None
+        self.code_log_std = nn.Parameter(torch.zeros(code_dim)) if has_code else None
         # The mouth: visual token -> opening (a regression), opening -> features (what the track adds).
         self.mouth_reader = nn.Linear(mouth_dim, 1) if mouth_dim else None
         self.opening = (nn.Sequential(nn.Linear(1, dim), nn.GELU(), nn.Linear(dim, dim)) if mouth_dim else None)
@@ -137,23 +141,30 @@ class PhonemeTrackEncoder(nn.Module):
         pooled = (hidden * speaking).sum(1) / speaking.sum(1).clamp(min=1.0)
         return self.code_reader[2:](pooled) * (speaking.sum(1) > 0).to(pooled.dtype)
 
-    def predicted_code(self, prompt_pooled: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """The voice code [B, code_dim] the prompt asks for (the learnt mean code without a prompt)."""
+    def predicted_code(self, prompt_pooled: torch.Tensor | None, batch: int,
+                       noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The voice code [B, code_dim] the prompt asks for (the learnt mean code without a prompt); given ``noise``
+        [B, code_dim] (unit normal, scaled by a temperature), a code drawn around it with the learnt spread."""
         if self.code_mean is None:
             raise ValueError("this phoneme encoder has no voice code (code_dim is not set)")
         if self.code_from_prompt is not None and prompt_pooled is not None:
-            return self.code_mean + self.code_from_prompt(prompt_pooled)
-        return self.code_mean.expand(batch, -1)
+            code = self.code_mean + self.code_from_prompt(prompt_pooled)
+        else:
+            code = self.code_mean.expand(batch, -1)
+        return code if noise is None else code + self.code_log_std.exp() * noise.to(code)
 
     def code_loss(self, predicted: torch.Tensor, target: torch.Tensor, speaking: torch.Tensor) -> torch.Tensor:
         """Mean squared error of the predicted codes (from the prompt, and the mean code) against the codes read
-        from clips where someone speaks (``speaking`` [B] bool); the read codes are not moved by it."""
+        from clips where someone speaks (``speaking`` [B] bool), plus the Gaussian negative log-likelihood of the
+        read codes around the prediction, which fits only the spread; the read codes are not moved by it."""
         target = target.detach()
         weight = speaking.to(target.dtype)[:, None]
         count = weight.sum().clamp(min=1.0) * target.shape[1]
         from_prompt = ((predicted - target).pow(2) * weight).sum() / count
         mean = ((self.code_mean - target).pow(2) * weight).sum() / count
-        return from_prompt + mean
+        spread = (0.5 * (predicted.detach() - target).pow(2) * torch.exp(-2 * self.code_log_std)
+                  + self.code_log_std) * weight
+        return from_prompt + mean + spread.sum() / count
 
     def prior_features(self, ids: torch.Tensor, position: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """The features [B, N, dim] the prior reads: the track's own ``features`` (from :meth:`forward`), or, built

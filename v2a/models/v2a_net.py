@@ -95,12 +95,14 @@ class V2ANet(nn.Module):
     def encode(self, frames: torch.Tensor | None = None,
                text: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
                phonemes: tuple[torch.Tensor, torch.Tensor] | None = None,
-               reference: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               reference: torch.Tensor | None = None,
+               voice_noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Conditions: visual tokens + pooled vector of frames [B, T, 3, H, W]; per text stream
         (``text[name] = (ids [B, L], mask [B, L])``) its features and mask, and the pooled prompt; the
         phoneme track (``phonemes = (ids [B, N], position [B, N])``, one per audio token) as features.
         ``reference`` (the clip's own mel [B, n_mels, F], training only) is where a phoneme encoder with a voice
-        code reads the voice its prior renders; without it the code is the one the prompt asks for. A phoneme encoder
+        code reads the voice its prior renders; without it the code is the one the prompt asks for, drawn around it
+        with ``voice_noise`` [B, code_dim] (unit normal times a temperature; None: the mean code). A phoneme encoder
         that reads the mouth needs the frames with the phonemes (``cond[MOUTH_KEY]``: the opening it read)."""
         cond: dict[str, torch.Tensor] = {}
         if self.visual_encoder is not None and frames is not None:
@@ -133,8 +135,8 @@ class V2ANet(nn.Module):
                 visual = self.denoiser.align(cond["visual_tokens"], cond["phoneme_tokens"].shape[1])
             code = None
             if self.phoneme_encoder.has_voice_code:
-                code = cond[VOICE_CODE_KEY] = self.phoneme_encoder.predicted_code(cond.get("prompt_pooled"),
-                                                                                  phonemes[0].shape[0])
+                code = cond[VOICE_CODE_KEY] = self.phoneme_encoder.predicted_code(
+                    cond.get("prompt_pooled"), phonemes[0].shape[0], noise=voice_noise)
                 if reference is not None:
                     code = cond[VOICE_TARGET_KEY] = self.phoneme_encoder.voice_code(
                         self.denoiser.tokenize(reference), phonemes[0])
@@ -147,14 +149,15 @@ class V2ANet(nn.Module):
                 cond: dict[str, torch.Tensor] | None = None, keep: Keep | None = None, *,
                 frames: torch.Tensor | None = None, text: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
                 phonemes: tuple[torch.Tensor, torch.Tensor] | None = None,
-                reference: torch.Tensor | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
+                reference: torch.Tensor | None = None,
+                voice_noise: torch.Tensor | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
         """The velocity at (x_t, t) given ``cond``; or, given only ``frames``/``text``/``phonemes``, the conditions.
 
         Encoding is reachable through forward because FSDP gathers a wrapped unit's weights only when
         the unit itself is called: code that may run sharded calls ``net(frames=...)``, not ``encode``.
         """
         if frames is not None or text is not None or phonemes is not None:
-            return self.encode(frames, text, phonemes, reference)
+            return self.encode(frames, text, phonemes, reference, voice_noise)
         if x is None or t is None or cond is None:
             raise TypeError("V2ANet needs (x, t, cond) or frames= / text=")
         if isinstance(keep, dict):

@@ -116,7 +116,8 @@ class V2APipeline(nn.Module):
 
     def _guidance(self, frames: torch.Tensor, *, cfg_scale: float | None, prompt: TextInput,
                   negative_prompt: TextInput, transcript: TextInput, cfg_modalities: Sequence[str] | None,
-                  phonemes: PhonemeInput) -> tuple[Velocity, dict[str, torch.Tensor]]:
+                  phonemes: PhonemeInput, voice_reference: torch.Tensor | None = None,
+                  generator: torch.Generator | None = None) -> tuple[Velocity, dict[str, torch.Tensor]]:
         """The guided velocity and the conditional branch's conditions (holding the phoneme prior, if any)."""
         net, device = self.net, self.device
         frames = frames.to(device)
@@ -130,7 +131,16 @@ class V2APipeline(nn.Module):
         if net.reads_phonemes and phonemes is None:
             phonemes = [[] for _ in range(batch)]  # nothing said: the "no phoneme" track
         track = self.phoneme_track(phonemes, batch, n_tokens) if net.reads_phonemes else None
-        cond = net(frames=frames, text=texts or None, phonemes=track)
+        if voice_reference is not None and not (track is not None and net.phoneme_encoder.has_voice_code):
+            raise ValueError("voice_reference needs a model whose phoneme prior renders a voice code (code_dim)")
+        reference = voice_reference.to(device) if voice_reference is not None else None
+        voice_noise = None
+        if self.sampler.voice_temperature > 0 and track is not None and net.phoneme_encoder.has_voice_code:
+            # one voice of the type asked for, drawn after the sampling noise so that noise is the same at any temperature
+            shape = (batch, net.phoneme_encoder.code_mean.shape[0])
+            source = generator.device if generator is not None else device
+            voice_noise = self.sampler.voice_temperature * torch.randn(shape, generator=generator, device=source).to(device)
+        cond = net(frames=frames, text=texts or None, phonemes=track, reference=reference, voice_noise=voice_noise)
         scale = self.cfg_scale if cfg_scale is None else cfg_scale
         drop = self.cfg_modalities if cfg_modalities is None else check_modalities(cfg_modalities)
         keep = torch.ones(batch, dtype=torch.bool, device=device)
@@ -156,7 +166,8 @@ class V2APipeline(nn.Module):
     def generate_mel(self, frames: torch.Tensor, *, steps: int | None = None, cfg_scale: float | None = None,
                      generator: torch.Generator | None = None, n_mel_frames: int | None = None,
                      prompt: TextInput = None, negative_prompt: TextInput = None, transcript: TextInput = None,
-                     cfg_modalities: Sequence[str] | None = None, phonemes: PhonemeInput = None) -> torch.Tensor:
+                     cfg_modalities: Sequence[str] | None = None, phonemes: PhonemeInput = None,
+                     voice_reference: torch.Tensor | None = None) -> torch.Tensor:
         """Video frames [B, T, 3, H, W] -> normalised log-mel [B, n_mels, F].
 
         Text (models with text encoders): a string (tokenised with the model's tokenizer, the same for
@@ -164,6 +175,8 @@ class V2APipeline(nn.Module):
         v = v_u + s (v_c - v_u), where the unconditional branch drops ``cfg_modalities`` (default: the
         model's) and has the prompt replaced by ``negative_prompt`` when one is given. ``phonemes`` (models that
         read the transcript as a phoneme track): timed phonemes per row, or the rasterised (ids, position) track.
+        ``voice_reference`` (models whose prior renders a voice code): a normalised log-mel [B, n_mels, F] of
+        recordings whose voices the prior renders, read where the track speaks, instead of the voice the prompt asks for.
         """
         spec, device = self.spec, self.device
         batch = frames.shape[0]
@@ -174,10 +187,11 @@ class V2APipeline(nn.Module):
         if start > 0:  # rasterised once: the prior and the velocity read the same track
             phonemes = self.phoneme_track(phonemes, batch, frames.shape[1] * spec.tokens_per_video_frame)
             start = start if bool((phonemes[0] > 0).any()) else 0.0
-        velocity, cond = self._guidance(frames, cfg_scale=cfg_scale, prompt=prompt, negative_prompt=negative_prompt,
-                                        transcript=transcript, cfg_modalities=cfg_modalities, phonemes=phonemes)
         source = generator.device if generator is not None else device
         noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(device)
+        velocity, cond = self._guidance(frames, cfg_scale=cfg_scale, prompt=prompt, negative_prompt=negative_prompt,
+                                        transcript=transcript, cfg_modalities=cfg_modalities, phonemes=phonemes,
+                                        voice_reference=voice_reference, generator=generator)
         if self.sampler.prior_source and PRIOR_KEY in cond:
             # trained to flow from the prior plus noise, for every clip (the prior of silence where nothing is said);
             # started part way, where that path passes if the clip sounds as predicted
