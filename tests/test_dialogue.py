@@ -316,6 +316,26 @@ def test_the_voice_code_spread_is_fitted_and_a_drawn_code_is_one_voice_of_the_ty
         assert torch.allclose(drawn - mean, encoder.code_log_std.exp() * noise, atol=1e-6)  # around it, at that spread
 
 
+def test_a_hidden_layer_lets_the_prior_render_a_code_non_linearly():
+    from v2a.models.phoneme_track import PhonemeTrackEncoder
+
+    torch.manual_seed(0)
+    ids, where = torch.randint(1, 10, (2, 12)), torch.rand(2, 12)
+    a, b, zero = torch.randn(2, 2), torch.randn(2, 2), torch.zeros(2, 2)
+
+    def interaction(encoder: PhonemeTrackEncoder) -> float:
+        """How far the prior is from adding what two codes do on their own (0 for a mel linear in the code)."""
+        features = encoder(ids, where)
+        rendered = {name: encoder.prior(features, code=code) for name, code in (("a", a), ("b", b), ("ab", a + b),
+                                                                               ("0", zero))}
+        return float((rendered["ab"] - rendered["a"] - rendered["b"] + rendered["0"]).abs().max())
+
+    assert interaction(PhonemeTrackEncoder(vocab_size=10, dim=16, prior_dim=6, code_dim=2)) < 1e-5
+    assert interaction(PhonemeTrackEncoder(vocab_size=10, dim=16, prior_dim=6, code_dim=2, prior_hidden=32)) > 1e-3
+    with pytest.raises(ValueError, match="prior_hidden"):
+        PhonemeTrackEncoder(vocab_size=10, dim=16, prior_dim=6, prior_hidden=-1)
+
+
 def test_generation_draws_a_voice_or_reads_one_from_a_recording(trained, dialogue_shards):
     from v2a.evaluation.references import iterate_batches
     from v2a.pipeline import V2APipeline

@@ -44,6 +44,10 @@ class PhonemeTrackEncoder(nn.Module):
     inside a word*: the timing sources place a word's phonemes only approximately, the mouth shows where its vowels
     are. A scalar bottleneck, unlike ``visual_dim``'s free visual features, carries only what the lips show.
 
+    ``prior_hidden`` gives the prior's head a hidden layer of that width. A linear head renders a mel that is linear
+    in what shifts its features (the voice, the code): a voice's harmonics move across the mel bands with its pitch,
+    which no linear map of a code draws.
+
     ``prior_own`` gives the prior a phoneme stack of its own (embedding, position, convolutions, as this one's, no
     mouth): the regression alone trains it, as a stand-alone regressor is trained, while the flow's gradient shapes
     the features the denoiser adds (:meth:`prior_features`). Shared, the two losses pull one set of features.
@@ -52,7 +56,8 @@ class PhonemeTrackEncoder(nn.Module):
     def __init__(self, *, vocab_size: int, dim: int = 128, layers: int = 2, kernel: int = 5,
                  position_frequencies: int = 4, prior_dim: int | None = None, voice_dim: int | None = None,
                  visual_dim: int | None = None, code_dim: int | None = None,
-                 code_prompt_dim: int | None = None, mouth_dim: int | None = None, prior_own: bool = False) -> None:
+                 code_prompt_dim: int | None = None, mouth_dim: int | None = None, prior_own: bool = False,
+                 prior_hidden: int = 0) -> None:
         super().__init__()
         if vocab_size < 3 or dim < 1 or layers < 0 or kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"bad phoneme track encoder: vocab_size={vocab_size}, dim={dim}, layers={layers}, "
@@ -67,7 +72,10 @@ class PhonemeTrackEncoder(nn.Module):
                                    for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
         self.prior_dim = prior_dim
-        self.prior_head = nn.Linear(dim, prior_dim) if prior_dim else None
+        if prior_hidden < 0:
+            raise ValueError(f"prior_hidden must be >= 0, got {prior_hidden}")
+        self.prior_head = ((nn.Sequential(nn.Linear(dim, prior_hidden), nn.GELU(), nn.Linear(prior_hidden, prior_dim))
+                            if prior_hidden else nn.Linear(dim, prior_dim)) if prior_dim else None)
         if prior_own and not prior_dim:
             raise ValueError("prior_own needs a prior (prior_dim)")
         self.prior_track = (PhonemeTrackEncoder(vocab_size=vocab_size, dim=dim, layers=layers, kernel=kernel,
