@@ -38,7 +38,9 @@ train: data
 
 # The dialogue recipe on CPU (docs/benchmarks.md, dialogue): talking-head data -> lip aligner -> phoneme-track
 # model -> evaluation with Whisper (the `eval` extra), ending with "metrics: PATH".
+# The model trains on the mixed clips and on talking heads alone (DIALOGUE_SOLO), with the mixed clips' tokenizer.
 DIALOGUE_DATA ?= data/synthetic_dialogue
+DIALOGUE_SOLO ?= data/synthetic_dialogue_solo
 DIALOGUE_OUT ?= outputs/dialogue
 DIALOGUE_STEPS ?= 1000
 
@@ -46,11 +48,14 @@ $(DIALOGUE_DATA)/test/index.json: | $(STAMP)
 	$(PY) data_prep/make_synthetic.py --config-name synthetic_dialogue out=$(DIALOGUE_DATA)
 	$(PY) data_prep/train_tokenizer.py root=$(DIALOGUE_DATA)
 
-dialogue: system-deps $(STAMP) $(DIALOGUE_DATA)/test/index.json
+$(DIALOGUE_SOLO)/test/index.json: | $(STAMP)
+	$(PY) data_prep/make_synthetic.py --config-name synthetic_dialogue_solo out=$(DIALOGUE_SOLO)
+
+dialogue: system-deps $(STAMP) $(DIALOGUE_DATA)/test/index.json $(DIALOGUE_SOLO)/test/index.json
 	$(PY) -m pip install --quiet -e ".[eval]"
 	$(PY) train.py experiment=aligner_tiny data.root=$(DIALOGUE_DATA) hydra.run.dir=$(DIALOGUE_OUT)/aligner
-	$(PY) train.py experiment=v2a_dialogue_aligned_tiny data.root=$(DIALOGUE_DATA) trainer.max_steps=$(DIALOGUE_STEPS) \
-	    hydra.run.dir=$(DIALOGUE_OUT)/model
+	$(PY) train.py experiment=v2a_dialogue_aligned_tiny 'data.root=[$(DIALOGUE_DATA),$(DIALOGUE_SOLO)]' \
+	    data.tokenizer=$(DIALOGUE_DATA)/tokenizer.model trainer.max_steps=$(DIALOGUE_STEPS) hydra.run.dir=$(DIALOGUE_OUT)/model
 	$(PY) evaluate.py ckpt=$(DIALOGUE_OUT)/model/export out=$(DIALOGUE_OUT)/eval data=synthetic \
 	    data.root=$(DIALOGUE_DATA) dialogue=true timing=video aligner=$(DIALOGUE_OUT)/aligner/export whisper=true \
 	    max_clips=100 batch_size=25
