@@ -77,7 +77,8 @@ class ODESampler:
     that source's noise (x0 = prior + prior_noise * noise; 1: unit noise): below 1 the prior outweighs the noise
     (measured at 0.3 and 0.5: the voice still follows the prompt, the words are still lost; docs/benchmarks.md,
     dialogue_prior_noise). ``voice_temperature`` (models whose prior renders a voice code): the code is drawn around
-    the one the prompt asks for, its learnt spread times this (0: the mean code, which is no voice of the type).
+    the one the prompt asks for, its learnt spread times this (0: the type's mean code, heard clearest in
+    docs/benchmarks.md, dialogue_session16; 1: one voice of the type, drawn).
     """
 
     METHODS = ("euler", "heun", "midpoint")

@@ -33,9 +33,9 @@ class PhonemeTrackEncoder(nn.Module):
     features, so the prior renders that voice; beside it a linear map from the pooled prompt (``code_prompt_dim``,
     the prompt encoder's width) learns to predict the code (:meth:`code_loss`), which is what generation uses:
     "a woman speaking" gives the code women's voices have. Without a prompt the prediction is the learnt mean code.
-    The codes of one type still differ (a voice's pitch and formants), and the mean code of a type is no voice of it:
-    a learnt spread (:attr:`code_log_std`, fitted by the Gaussian likelihood of the read codes around the prediction)
-    lets generation *draw* a code, one voice of the type asked for (:meth:`predicted_code` with ``noise``).
+    The codes of one type still differ (a voice's pitch and formants): a learnt spread (:attr:`code_log_std`, fitted
+    by the Gaussian likelihood of the read codes around the prediction) lets generation *draw* a code, one voice of
+    the type asked for, instead of the type's mean (:meth:`predicted_code` with ``noise``).
 
     ``mouth_dim`` (the visual tokens' width) makes the track *lip-driven*: a linear reader turns each audio token's
     visual token into the mouth's opening there (0 shut .. 1 widest; trained by regression on the opening the clips

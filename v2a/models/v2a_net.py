@@ -100,8 +100,8 @@ class V2ANet(nn.Module):
         """Conditions: visual tokens + pooled vector of frames [B, T, 3, H, W]; per text stream
         (``text[name] = (ids [B, L], mask [B, L])``) its features and mask, and the pooled prompt; the
         phoneme track (``phonemes = (ids [B, N], position [B, N])``, one per audio token) as features.
-        ``reference`` (the clip's own mel [B, n_mels, F], training only) is where a phoneme encoder with a voice
-        code reads the voice its prior renders; without it the code is the one the prompt asks for, drawn around it
+        ``reference`` (the clip's own mel [B, n_mels, F] in training; at generation a recording whose voice to render)
+        is where a phoneme encoder with a voice code reads the voice its prior renders; without it the code is the one the prompt asks for, drawn around it
         with ``voice_noise`` [B, code_dim] (unit normal times a temperature; None: the mean code). A phoneme encoder
         that reads the mouth needs the frames with the phonemes (``cond[MOUTH_KEY]``: the opening it read)."""
         cond: dict[str, torch.Tensor] = {}
