@@ -117,7 +117,7 @@ class V2APipeline(nn.Module):
     def _guidance(self, frames: torch.Tensor, *, cfg_scale: float | None, prompt: TextInput,
                   negative_prompt: TextInput, transcript: TextInput, cfg_modalities: Sequence[str] | None,
                   phonemes: PhonemeInput, voice_reference: torch.Tensor | None = None,
-                  generator: torch.Generator | None = None) -> tuple[Velocity, dict[str, torch.Tensor]]:
+                  voice_noise: torch.Tensor | None = None) -> tuple[Velocity, dict[str, torch.Tensor]]:
         """The guided velocity and the conditional branch's conditions (holding the phoneme prior, if any)."""
         net, device = self.net, self.device
         frames = frames.to(device)
@@ -134,12 +134,6 @@ class V2APipeline(nn.Module):
         if voice_reference is not None and not (track is not None and net.phoneme_encoder.has_voice_code):
             raise ValueError("voice_reference needs a model whose phoneme prior renders a voice code (code_dim)")
         reference = voice_reference.to(device) if voice_reference is not None else None
-        voice_noise = None
-        if self.sampler.voice_temperature > 0 and track is not None and net.phoneme_encoder.has_voice_code:
-            # one voice of the type asked for, drawn after the sampling noise so that noise is the same at any temperature
-            shape = (batch, net.phoneme_encoder.code_mean.shape[0])
-            source = generator.device if generator is not None else device
-            voice_noise = self.sampler.voice_temperature * torch.randn(shape, generator=generator, device=source).to(device)
         cond = net(frames=frames, text=texts or None, phonemes=track, reference=reference, voice_noise=voice_noise)
         scale = self.cfg_scale if cfg_scale is None else cfg_scale
         drop = self.cfg_modalities if cfg_modalities is None else check_modalities(cfg_modalities)
@@ -189,9 +183,15 @@ class V2APipeline(nn.Module):
             start = start if bool((phonemes[0] > 0).any()) else 0.0
         source = generator.device if generator is not None else device
         noise = torch.randn((batch, spec.n_mels, n_mel_frames), generator=generator, device=source).to(device)
+        voice_noise = None
+        encoder = self.net.phoneme_encoder
+        if self.sampler.voice_temperature > 0 and encoder is not None and encoder.has_voice_code:
+            # one voice of the type asked for, drawn after the sampling noise so that noise is the same at any temperature
+            voice_noise = self.sampler.voice_temperature * torch.randn(
+                (batch, encoder.code_mean.shape[0]), generator=generator, device=source).to(device)
         velocity, cond = self._guidance(frames, cfg_scale=cfg_scale, prompt=prompt, negative_prompt=negative_prompt,
                                         transcript=transcript, cfg_modalities=cfg_modalities, phonemes=phonemes,
-                                        voice_reference=voice_reference, generator=generator)
+                                        voice_reference=voice_reference, voice_noise=voice_noise)
         if self.sampler.prior_source and PRIOR_KEY in cond:
             # trained to flow from the prior plus noise, for every clip (the prior of silence where nothing is said);
             # started part way, where that path passes if the clip sounds as predicted
