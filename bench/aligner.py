@@ -9,7 +9,9 @@ opening) where the mouth closes, at several stiffnesses (``v2a.text.phoneme_timi
 timing (one cue over the recorded words) as the reference that needs no video. Phoneme-onset error: the same for
 every phoneme (pauses left out) of the clips whose phonemes are the recorded ones; the last rows place a word's
 phonemes by the mouth (``DurationModel.fill_by_mouth``: the mouth's opening against each phoneme's typical openness,
-aligners whose export carries it) at several weights, instead of at their typical shares.
+aligners whose export carries it) at several weights, instead of at their typical shares; and the forced alignment
+of the whole transcript on the speaking probability and the opening (``v2a.text.forced_alignment``) at several
+costs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from v2a.evaluation.dialogue import speech_span, word_starts  # noqa: E402
 from v2a.evaluation.references import iterate_batches  # noqa: E402
 from v2a.pipeline.aligner import LipAligner  # noqa: E402
 from v2a.shapes import ClipSpec  # noqa: E402
+from v2a.text.forced_alignment import AlignmentCosts, align_on_frames  # noqa: E402
 from v2a.text.phoneme_timing import recorded_spans  # noqa: E402
 from v2a.text.phonemes import PAUSES  # noqa: E402
 from v2a.training.aligner_module import speaking_frames  # noqa: E402
@@ -75,6 +78,13 @@ def main() -> None:
         settings += [(0.5, f"mouth closing, stiffness 3.0, phonemes by the mouth (weight {w})", 3.0, w)
                      for w in (1.0, 4.0, 8.0, 16.0, 32.0)]
 
+    if reads_mouth and durations.openness:
+        settings += [(0.5, f"forced alignment (mouth {m}, speaking {k}, stiffness {st}{', spread' if spread else ''})",
+                      None, AlignmentCosts(mouth=m, speaking=k, stiffness=st, spread=spread))
+                     for m, k, st in ((1.0, 1.0, 1.0), (4.0, 1.0, 1.0), (16.0, 1.0, 1.0), (4.0, 0.25, 1.0),
+                                      (4.0, 4.0, 1.0), (4.0, 1.0, 4.0), (16.0, 1.0, 10.0))
+                     for spread in ((False, True) if durations.spreads else (False,))]
+
     def row(label: str, timed: list[tuple[list, list, list]]) -> str:
         words = [e for spans, recorded, _ in timed for e in onset_errors(word_starts(spans), recorded, aligner.fps)]
         phones = [e for spans, _, spoken in timed for e in phoneme_errors(spans, spoken, aligner.fps)]
@@ -82,6 +92,11 @@ def main() -> None:
 
     rows = []
     for threshold, label, stiffness, weight in settings:
+        if isinstance(weight, AlignmentCosts):
+            rows.append(row(f"video, {label}", [
+                (align_on_frames(phonemes, probs, opening, aligner.fps, durations, weight), recorded, spoken)
+                for probs, opening, phonemes, recorded, _, spoken in clips]))
+            continue
         durations.mouth_weight = weight
         rows.append(row(f"video, threshold {threshold}, {label}", [
             (aligner.place(phonemes, probs, opening if stiffness else None, len(probs), threshold=threshold,

@@ -25,7 +25,7 @@ from bench.report import machine, write_section  # noqa: E402
 from v2a.evaluation.dialogue import evaluate_dialogue  # noqa: E402
 from v2a.evaluation.speech import WhisperRecognizer  # noqa: E402
 from v2a.pipeline import V2APipeline  # noqa: E402
-from v2a.pipeline.aligner import LipAligner  # noqa: E402
+from v2a.pipeline.aligner import LipAligner, placement_from_text  # noqa: E402
 from v2a.text.conditioning import check_modalities  # noqa: E402
 
 COLUMNS = ("speech/wer", "ref/gt_wer", "speech/cer", "speech/wer_swapped", "ref/mismatched_wer", "speech/lip_corr",
@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--voice-temperature", type=float,
                         help="models with a voice code: draw the code at this temperature (default: the model's)")
     parser.add_argument("--cfg-modalities", nargs="+", help="what the unconditional branch drops (default: the model's)")
+    parser.add_argument("--placement", help="how the aligner places the transcript: 'segments', or 'forced' with "
+                        "AlignmentCosts fields, e.g. 'forced:mouth=4,speaking=1' (default: the export's)")
     parser.add_argument("--section", default="dialogue_timing", help="the docs/benchmarks.md section to write")
     parser.add_argument("--title", default="Dialogue: the transcript in time (issue 15)")
     parser.add_argument("--keep", help="keep each row's per-clip results (dialogue.json: what Whisper heard) under this folder")
@@ -76,6 +78,8 @@ def main() -> None:
     aligner = LipAligner.from_pretrained(args.aligner) if args.aligner else None
     if aligner is not None and args.mouth_weight is not None:
         aligner.durations.mouth_weight = args.mouth_weight
+    if aligner is not None and args.placement:
+        aligner.placement = placement_from_text(args.placement)
     vocoder = vocoder_config(args.vocoder, args.vocoder_checkpoint, args.vocoder_option) if args.vocoder else None
     datasets = [(args.label, args.data)] + ([("speech alone", args.data_solo)] if args.data_solo else [])
     for row in args.row:
@@ -98,6 +102,7 @@ def main() -> None:
             lines.append(f"| {name} | {label} | {cells} |")
             print(lines[-1], flush=True)
     options = [f"--aligner {args.aligner}", f"--mouth-weight {args.mouth_weight}" if args.mouth_weight is not None else "",
+               f"--placement {args.placement}" if args.placement else "",
                f"--data {args.data}",
                f'--label "{args.label}"' if args.label != "mixed" else "",
                f"--data-solo {args.data_solo}" if args.data_solo else "", f"--max-clips {args.max_clips}",

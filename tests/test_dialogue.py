@@ -61,9 +61,11 @@ def trained(dialogue_shards, tmp_path_factory):
     return {"model": Path(aligned["checkpoint"]).parent.parent / "export", "aligner": aligner_export}
 
 
-def test_the_aligner_export_carries_durations_and_times_a_transcript(trained, dialogue_shards):
+def test_the_aligner_export_carries_durations_and_times_a_transcript(trained, dialogue_shards, tmp_path):
     from v2a.evaluation.references import iterate_batches
     from v2a.pipeline.aligner import LipAligner
+    from v2a.text.forced_alignment import AlignmentCosts, align_on_frames
+    from v2a.utils.export_files import read_export, write_export
 
     aligner = LipAligner.from_pretrained(trained["aligner"])
     assert aligner.durations.durations and aligner.fps == SPEC.fps  # fitted from the recorded phonemes
@@ -78,6 +80,17 @@ def test_the_aligner_export_carries_durations_and_times_a_transcript(trained, di
     spans = aligner.timeline(batch["frames"][0], "the cat found a blue box")
     assert spans and all(a.end <= b.start + 1e-9 for a, b in zip(spans, spans[1:], strict=False))  # monotone
     assert 0 <= spans[0].start and spans[-1].end <= SPEC.duration + 1e-6
+    # the placement the config names travels with the export: the whole transcript by forced alignment
+    assert aligner.placement == AlignmentCosts(mouth=4.0, speaking=1.0, stiffness=4.0, spread=True)
+    assert aligner.durations.spreads   # fitted with the durations: how much each phoneme's length and opening vary
+    phonemes = aligner.phonemizer("the cat found a blue box")
+    assert spans == align_on_frames(phonemes, speaking, opening, aligner.fps, aligner.durations, aligner.placement)
+    # an export that names no placement (written before it existed) deals the words to speech segments
+    config, weights = read_export(trained["aligner"])
+    del config["model"]["placement"]
+    older = tmp_path / "older"
+    write_export(older, weights, config, format=config["format"])
+    assert LipAligner.from_pretrained(older).placement is None
 
 
 def test_the_transcript_changes_the_output_and_the_vocabulary_travels(trained, dialogue_shards):

@@ -1,5 +1,7 @@
-"""Timing a transcript from the video: the trained lip-driven aligner (experiment=aligner_tiny) finds the frames
-where the face speaks, and the transcript's phonemes are spread over them by their typical durations."""
+"""Timing a transcript from the video: the trained lip-driven aligner (experiment=aligner_tiny) reads, per frame,
+whether the face speaks and how far its mouth is open, and the transcript's phonemes are placed on those frames —
+by forced alignment over the whole clip (:mod:`v2a.text.forced_alignment`) or, for exports that name no
+placement, dealt to the speech segments by their typical durations."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from omegaconf import OmegaConf
 
 from v2a.checkpoints.loading import CheckpointError
 from v2a.models.lip_activity import SpeechActivityNet
+from v2a.text.forced_alignment import AlignmentCosts, align_on_frames
 from v2a.text.phoneme_timing import DurationModel, PhonemeSpan
 from v2a.text.phonemes import Phonemizer
 from v2a.utils.export_files import read_export
@@ -40,13 +43,16 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 class LipAligner:
     """Places a transcript's phonemes on the frames where the mouth moves.
 
-    Speech segments are the runs of frames the network calls speaking; the transcript's words are dealt to
-    them, and inside a segment each word starts where the mouth closes between words when the network reads
-    the mouth's opening (``stiffness`` keeps words near their typical durations), else at its typical share.
+    With ``placement`` (the costs of a forced alignment, for a network that reads the mouth's opening) the whole
+    transcript is placed in one Viterbi search on the speaking probability and the opening. Without it, speech
+    segments are the runs of frames the network calls speaking; the transcript's words are dealt to them, and
+    inside a segment each word starts where the mouth closes between words when the network reads the mouth's
+    opening (``stiffness`` keeps words near their typical durations), else at its typical share.
     """
 
     def __init__(self, net: SpeechActivityNet, durations: DurationModel, fps: float, *, image_size: int | None = None,
-                 phonemizer: Phonemizer | None = None, threshold: float = 0.5, stiffness: float = 3.0) -> None:
+                 phonemizer: Phonemizer | None = None, threshold: float = 0.5, stiffness: float = 3.0,
+                 placement: AlignmentCosts | None = None) -> None:
         self.net = net.eval()
         self.image_size = image_size
         self.durations = durations
@@ -54,6 +60,7 @@ class LipAligner:
         self.phonemizer = phonemizer or Phonemizer()
         self.threshold = threshold
         self.stiffness = stiffness
+        self.placement = placement
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, device: str | torch.device = "cpu") -> LipAligner:
@@ -70,7 +77,8 @@ class LipAligner:
                                 opening=model.get("opening", False))
         net.load_state_dict(weights)
         durations = DurationModel.from_state(config["durations"])
-        return cls(net.to(device), durations, config["fps"], image_size=config.get("image_size"))
+        placement = instantiate(model.placement) if model.get("placement") and net.opening_head is not None else None
+        return cls(net.to(device), durations, config["fps"], image_size=config.get("image_size"), placement=placement)
 
     def predict(self, frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """Per-frame probability that the face speaks, and the mouth's opening (None if the network does not read
@@ -107,10 +115,31 @@ class LipAligner:
 
     def place(self, phonemes: list, speaking: np.ndarray, opening: np.ndarray | None, n_frames: int,
               threshold: float | None = None, stiffness: float | None = None) -> list[PhonemeSpan]:
-        """:meth:`timeline` from the network's per-frame outputs (settings other than the aligner's may be given)."""
+        """:meth:`timeline` from the network's per-frame outputs (settings other than the aligner's may be given for
+        the placement by segments)."""
+        if self.placement is not None and opening is not None:
+            return align_on_frames(phonemes, speaking, opening, self.fps, self.durations, self.placement)
         segments = speech_segments(speaking > (self.threshold if threshold is None else threshold), self.fps)
         if not segments:
             log.warning("the aligner saw no speaking face: the transcript is spread over the whole clip")
             segments = [(0.0, n_frames / self.fps)]
         return self.durations.fill_segments(phonemes, segments, opening=opening, fps=self.fps,
                                             stiffness=self.stiffness if stiffness is None else stiffness)
+
+
+def placement_from_text(text: str) -> AlignmentCosts | None:
+    """A placement named on a command line: ``segments`` (None: speech segments, then typical shares or the mouth),
+    ``forced`` (the forced alignment at its default costs) or ``forced:mouth=4,speaking=1`` (fields of
+    :class:`AlignmentCosts`)."""
+    method, _, fields = text.partition(":")
+    if method == "segments" and not fields:
+        return None
+    if method != "forced":
+        raise ValueError(f"placement must be 'segments' or 'forced[:field=value,...]', got {text!r}")
+    values: dict[str, float] = {}
+    for item in filter(None, fields.split(",")):
+        key, _, value = item.partition("=")
+        if key not in AlignmentCosts.__dataclass_fields__ or not value:
+            raise ValueError(f"placement {text!r}: {item!r} is not field=value of {sorted(AlignmentCosts.__dataclass_fields__)}")
+        values[key] = int(value) if key == "per_frame" else float(value)
+    return AlignmentCosts(**values)

@@ -258,12 +258,15 @@ class DurationModel:
     seen stressed falls back to its plain name, an unseen name to ``default``. ``openness`` (the mean mouth
     opening while each phoneme is spoken, same keys, 0 shut .. 1 widest) lets a word's phonemes be placed by the
     mouth (:func:`phoneme_edges`, ``mouth_weight`` against ``phoneme_stiffness``) instead of by typical shares.
+    ``spreads`` (same keys): how much each phoneme's log duration and mouth opening vary, which the forced alignment
+    uses to trust a steady phoneme more than a variable one.
     """
 
     def __init__(self, durations: dict[str, float] | None = None, default: float = DEFAULT_DURATION, *,
                  openness: dict[str, float] | None = None, mouth_weight: float = 0.0,
-                 phoneme_stiffness: float = 1.0) -> None:
+                 phoneme_stiffness: float = 1.0, spreads: dict[str, Sequence[float]] | None = None) -> None:
         self.durations = dict(durations or {})
+        self.spreads = {key: (float(a), float(b)) for key, (a, b) in (spreads or {}).items()}
         self.default = float(default)
         self.openness = dict(openness or {})
         # a phoneme never seen: the mean openness of those seen
@@ -290,6 +293,11 @@ class DurationModel:
         """The typical mouth opening while ``symbol`` is spoken (the mean of all phonemes if never seen)."""
         key = duration_key(symbol, stressed)
         return self.openness.get(key, self.openness.get(duration_key(symbol), self.unseen_openness))
+
+    def spread(self, symbol: str, stressed: bool = False) -> tuple[float, float] | None:
+        """(spread of the log duration, spread of the mouth's opening) of ``symbol``; None if never measured."""
+        key = duration_key(symbol, stressed)
+        return self.spreads.get(key, self.spreads.get(duration_key(symbol)))
 
     def fill_by_mouth(self, phonemes: Sequence[Phoneme], start: float, end: float, opening: np.ndarray,
                       fps: float, per_frame: int = 4) -> list[PhonemeSpan]:
@@ -367,10 +375,12 @@ class DurationModel:
 
     def state(self) -> dict:
         return {"durations": self.durations, "default": self.default, "openness": self.openness,
-                "mouth_weight": self.mouth_weight, "phoneme_stiffness": self.phoneme_stiffness}
+                "mouth_weight": self.mouth_weight, "phoneme_stiffness": self.phoneme_stiffness, "spreads": self.spreads}
 
     @classmethod
     def from_state(cls, state: dict) -> DurationModel:
-        """The model :meth:`state` described (an aligner export's ``durations``; older ones carry no openness)."""
+        """The model :meth:`state` described (an aligner export's ``durations``; older ones carry no openness or
+        spreads)."""
         return cls(state["durations"], default=state["default"], openness=state.get("openness"),
-                   mouth_weight=state.get("mouth_weight", 0.0), phoneme_stiffness=state.get("phoneme_stiffness", 1.0))
+                   mouth_weight=state.get("mouth_weight", 0.0), phoneme_stiffness=state.get("phoneme_stiffness", 1.0),
+                   spreads=state.get("spreads"))

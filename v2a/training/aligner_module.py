@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from v2a.models.lip_activity import SpeechActivityNet
 from v2a.shapes import ClipSpec
+from v2a.text.forced_alignment import AlignmentCosts
 from v2a.text.phoneme_timing import DurationModel, recorded_spans, stress_keys
 from v2a.text.phonemes import PAUSES, Phonemizer
 from v2a.training.stage import Factory, StageModule
@@ -20,7 +21,8 @@ from v2a.utils.export_files import cpu_weights, write_export
 
 FORMAT = "v2a-lip-aligner"
 DURATIONS_KEY = "phoneme_durations"
-OPENNESS_KEY = "phoneme_openness"   # per duration key: [sum of the mouth's opening over its frames, frames]
+# per duration key: [sum of the mouth's opening over its frames, frames, sum of its squares] (older: the first two)
+OPENNESS_KEY = "phoneme_openness"
 
 
 def speaking_frames(meta: dict, spec: ClipSpec) -> torch.Tensor:
@@ -50,28 +52,42 @@ def recorded_opening(metas: list[dict], spec: ClipSpec) -> tuple[torch.Tensor, t
 
 class AlignerModule(StageModule):
     """Trains a :class:`SpeechActivityNet` on the clips' recorded speech (frame labels from the phoneme times) and
-    accumulates each phoneme's mean recorded duration (the :class:`DurationModel` that fills speech segments)."""
+    accumulates each phoneme's mean recorded duration (the :class:`DurationModel` that fills speech segments).
+    ``placement`` (the forced alignment's costs) travels with the export's config; generation reads it."""
 
     def __init__(self, *, visual_encoder: torch.nn.Module, spec: ClipSpec, optimizer: Factory,
                  scheduler: Factory | None = None, hidden: int = 64, opening: bool = False, mouth_weight: float = 0.0,
-                 phoneme_stiffness: float = 1.0, seed: int = 0) -> None:
+                 phoneme_stiffness: float = 1.0, placement: AlignmentCosts | None = None, seed: int = 0) -> None:
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
+        if placement is not None and not opening:
+            raise ValueError("model.placement (forced alignment) reads the mouth's opening: set model.opening=true")
         self.mouth_weight, self.phoneme_stiffness = mouth_weight, phoneme_stiffness  # stored with the durations
         self.net = SpeechActivityNet(visual_encoder=visual_encoder, hidden=hidden, opening=opening)
         self.spec = spec
         self.phonemizer = Phonemizer()  # the transcript's stress marks: stressed vowels get their own durations
         self._seen: dict[str, list[float]] = defaultdict(list)
-        self._open: dict[str, list[float]] = {}  # key -> [sum of the mouth's openings, frames]
+        self._open: dict[str, list[float]] = {}  # key -> [sum of the mouth's openings, frames, sum of squares]
 
     def durations(self) -> DurationModel:
         """Median recorded duration of every phoneme (stressed ones apart) seen so far; the last phoneme of an
         utterance, which runs to the end of the recording, is left out."""
         medians = {key: float(np.median(values)) for key, values in self._seen.items() if values}
         everything = [d for values in self._seen.values() for d in values]
-        openness = {key: total / frames for key, (total, frames) in self._open.items() if frames > 0}
+        openness = {key: sums[0] / sums[1] for key, sums in self._open.items() if sums[1] > 0}
         return DurationModel(medians, default=float(np.median(everything)) if everything else DurationModel().default,
                              openness=openness, mouth_weight=self.mouth_weight,
-                             phoneme_stiffness=self.phoneme_stiffness)
+                             phoneme_stiffness=self.phoneme_stiffness, spreads=self._spreads())
+
+    def _spreads(self) -> dict[str, tuple[float, float]]:
+        """Per key seen at least twice, with its mouth's squared openings summed: the standard deviation of the log
+        duration and of the opening while it is spoken."""
+        spreads = {}
+        for key, sums in self._open.items():
+            durations = self._seen.get(key, [])
+            if len(sums) == 3 and sums[1] > 1 and len(durations) > 1:
+                variance = max(sums[2] / sums[1] - (sums[0] / sums[1]) ** 2, 0.0)
+                spreads[key] = (float(np.std(np.log(np.maximum(durations, 1e-4)))), float(np.sqrt(variance)))
+        return spreads
 
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
         target = torch.stack([speaking_frames(meta, self.spec) for meta in batch["meta"]]).to(self.device)
@@ -100,9 +116,10 @@ class AlignerModule(StageModule):
                     self._seen[key].append(span.end - span.start)
                     inside = (centres >= span.start) & (centres < span.end) & known[row].numpy()
                     if inside.any():  # how open the mouth is while this phoneme sounds
-                        total = self._open.setdefault(key, [0.0, 0.0])
-                        total[0] += float(opening[row].numpy()[inside].sum())
-                        total[1] += float(inside.sum())
+                        sums, values = self._open.setdefault(key, [0.0, 0.0, 0.0]), opening[row].numpy()[inside]
+                        sums[0] += float(values.sum())
+                        sums[1] += float(inside.sum())
+                        sums[2] += float((values ** 2).sum())
         losses = self._losses(batch)
         self.check_finite(losses["loss"])
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["meta"]))
