@@ -71,6 +71,7 @@ def main() -> None:
     reads_mouth = clips[0][1] is not None
     durations = aligner.durations
     chosen_weight = durations.mouth_weight
+    aligner.placement = None   # the rows by speech segments; the forced alignment's rows call it themselves
     placements = [("typical shares", None, 0.0)] + ([(f"mouth closing, stiffness {k}", k, 0.0) for k in (1.0, 3.0, 10.0)]
                                                      if reads_mouth else [])
     settings = [(threshold, *placement) for threshold in (0.3, 0.5, 0.7) for placement in placements]
@@ -81,8 +82,8 @@ def main() -> None:
     if reads_mouth and durations.openness:
         settings += [(0.5, f"forced alignment (mouth {m}, speaking {k}, stiffness {st}{', spread' if spread else ''})",
                       None, AlignmentCosts(mouth=m, speaking=k, stiffness=st, spread=spread))
-                     for m, k, st in ((1.0, 1.0, 1.0), (4.0, 1.0, 1.0), (16.0, 1.0, 1.0), (4.0, 0.25, 1.0),
-                                      (4.0, 4.0, 1.0), (4.0, 1.0, 4.0), (16.0, 1.0, 10.0))
+                     for m, k, st in ((4.0, 1.0, 1.0), (4.0, 1.0, 4.0), (16.0, 1.0, 1.0), (16.0, 1.0, 4.0),
+                                      (16.0, 0.25, 4.0), (16.0, 4.0, 4.0), (64.0, 1.0, 4.0))
                      for spread in ((False, True) if durations.spreads else (False,))]
 
     def row(label: str, timed: list[tuple[list, list, list]]) -> str:

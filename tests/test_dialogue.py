@@ -83,6 +83,8 @@ def test_the_aligner_export_carries_durations_and_times_a_transcript(trained, di
     # the placement the config names travels with the export: the whole transcript by forced alignment
     assert aligner.placement == AlignmentCosts(mouth=4.0, speaking=1.0, stiffness=4.0, spread=True)
     assert aligner.durations.spreads   # fitted with the durations: how much each phoneme's length and opening vary
+    profiles = aligner.durations.profiles   # ... and how the mouth moves through each one, a third at a time
+    assert profiles and all(len(parts) == 3 for parts in profiles.values())
     phonemes = aligner.phonemizer("the cat found a blue box")
     assert spans == align_on_frames(phonemes, speaking, opening, aligner.fps, aligner.durations, aligner.placement)
     # an export that names no placement (written before it existed) deals the words to speech segments

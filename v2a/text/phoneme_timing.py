@@ -259,14 +259,17 @@ class DurationModel:
     opening while each phoneme is spoken, same keys, 0 shut .. 1 widest) lets a word's phonemes be placed by the
     mouth (:func:`phoneme_edges`, ``mouth_weight`` against ``phoneme_stiffness``) instead of by typical shares.
     ``spreads`` (same keys): how much each phoneme's log duration and mouth opening vary, which the forced alignment
-    uses to trust a steady phoneme more than a variable one.
+    uses to trust a steady phoneme more than a variable one; ``profiles``: the mean opening over each equal part of
+    the phoneme (first, second, ...; None where never seen), how the mouth moves through it.
     """
 
     def __init__(self, durations: dict[str, float] | None = None, default: float = DEFAULT_DURATION, *,
                  openness: dict[str, float] | None = None, mouth_weight: float = 0.0,
-                 phoneme_stiffness: float = 1.0, spreads: dict[str, Sequence[float]] | None = None) -> None:
+                 phoneme_stiffness: float = 1.0, spreads: dict[str, Sequence[float]] | None = None,
+                 profiles: dict[str, Sequence[float | None]] | None = None) -> None:
         self.durations = dict(durations or {})
         self.spreads = {key: (float(a), float(b)) for key, (a, b) in (spreads or {}).items()}
+        self.profiles = {key: list(parts) for key, parts in (profiles or {}).items()}
         self.default = float(default)
         self.openness = dict(openness or {})
         # a phoneme never seen: the mean openness of those seen
@@ -298,6 +301,16 @@ class DurationModel:
         """(spread of the log duration, spread of the mouth's opening) of ``symbol``; None if never measured."""
         key = duration_key(symbol, stressed)
         return self.spreads.get(key, self.spreads.get(duration_key(symbol)))
+
+    def mouth_profile(self, symbol: str, stressed: bool = False) -> list[float] | None:
+        """The mouth's typical opening over each part of ``symbol`` (a part never seen: the phoneme's mean opening);
+        None when the model has no profiles, a profile of the mean of all phonemes for one never seen."""
+        if not self.profiles:
+            return None
+        parts = self.profiles.get(duration_key(symbol, stressed), self.profiles.get(duration_key(symbol)))
+        mean = self.mouth_openness(symbol, stressed)
+        n_parts = len(next(iter(self.profiles.values())))
+        return [mean if part is None else float(part) for part in (parts or [None] * n_parts)]
 
     def fill_by_mouth(self, phonemes: Sequence[Phoneme], start: float, end: float, opening: np.ndarray,
                       fps: float, per_frame: int = 4) -> list[PhonemeSpan]:
@@ -375,12 +388,13 @@ class DurationModel:
 
     def state(self) -> dict:
         return {"durations": self.durations, "default": self.default, "openness": self.openness,
-                "mouth_weight": self.mouth_weight, "phoneme_stiffness": self.phoneme_stiffness, "spreads": self.spreads}
+                "mouth_weight": self.mouth_weight, "phoneme_stiffness": self.phoneme_stiffness, "spreads": self.spreads,
+                "profiles": self.profiles}
 
     @classmethod
     def from_state(cls, state: dict) -> DurationModel:
-        """The model :meth:`state` described (an aligner export's ``durations``; older ones carry no openness or
-        spreads)."""
+        """The model :meth:`state` described (an aligner export's ``durations``; older ones carry no openness,
+        spreads or profiles)."""
         return cls(state["durations"], default=state["default"], openness=state.get("openness"),
                    mouth_weight=state.get("mouth_weight", 0.0), phoneme_stiffness=state.get("phoneme_stiffness", 1.0),
-                   spreads=state.get("spreads"))
+                   spreads=state.get("spreads"), profiles=state.get("profiles"))

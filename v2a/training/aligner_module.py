@@ -23,6 +23,7 @@ FORMAT = "v2a-lip-aligner"
 DURATIONS_KEY = "phoneme_durations"
 # per duration key: [sum of the mouth's opening over its frames, frames, sum of its squares] (older: the first two)
 OPENNESS_KEY = "phoneme_openness"
+PARTS_KEY = "phoneme_opening_parts"   # per duration key: [sum of the openings, frames] of each part of the phoneme
 
 
 def speaking_frames(meta: dict, spec: ClipSpec) -> torch.Tensor:
@@ -57,8 +58,11 @@ class AlignerModule(StageModule):
 
     def __init__(self, *, visual_encoder: torch.nn.Module, spec: ClipSpec, optimizer: Factory,
                  scheduler: Factory | None = None, hidden: int = 64, opening: bool = False, mouth_weight: float = 0.0,
-                 phoneme_stiffness: float = 1.0, placement: AlignmentCosts | None = None, seed: int = 0) -> None:
+                 phoneme_stiffness: float = 1.0, placement: AlignmentCosts | None = None, opening_parts: int = 3,
+                 seed: int = 0) -> None:
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
+        if opening_parts < 1:
+            raise ValueError(f"model.opening_parts must be >= 1, got {opening_parts}")
         if placement is not None and not opening:
             raise ValueError("model.placement (forced alignment) reads the mouth's opening: set model.opening=true")
         self.mouth_weight, self.phoneme_stiffness = mouth_weight, phoneme_stiffness  # stored with the durations
@@ -67,6 +71,8 @@ class AlignerModule(StageModule):
         self.phonemizer = Phonemizer()  # the transcript's stress marks: stressed vowels get their own durations
         self._seen: dict[str, list[float]] = defaultdict(list)
         self._open: dict[str, list[float]] = {}  # key -> [sum of the mouth's openings, frames, sum of squares]
+        self.opening_parts = opening_parts
+        self._parts: dict[str, list[float]] = {}  # key -> [sum of the openings, frames] for each part, in a row
 
     def durations(self) -> DurationModel:
         """Median recorded duration of every phoneme (stressed ones apart) seen so far; the last phoneme of an
@@ -76,7 +82,8 @@ class AlignerModule(StageModule):
         openness = {key: sums[0] / sums[1] for key, sums in self._open.items() if sums[1] > 0}
         return DurationModel(medians, default=float(np.median(everything)) if everything else DurationModel().default,
                              openness=openness, mouth_weight=self.mouth_weight,
-                             phoneme_stiffness=self.phoneme_stiffness, spreads=self._spreads())
+                             phoneme_stiffness=self.phoneme_stiffness, spreads=self._spreads(),
+                             profiles=self._profiles() if self.opening_parts > 1 else None)
 
     def _spreads(self) -> dict[str, tuple[float, float]]:
         """Per key seen at least twice, with its mouth's squared openings summed: the standard deviation of the log
@@ -88,6 +95,35 @@ class AlignerModule(StageModule):
                 variance = max(sums[2] / sums[1] - (sums[0] / sums[1]) ** 2, 0.0)
                 spreads[key] = (float(np.std(np.log(np.maximum(durations, 1e-4)))), float(np.sqrt(variance)))
         return spreads
+
+    def _accumulate(self, metas: list[dict]) -> None:
+        """Each recorded phoneme's duration, and how open the mouth is while it sounds: over the whole phoneme
+        (mean and squares) and over each of its ``opening_parts`` equal parts (by the frame centres inside it)."""
+        opening, known = recorded_opening(metas, self.spec)
+        centres = (np.arange(opening.shape[1]) + 0.5) / self.spec.fps
+        for row, meta in enumerate(metas):
+            spans = recorded_spans(meta)
+            keys = stress_keys(spans, self.phonemizer(meta.get("transcript")))
+            for span, key in zip(spans[:-1], keys or [], strict=False):  # the last runs to the clip's end
+                self._seen[key].append(span.end - span.start)
+                inside = np.nonzero((centres >= span.start) & (centres < span.end) & known[row].numpy())[0]
+                if not len(inside):
+                    continue
+                values = opening[row].numpy()[inside]
+                sums = self._open.setdefault(key, [0.0, 0.0, 0.0])
+                sums[0], sums[1], sums[2] = sums[0] + float(values.sum()), sums[1] + len(inside), \
+                    sums[2] + float((values ** 2).sum())
+                parts = self._parts.setdefault(key, [0.0] * (2 * self.opening_parts))
+                where = (centres[inside] - span.start) / (span.end - span.start)
+                for part, value in zip(np.minimum((where * self.opening_parts).astype(int), self.opening_parts - 1),
+                                       values, strict=True):
+                    parts[2 * part] += float(value)
+                    parts[2 * part + 1] += 1.0
+
+    def _profiles(self) -> dict[str, list[float | None]]:
+        """The mean opening over each part of every phoneme seen (None for a part no frame centre fell in)."""
+        return {key: [sums[2 * i] / sums[2 * i + 1] if sums[2 * i + 1] > 0 else None for i in range(len(sums) // 2)]
+                for key, sums in self._parts.items()}
 
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
         target = torch.stack([speaking_frames(meta, self.spec) for meta in batch["meta"]]).to(self.device)
@@ -107,19 +143,7 @@ class AlignerModule(StageModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self.current_epoch == 0:  # one pass over the data is enough for the durations and openings
-            opening, known = recorded_opening(batch["meta"], self.spec)
-            centres = (np.arange(opening.shape[1]) + 0.5) / self.spec.fps
-            for row, meta in enumerate(batch["meta"]):
-                spans = recorded_spans(meta)
-                keys = stress_keys(spans, self.phonemizer(meta.get("transcript")))
-                for span, key in zip(spans[:-1], keys or [], strict=False):  # the last runs to the clip's end
-                    self._seen[key].append(span.end - span.start)
-                    inside = (centres >= span.start) & (centres < span.end) & known[row].numpy()
-                    if inside.any():  # how open the mouth is while this phoneme sounds
-                        sums, values = self._open.setdefault(key, [0.0, 0.0, 0.0]), opening[row].numpy()[inside]
-                        sums[0] += float(values.sum())
-                        sums[1] += float(inside.sum())
-                        sums[2] += float((values ** 2).sum())
+            self._accumulate(batch["meta"])
         losses = self._losses(batch)
         self.check_finite(losses["loss"])
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["meta"]))
@@ -134,10 +158,12 @@ class AlignerModule(StageModule):
         super().on_save_checkpoint(checkpoint)
         checkpoint[DURATIONS_KEY] = {key: list(values) for key, values in self._seen.items()}
         checkpoint[OPENNESS_KEY] = {key: list(values) for key, values in self._open.items()}
+        checkpoint[PARTS_KEY] = {key: list(values) for key, values in self._parts.items()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._seen = defaultdict(list, {k: list(v) for k, v in (checkpoint.get(DURATIONS_KEY) or {}).items()})
         self._open = {k: list(v) for k, v in (checkpoint.get(OPENNESS_KEY) or {}).items()}
+        self._parts = {k: list(v) for k, v in (checkpoint.get(PARTS_KEY) or {}).items()}
 
     def export_to(self, out_dir: str | Path) -> Path | None:
         """The aligner's export: the activity network's weights + its config and the phoneme durations."""
