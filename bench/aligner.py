@@ -11,13 +11,15 @@ every phoneme (pauses left out) of the clips whose phonemes are the recorded one
 phonemes by the mouth (``DurationModel.fill_by_mouth``: the mouth's opening against each phoneme's typical openness,
 aligners whose export carries it) at several weights, instead of at their typical shares; and the forced alignment
 of the whole transcript on the speaking probability and the opening (``v2a.text.forced_alignment``) at several
-costs.
+costs. For an aligner that exports a placement, its time and memory on 1- and 10-minute clips (the clips end to end).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,7 @@ from v2a.pipeline.aligner import LipAligner  # noqa: E402
 from v2a.shapes import ClipSpec  # noqa: E402
 from v2a.text.forced_alignment import AlignmentCosts, align_on_frames  # noqa: E402
 from v2a.text.phoneme_timing import recorded_spans  # noqa: E402
-from v2a.text.phonemes import PAUSES  # noqa: E402
+from v2a.text.phonemes import PAUSES, Phoneme  # noqa: E402
 from v2a.training.aligner_module import speaking_frames  # noqa: E402
 
 
@@ -71,7 +73,7 @@ def main() -> None:
     reads_mouth = clips[0][1] is not None
     durations = aligner.durations
     chosen_weight = durations.mouth_weight
-    aligner.placement = None   # the rows by speech segments; the forced alignment's rows call it themselves
+    own_placement, aligner.placement = aligner.placement, None   # the rows by speech segments; forced rows call it
     placements = [("typical shares", None, 0.0)] + ([(f"mouth closing, stiffness {k}", k, 0.0) for k in (1.0, 3.0, 10.0)]
                                                      if reads_mouth else [])
     settings = [(threshold, *placement) for threshold in (0.3, 0.5, 0.7) for placement in placements]
@@ -109,15 +111,45 @@ def main() -> None:
         for _, _, phonemes, recorded, span, spoken in clips if span]))
     command = f"python bench/aligner.py --aligner {args.aligner} --data {args.data} --split {args.split} " \
               f"--max-clips {args.max_clips}"
+    aligner.placement = own_placement
+    long_rows = [long_clip_row(aligner, clips, minutes) for minutes in (1, 10)] if own_placement else []
     markdown = "\n".join([
         "## Lip aligner: speaking frames and word onsets (issue 15)", "",
         f"`{command}` — {machine()}", "",
         f"Speaking-frame accuracy (threshold 0.5): {np.mean(accuracy):.3f} over {len(clips)} clips.", "",
         "| timing | median word-onset error (frames) | words | median phoneme-onset error (frames) | phonemes |",
-        "| --- | --- | --- | --- | --- |", *rows])
+        "| --- | --- | --- | --- | --- |", *rows,
+        *(["", "The export's own placement on long clips (the clips above end to end, their transcripts joined):", "",
+           "| clip | phonemes | placement time (s) | peak memory added (MB) |", "| --- | --- | --- | --- |", *long_rows]
+          if long_rows else [])])
     print(markdown)
     if args.write:
         write_section(f"aligner_{args.split}", markdown)
+
+
+def long_clip_row(aligner: LipAligner, clips: list, minutes: float) -> str:
+    """Time the aligner's placement of a ``minutes``-long clip: the clips' frame signals and transcripts, repeated
+    end to end (the same speaking probability and opening a long video would give the search)."""
+    n_frames = int(minutes * 60 * aligner.fps)
+    repeats = -(-n_frames // sum(len(probs) for probs, *_ in clips))
+    chosen = (clips * repeats)
+    speaking = np.concatenate([probs for probs, *_ in chosen])[:n_frames]
+    opening = np.concatenate([opening for _, opening, *_ in chosen])[:n_frames]
+    phonemes, words, total = [], 0, 0
+    for probs, _, clip, *_ in chosen:   # renumber the words so every clip's are new ones
+        if total >= n_frames:
+            break
+        phonemes += [Phoneme(p.symbol, p.word + words if p.word >= 0 else -1, p.stressed) for p in clip]
+        words += max((p.word for p in clip), default=-1) + 1
+        total += len(probs)
+    tracemalloc.start()
+    began = time.perf_counter()
+    spans = aligner.place(phonemes, speaking, opening, n_frames)
+    seconds = time.perf_counter() - began
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    assert len(spans) == sum(p.symbol not in PAUSES for p in phonemes)
+    return f"| {minutes:g} min ({n_frames} frames) | {len(spans)} | {seconds:.2f} | {peak:.0f} |"
 
 
 if __name__ == "__main__":

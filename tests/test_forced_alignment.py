@@ -119,3 +119,25 @@ def test_a_phonemes_profile_places_it_where_the_mouth_moves_through_it():
     assert error(with_profiles) <= 0.25 < error(DurationModel({k: 0.12 for k in profiles}, openness=means))
     restored = DurationModel.from_state(with_profiles.state())
     assert restored.profiles == with_profiles.profiles
+
+
+def test_a_long_clip_is_searched_in_a_band_that_finds_the_same_timeline():
+    # twelve sentences, each the three words of _clip with its pause, one after another over 24 s
+    sentence = [("k", 0, 0.50, 0.58), ("a", 0, 0.58, 0.74), ("t", 0, 0.74, 0.80),
+                ("s", 1, 1.10, 1.24), ("i", 1, 1.24, 1.32), ("m", 1, 1.32, 1.44)]
+    truth = [(symbol, word + 2 * k, start + 2.0 * k, end + 2.0 * k)
+             for k in range(12) for symbol, word, start, end in sentence]
+    speaking, opening, durations = _clip(truth, seconds=24.0)
+    phonemes = [Phoneme(symbol, word) for symbol, word, _, _ in truth]
+    banded = align_on_frames(phonemes, speaking, opening, 25.0, durations, AlignmentCosts(band=2.0))
+    whole = align_on_frames(phonemes, speaking, opening, 25.0, durations, AlignmentCosts(band=100.0))
+    assert banded == whole   # the band (2 s either side) holds the optimum of the whole search
+    errors = np.abs([s.start - t[2] for s, t in zip(banded, truth, strict=True)]) * 25.0
+    assert np.median(errors) <= 0.25 and errors.max() <= 1.0
+    # the costs as a function of a span of samples give what the table gives
+    table = np.random.default_rng(0).random((3, 2, 30))
+    expected, required = np.full(3, 10.0), np.zeros(3, dtype=bool)
+    assert viterbi_edges(table, expected, required, stiffness=1.0, shortest=0.5).tolist() == viterbi_edges(
+        lambda state, lo, hi: table[state, :, lo:hi], expected, required, stiffness=1.0, shortest=0.5, n=30).tolist()
+    with pytest.raises(ValueError, match="needs the number of samples"):
+        viterbi_edges(lambda state, lo, hi: table[state, :, lo:hi], expected, required, stiffness=1.0, shortest=0.5)

@@ -3,16 +3,17 @@ search over a semi-Markov chain (each phoneme a state with an explicit duration,
 
 The observations are two per-frame signals a lip aligner reads from the frames: the probability that the face
 speaks and how far the mouth is open. A phoneme costs, per frame, the squared difference between the mouth's
-opening and the phoneme's typical opening (a vowel where the mouth is open, a closure where it shuts) and the
-improbability that the face speaks; a silence costs the mouth's opening and the probability that it speaks. Each
-phoneme's length costs ``stiffness * log(length / expected)^2`` around its typical duration at the clip's speaking
-rate. Unlike dealing words to speech segments, nothing is decided before the search: segments, word onsets and
-the phonemes inside words come out of one optimum.
+opening and the phoneme's typical opening there (a vowel where the mouth is open, a closure where it shuts; with a
+profile, the typical opening of each third of the phoneme) and the improbability that the face speaks; a silence
+costs the mouth's opening and the probability that it speaks. Each phoneme's length costs
+``stiffness * log(length / expected)^2`` around its typical duration at the clip's speaking rate. Unlike dealing
+words to speech segments, nothing is decided before the search: segments, word onsets and the phonemes inside words
+come out of one optimum (docs/benchmarks.md, dialogue_forced_alignment).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,18 +31,21 @@ class AlignmentCosts:
     (no phoneme shorter / longer than these multiples of its expected length), ``per_frame`` (search steps per video
     frame); with ``spread``, each phoneme's two costs are divided by its own variance of opening / log duration
     relative to the mean one (where the duration model measured them): a steady phoneme is held to its opening and
-    length, a variable one is let go."""
+    length, a variable one is let go; ``band`` (seconds): each phoneme ends within this of where it would if the
+    phonemes were spread over the speaking frames at their typical shares (a clip up to twice as long is searched
+    whole; longer ones in a band, so the search grows linearly with them)."""
 
     mouth: float = 4.0
     speaking: float = 1.0
-    stiffness: float = 1.0
+    stiffness: float = 4.0
     shortest: float = 0.5
     longest: float = 4.0
     per_frame: int = 4
     spread: bool = True
+    band: float = 8.0
 
     def __post_init__(self) -> None:
-        if self.per_frame < 1 or self.longest < max(self.shortest, 1.0) or \
+        if self.per_frame < 1 or self.longest < max(self.shortest, 1.0) or self.band <= 0 or \
                 min(self.mouth, self.speaking, self.stiffness, self.shortest) < 0:
             raise ValueError(f"alignment costs must be >= 0 and per_frame >= 1, got {self}")
 
@@ -59,53 +63,80 @@ def chain(phonemes: Sequence[Phoneme]) -> list[Phoneme | None]:
     return states + [SILENCE]
 
 
-def viterbi_edges(emission: np.ndarray, expected: np.ndarray, optional: np.ndarray, *,
-                  stiffness: float | np.ndarray, shortest: float, longest: float = 4.0) -> np.ndarray:
+Emission = Callable[[int, int, int], np.ndarray]   # (state, lo, hi) -> costs [parts, hi - lo] of samples lo..hi-1
+
+
+def viterbi_edges(emission: np.ndarray | Emission, expected: np.ndarray, optional: np.ndarray, *,
+                  stiffness: float | np.ndarray, shortest: float, longest: float = 4.0,
+                  window: np.ndarray | None = None, n: int | None = None) -> np.ndarray:
     """The best segmentation of ``n`` samples into the chain's states, in order.
 
-    ``emission`` [S, n] or [S, P, n]: each state's cost at each sample, or for each of ``P`` equal parts of the
-    state (a state over ``L`` samples spends samples ``[floor(i L / P), floor((i + 1) L / P))`` of its span in part
-    ``i``); ``expected`` [S]: each state's expected length in samples (ignored for optional states, whose length is
-    free and may be 0; they read their first part); ``optional`` [S] bool; ``stiffness``: one for all states or one
-    each, on ``log(length / expected)^2``. A required state lasts from ``max(1, floor(shortest * expected))`` to
-    ``ceil(longest * expected)`` samples, so the search grows linearly with the clip (a silence, of any length, is
-    a running minimum). Returns the S + 1 edges (0 first, n last; equal neighbours for a skipped optional state).
-    A clear error when the states cannot fit.
+    ``emission``: each state's cost at each sample, [S, n], or for each of ``P`` equal parts of the state, [S, P, n]
+    (a state over ``L`` samples spends samples ``[floor(i L / P), floor((i + 1) L / P))`` of its span in part
+    ``i``); or a function ``(state, lo, hi) -> [P, hi - lo]`` giving them for samples lo..hi-1 only (then ``n`` is
+    given), so a long clip's costs are never all held at once. ``expected`` [S]: each state's expected length in
+    samples (ignored for optional states, whose length is free and may be 0; they read their first part);
+    ``optional`` [S] bool; ``stiffness``: one for all states or one each, on ``log(length / expected)^2``. A required
+    state lasts from ``max(1, floor(shortest * expected))`` to ``ceil(longest * expected)`` samples. ``window`` [S, 2]
+    (optional): the first and last sample each state may end at, which bounds the search to a band, linear in the
+    clip's length for a band of fixed width. Returns the S + 1 edges (0 first, n last; equal neighbours for a skipped
+    optional state). A clear error when the states cannot fit.
     """
-    emission = emission[:, None, :] if emission.ndim == 2 else emission
-    n_states, n_parts, n = emission.shape
+    if callable(emission):
+        if n is None:
+            raise ValueError("viterbi_edges: an emission function needs the number of samples n")
+        costs_of = emission
+    else:
+        table = emission[:, None, :] if emission.ndim == 2 else emission
+        n = table.shape[2]
+
+        def costs_of(state: int, lo: int, hi: int) -> np.ndarray:
+            return table[state, :, lo:hi]
+    n_states = len(expected)
     stiffness = np.broadcast_to(np.asarray(stiffness, dtype=np.float64), (n_states,))
     minimum = np.where(optional, 0, np.maximum(1, np.floor(shortest * expected))).astype(np.int64)
     if minimum.sum() > n:
         raise ValueError(f"{int((~optional).sum())} phonemes do not fit in {n} samples")
-    prefix = np.concatenate([np.zeros((n_states, n_parts, 1)), np.cumsum(emission, axis=2)], axis=2)
-    ends = np.arange(n + 1)
+    windows = np.tile([0, n], (n_states, 1)) if window is None else np.asarray(window, dtype=np.int64)
     best = np.full(n + 1, np.inf)
     best[0] = 0.0
-    back = np.zeros((n_states, n + 1), dtype=np.int64)
+    backs: list[tuple[int, np.ndarray]] = []   # per state: (first end, the start of each end from there)
     for state in range(n_states):
-        if optional[state]:   # best start s <= e of best[s] - prefix[s]: a running minimum (s = e: no silence)
-            values = best - prefix[state, 0]
+        last = int(windows[state, 1])
+        if optional[state]:   # best start s <= e of best[s] - (cost before s): a running minimum (s = e: no silence)
+            lo = int(np.argmax(np.isfinite(best)))
+            last = max(last, lo)
+            prefix = np.concatenate([[0.0], np.cumsum(costs_of(state, lo, last)[0])])
+            values = best[lo:last + 1] - prefix
             running = np.minimum.accumulate(values)
-            back[state] = np.maximum.accumulate(np.where(values <= running, ends, 0))
-            best = running + prefix[state, 0]
+            starts = np.maximum.accumulate(np.where(values <= running, np.arange(lo, last + 1), lo))
+            best = np.full(n + 1, np.inf)
+            best[lo:last + 1] = running + prefix
+            backs.append((lo, starts))
             continue
+        first = int(windows[state, 0])
         lengths = np.arange(minimum[state], max(minimum[state], int(np.ceil(longest * expected[state]))) + 1)
-        starts = ends[:, None] - lengths[None, :]                                  # [n + 1, lengths]
-        clipped = np.maximum(starts, 0)
+        lo = max(0, first - int(lengths[-1]))
+        parts = costs_of(state, lo, last)
+        prefix = np.concatenate([np.zeros((len(parts), 1)), np.cumsum(parts, axis=1)], axis=1) # sample lo + j: column j
+        ends = np.arange(first, last + 1)
+        starts = ends[:, None] - lengths[None, :]                                  # [ends, lengths]
+        clipped = np.maximum(starts, lo)
         cost = best[clipped] + stiffness[state] * np.log(lengths / expected[state])[None, :] ** 2
-        for part in range(n_parts):
-            low = np.minimum(clipped + (part * lengths // n_parts)[None, :], n)
-            high = np.minimum(clipped + ((part + 1) * lengths // n_parts)[None, :], n)
-            cost = cost + prefix[state, part][high] - prefix[state, part][low]
-        cost[starts < 0] = np.inf
+        for part, row in enumerate(prefix):
+            low = np.minimum(clipped + (part * lengths // len(prefix))[None, :], last) - lo
+            high = np.minimum(clipped + ((part + 1) * lengths // len(prefix))[None, :], last) - lo
+            cost = cost + row[high] - row[low]
+        cost[starts < lo] = np.inf
         pick = np.argmin(cost, axis=1)
-        best, back[state] = cost[ends, pick], clipped[ends, pick]
+        best = np.full(n + 1, np.inf)
+        best[ends] = cost[np.arange(len(ends)), pick]
+        backs.append((first, clipped[np.arange(len(ends)), pick]))
     if not np.isfinite(best[n]):
         raise ValueError(f"no alignment of {n_states} states over {n} samples")
     edges = [n]
-    for state in range(n_states - 1, -1, -1):
-        edges.append(int(back[state, edges[-1]]))
+    for first, starts in reversed(backs):
+        edges.append(int(starts[edges[-1] - first]))
     return np.asarray(edges[::-1])
 
 
@@ -148,11 +179,41 @@ def align_on_frames(phonemes: Sequence[Phoneme], speaking: np.ndarray, opening: 
     expected[~optional] = typical * rate
     stiffness[~optional], mouth_precision[~optional] = precision[:, 0], precision[:, 1]
     target[~optional] = [np.resize(profile, n_parts) for profile in profiles]
-    talk = np.where(optional[:, None], -np.log1p(-speaking)[None, :], -np.log(speaking)[None, :])
-    mouth = costs.mouth * mouth_precision[:, None, None] * (opening[None, None, :] - target[:, :, None]) ** 2
-    emission = (mouth + costs.speaking * talk[:, None, :]) / step
-    edges = viterbi_edges(emission, expected, optional, stiffness=costs.stiffness * stiffness,
-                          shortest=costs.shortest, longest=costs.longest)
+    silence = (costs.mouth * opening ** 2 - costs.speaking * np.log1p(-speaking)) / step
+    speech = -costs.speaking * np.log(speaking) / step
+
+    def emission(state: int, lo: int, hi: int) -> np.ndarray:
+        if optional[state]:
+            return silence[None, lo:hi]
+        mismatch = (opening[None, lo:hi] - target[state][:, None]) ** 2
+        return costs.mouth * mouth_precision[state] * mismatch / step + speech[None, lo:hi]
+
+    search = {"stiffness": costs.stiffness * stiffness, "shortest": costs.shortest, "longest": costs.longest}
+    window = speech_band(expected, optional, speaking > 0.5, costs.band * fps * step)
+    try:
+        edges = viterbi_edges(emission, expected, optional, window=window, n=len(opening), **search)
+    except ValueError:   # the band left no way through: search the whole clip
+        if window is None:
+            raise
+        edges = viterbi_edges(emission, expected, optional, n=len(opening), **search)
     seconds = edges / (fps * step)
     return [PhonemeSpan(float(a), float(b), s.symbol, s.word)
             for s, a, b in zip(states, seconds[:-1], seconds[1:], strict=True) if s is not SILENCE]
+
+
+def speech_band(expected: np.ndarray, optional: np.ndarray, speaking: np.ndarray,
+                half_width: float) -> np.ndarray | None:
+    """[S, 2]: the samples each state may end between. A phoneme ends within ``half_width`` of where it does when the
+    phonemes' expected lengths are laid over the ``speaking`` samples in order; a silence no later than the next
+    phoneme may. None when the band would cover the whole clip anyway, or nobody speaks."""
+    n = len(speaking)
+    if 2 * half_width >= n or not speaking.any():
+        return None
+    spoken = np.concatenate([[0.0], np.cumsum(speaking)])       # speaking samples before each sample edge
+    reached = np.cumsum(np.where(optional, 0.0, expected)) * spoken[-1] / max(float(expected[~optional].sum()), 1e-9)
+    centre = np.searchsorted(spoken, reached, side="left").astype(np.float64)
+    window = np.stack([np.clip(centre - half_width, 0, n), np.clip(centre + half_width, 0, n)], axis=1).astype(np.int64)
+    following = np.where(optional, -1, np.arange(len(optional)))   # for a silence: the next phoneme's window ends
+    later = np.minimum.accumulate(np.where(following < 0, len(optional), following)[::-1])[::-1]
+    window[optional, 1] = np.where(later[optional] < len(optional), window[np.minimum(later, len(optional) - 1), 1][optional], n)
+    return window

@@ -111,8 +111,9 @@ class AlignerModule(StageModule):
                     continue
                 values = opening[row].numpy()[inside]
                 sums = self._open.setdefault(key, [0.0, 0.0, 0.0])
-                sums[0], sums[1], sums[2] = sums[0] + float(values.sum()), sums[1] + len(inside), \
-                    sums[2] + float((values ** 2).sum())
+                sums[0] += float(values.sum())
+                sums[1] += len(inside)
+                sums[2] += float((values ** 2).sum())
                 parts = self._parts.setdefault(key, [0.0] * (2 * self.opening_parts))
                 where = (centres[inside] - span.start) / (span.end - span.start)
                 for part, value in zip(np.minimum((where * self.opening_parts).astype(int), self.opening_parts - 1),
