@@ -63,7 +63,7 @@ def test_the_forced_alignment_recovers_the_timing_the_mouth_shows_where_segments
              ("t", 2, 1.44, 1.50), ("o", 2, 1.50, 1.66), ("k", 2, 1.66, 1.74)]
     speaking, opening, durations = _clip(truth)
     phonemes = [Phoneme(symbol, word) for symbol, word, _, _ in truth]
-    spans = align_on_frames(phonemes, speaking, opening, 25.0, durations, AlignmentCosts(mouth=4.0, stiffness=0.5))
+    spans = align_on_frames(phonemes, speaking, opening, 25.0, durations, AlignmentCosts(mouth=4.0, stiffness=0.5, cap=0.0))
     assert [(s.symbol, s.word) for s in spans] == [(symbol, word) for symbol, word, _, _ in truth]
     assert all(a.end <= b.start + 1e-9 and a.start < a.end for a, b in zip(spans, spans[1:], strict=False))
     errors = np.abs([s.start - start for s, (_, _, start, _) in zip(spans, truth, strict=True)]) * 25.0
@@ -141,3 +141,20 @@ def test_a_long_clip_is_searched_in_a_band_that_finds_the_same_timeline():
         lambda state, lo, hi: table[state, :, lo:hi], expected, required, stiffness=1.0, shortest=0.5, n=30).tolist()
     with pytest.raises(ValueError, match="needs the number of samples"):
         viterbi_edges(lambda state, lo, hi: table[state, :, lo:hi], expected, required, stiffness=1.0, shortest=0.5)
+
+
+def test_a_cap_on_the_mouth_keeps_words_the_mouth_contradicts_at_their_length():
+    # the face speaks throughout but the mouth stays shut: it contradicts the open vowel of every word
+    durations = DurationModel({"k": 0.1, "a": 0.1, "t": 0.1}, openness={"k": 0.0, "a": 1.0, "t": 0.0})
+    phonemes = [Phoneme(symbol, word) for word in range(4) for symbol in ("k", "a", "t")]
+    speaking, opening = np.full(50, 0.98), np.zeros(50)
+    speaking[[0, 1, 2, 47, 48, 49]] = 0.02   # speech over frames 3..46, about its typical length
+    opening[0] = 1.0                          # the widest the mouth opens in the clip: before the speech
+
+    def vowel_lengths(cap: float) -> np.ndarray:
+        spans = align_on_frames(phonemes, speaking, opening, 25.0, durations, AlignmentCosts(mouth=16.0, cap=cap))
+        return np.array([s.end - s.start for s in spans if s.symbol == "a"])
+
+    # twelve phonemes fill the 44 speaking frames: 0.147 s each is their length at this rate
+    bent, kept = vowel_lengths(0.0), vowel_lengths(0.01)
+    assert bent.max() < 0.08 and kept.min() > 0.13   # squeezed to half their length vs kept at it

@@ -33,7 +33,10 @@ class AlignmentCosts:
     relative to the mean one (where the duration model measured them): a steady phoneme is held to its opening and
     length, a variable one is let go; ``band`` (seconds): each phoneme ends within this of where it would if the
     phonemes were spread over the speaking frames at their typical shares (a clip up to twice as long is searched
-    whole; longer ones in a band, so the search grows linearly with them)."""
+    whole; longer ones in a band, so the search grows linearly with them); ``cap`` (> 0): the opening's squared error
+    counts at most this much a step, so where the mouth says something else than the transcript (a transcript that
+    does not match the lips, a mouth hidden or misread) the words keep their typical lengths instead of being bent
+    to it (0: no cap)."""
 
     mouth: float = 4.0
     speaking: float = 1.0
@@ -43,10 +46,11 @@ class AlignmentCosts:
     per_frame: int = 4
     spread: bool = True
     band: float = 8.0
+    cap: float = 0.1
 
     def __post_init__(self) -> None:
         if self.per_frame < 1 or self.longest < max(self.shortest, 1.0) or self.band <= 0 or \
-                min(self.mouth, self.speaking, self.stiffness, self.shortest) < 0:
+                min(self.mouth, self.speaking, self.stiffness, self.shortest, self.cap) < 0:
             raise ValueError(f"alignment costs must be >= 0 and per_frame >= 1, got {self}")
 
 
@@ -186,6 +190,8 @@ def align_on_frames(phonemes: Sequence[Phoneme], speaking: np.ndarray, opening: 
         if optional[state]:
             return silence[None, lo:hi]
         mismatch = (opening[None, lo:hi] - target[state][:, None]) ** 2
+        if costs.cap > 0:
+            mismatch = np.minimum(mismatch, costs.cap)
         return costs.mouth * mouth_precision[state] * mismatch / step + speech[None, lo:hi]
 
     search = {"stiffness": costs.stiffness * stiffness, "shortest": costs.shortest, "longest": costs.longest}
