@@ -114,12 +114,12 @@ class AlignerModule(StageModule):
                 sums[0] += float(values.sum())
                 sums[1] += len(inside)
                 sums[2] += float((values ** 2).sum())
-                parts = self._parts.setdefault(key, [0.0] * (2 * self.opening_parts))
                 where = (centres[inside] - span.start) / (span.end - span.start)
-                for part, value in zip(np.minimum((where * self.opening_parts).astype(int), self.opening_parts - 1),
-                                       values, strict=True):
-                    parts[2 * part] += float(value)
-                    parts[2 * part + 1] += 1.0
+                part = np.minimum((where * self.opening_parts).astype(int), self.opening_parts - 1)
+                sums = np.stack([np.bincount(part, weights=values, minlength=self.opening_parts),
+                                 np.bincount(part, minlength=self.opening_parts)], axis=1).ravel()
+                parts = self._parts.setdefault(key, [0.0] * (2 * self.opening_parts))
+                self._parts[key] = [a + float(b) for a, b in zip(parts, sums, strict=True)]
 
     def _profiles(self) -> dict[str, list[float | None]]:
         """The mean opening over each part of every phoneme seen (None for a part no frame centre fell in)."""
