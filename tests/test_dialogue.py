@@ -81,7 +81,8 @@ def test_the_aligner_export_carries_durations_and_times_a_transcript(trained, di
     assert spans and all(a.end <= b.start + 1e-9 for a, b in zip(spans, spans[1:], strict=False))  # monotone
     assert 0 <= spans[0].start and spans[-1].end <= SPEC.duration + 1e-6
     # the placement the config names travels with the export: the whole transcript by forced alignment
-    assert aligner.placement == AlignmentCosts(mouth=4.0, speaking=1.0, stiffness=4.0, spread=True, cap=0.1)
+    assert aligner.placement == AlignmentCosts(mouth=4.0, speaking=1.0, stiffness=4.0, spread=True, cap=0.1,
+                                                doubt=0.05, doubt_cap=0.001)
     assert aligner.durations.spreads   # fitted with the durations: how much each phoneme's length and opening vary
     profiles = aligner.durations.profiles   # ... and how the mouth moves through each one, a third at a time
     assert profiles and all(len(parts) == 3 for parts in profiles.values())

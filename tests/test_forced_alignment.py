@@ -129,8 +129,9 @@ def test_a_long_clip_is_searched_in_a_band_that_finds_the_same_timeline():
              for k in range(12) for symbol, word, start, end in sentence]
     speaking, opening, durations = _clip(truth, seconds=24.0)
     phonemes = [Phoneme(symbol, word) for symbol, word, _, _ in truth]
-    banded = align_on_frames(phonemes, speaking, opening, 25.0, durations, AlignmentCosts(band=2.0))
-    whole = align_on_frames(phonemes, speaking, opening, 25.0, durations, AlignmentCosts(band=100.0))
+    # (doubt=0: the frames average the steps between phonemes, which one opening a phoneme misses by 0.044)
+    banded = align_on_frames(phonemes, speaking, opening, 25.0, durations, AlignmentCosts(band=2.0, doubt=0.0))
+    whole = align_on_frames(phonemes, speaking, opening, 25.0, durations, AlignmentCosts(band=100.0, doubt=0.0))
     assert banded == whole   # the band (2 s either side) holds the optimum of the whole search
     errors = np.abs([s.start - t[2] for s, t in zip(banded, truth, strict=True)]) * 25.0
     assert np.median(errors) <= 0.25 and errors.max() <= 1.0
@@ -152,9 +153,36 @@ def test_a_cap_on_the_mouth_keeps_words_the_mouth_contradicts_at_their_length():
     opening[0] = 1.0                          # the widest the mouth opens in the clip: before the speech
 
     def vowel_lengths(cap: float) -> np.ndarray:
-        spans = align_on_frames(phonemes, speaking, opening, 25.0, durations, AlignmentCosts(mouth=16.0, cap=cap))
+        costs = AlignmentCosts(mouth=16.0, cap=cap, doubt=0.0)   # the cap alone (doubt: the next test)
+        spans = align_on_frames(phonemes, speaking, opening, 25.0, durations, costs)
         return np.array([s.end - s.start for s in spans if s.symbol == "a"])
 
     # twelve phonemes fill the 44 speaking frames: 0.147 s each is their length at this rate
     bent, kept = vowel_lengths(0.0), vowel_lengths(0.01)
     assert bent.max() < 0.08 and kept.min() > 0.13   # squeezed to half their length vs kept at it
+
+
+def test_a_transcript_the_mouth_does_not_say_is_placed_again_with_a_lower_cap():
+    durations = DurationModel({"k": 0.1, "a": 0.1, "t": 0.1}, openness={"k": 0.0, "a": 1.0, "t": 0.0})
+    phonemes = [Phoneme(symbol, word) for word in range(4) for symbol in ("k", "a", "t")]
+    speaking = np.full(50, 0.98)
+    speaking[[0, 1, 2, 47, 48, 49]] = 0.02
+    shut = np.zeros(50)
+    shut[0] = 1.0                                      # the mouth stays shut over every open vowel
+    said = np.zeros(50)
+    said[[7, 8, 18, 19, 29, 30, 40, 41]] = 1.0         # ... or opens once a word, as the transcript says
+
+    def vowel_lengths(opening: np.ndarray, **options: float) -> np.ndarray:
+        costs = AlignmentCosts(**{"mouth": 16.0, "cap": 0.0, "doubt": 0.0, **options})
+        return np.array([s.end - s.start for s in align_on_frames(phonemes, speaking, opening, 25.0, durations, costs)
+                         if s.symbol == "a"])
+
+    # the shut mouth misses the vowels: doubted, the words keep their lengths (as with the low cap from the start)
+    assert vowel_lengths(shut).max() < 0.08
+    assert np.allclose(vowel_lengths(shut, doubt=0.1, doubt_cap=0.01), vowel_lengths(shut, cap=0.01))
+    assert vowel_lengths(shut, doubt=0.1, doubt_cap=0.01).min() > 0.13
+    # the mouth that says the transcript fits it: not doubted, placed as without the test
+    assert np.allclose(vowel_lengths(said, doubt=0.1, doubt_cap=0.01), vowel_lengths(said))
+    assert not np.allclose(vowel_lengths(said, doubt=0.1, doubt_cap=0.01), vowel_lengths(said, cap=0.01))
+    with pytest.raises(ValueError, match="must be >= 0"):
+        AlignmentCosts(doubt=-1.0)

@@ -8,7 +8,9 @@ profile, the typical opening of each third of the phoneme) and the improbability
 costs the mouth's opening and the probability that it speaks. Each phoneme's length costs
 ``stiffness * log(length / expected)^2`` around its typical duration at the clip's speaking rate. Unlike dealing
 words to speech segments, nothing is decided before the search: segments, word onsets and the phonemes inside words
-come out of one optimum (docs/benchmarks.md, dialogue_forced_alignment).
+come out of one optimum (docs/benchmarks.md, dialogue_forced_alignment). A transcript the mouth does not say (it
+misses the opening by more than ``AlignmentCosts.doubt``) is placed again with the mouth showing only where the
+speaker pauses (docs/benchmarks.md, dialogue_doubt).
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ class AlignmentCosts:
     whole; longer ones in a band, so the search grows linearly with them); ``cap`` (> 0): the opening's squared error
     counts at most this much a step, so where the mouth says something else than the transcript (a transcript that
     does not match the lips, a mouth hidden or misread) the words keep their typical lengths instead of being bent
-    to it (0: no cap)."""
+    to it (0: no cap); ``doubt`` (> 0): when the placed phonemes miss the mouth's opening by more than this mean
+    squared error (uncapped, over the phonemes' steps), the mouth is taken not to say this transcript (another
+    clip's, a dub, a misread mouth) and the transcript is placed again with the phonemes' error capped at
+    ``doubt_cap``: the mouth then still says where the speaker pauses (a silence costs the opening, uncapped) but
+    no longer which phoneme is where, so the words keep lengths the model can say rather than being bent to lips
+    that say other words (0: never)."""
 
     mouth: float = 4.0
     speaking: float = 1.0
@@ -47,10 +54,12 @@ class AlignmentCosts:
     spread: bool = True
     band: float = 8.0
     cap: float = 0.1
+    doubt: float = 0.05
+    doubt_cap: float = 0.001
 
     def __post_init__(self) -> None:
         if self.per_frame < 1 or self.longest < max(self.shortest, 1.0) or self.band <= 0 or \
-                min(self.mouth, self.speaking, self.stiffness, self.shortest, self.cap) < 0:
+                min(self.mouth, self.speaking, self.stiffness, self.shortest, self.cap, self.doubt, self.doubt_cap) < 0:
             raise ValueError(f"alignment costs must be >= 0 and per_frame >= 1, got {self}")
 
 
@@ -187,25 +196,46 @@ def align_on_frames(phonemes: Sequence[Phoneme], speaking: np.ndarray, opening: 
     silence = (costs.mouth * opening ** 2 - costs.speaking * np.log1p(-speaking)) / step
     speech = -costs.speaking * np.log(speaking) / step
 
-    def emission(state: int, lo: int, hi: int) -> np.ndarray:
-        if optional[state]:
-            return silence[None, lo:hi]
-        mismatch = (opening[None, lo:hi] - target[state][:, None]) ** 2
-        if costs.cap > 0:
-            mismatch = np.minimum(mismatch, costs.cap)
-        return costs.mouth * mouth_precision[state] * mismatch / step + speech[None, lo:hi]
+    def mismatch(state: int, lo: int, hi: int) -> np.ndarray:   # [parts, hi - lo]: the opening's squared error
+        return (opening[None, lo:hi] - target[state][:, None]) ** 2
 
-    search = {"stiffness": costs.stiffness * stiffness, "shortest": costs.shortest, "longest": costs.longest}
-    window = speech_band(expected, optional, talking, costs.band * fps * step)
-    try:
-        edges = viterbi_edges(emission, expected, optional, window=window, n=len(opening), **search)
-    except ValueError:   # the band left no way through: search the whole clip
-        if window is None:
-            raise
-        edges = viterbi_edges(emission, expected, optional, n=len(opening), **search)
+    def search(cap: float) -> np.ndarray:
+        def emission(state: int, lo: int, hi: int) -> np.ndarray:
+            if optional[state]:
+                return silence[None, lo:hi]
+            error = mismatch(state, lo, hi) if cap <= 0 else np.minimum(mismatch(state, lo, hi), cap)
+            return costs.mouth * mouth_precision[state] * error / step + speech[None, lo:hi]
+
+        options = {"stiffness": costs.stiffness * stiffness, "shortest": costs.shortest, "longest": costs.longest}
+        window = speech_band(expected, optional, talking, costs.band * fps * step)
+        try:
+            return viterbi_edges(emission, expected, optional, window=window, n=len(opening), **options)
+        except ValueError:   # the band left no way through: search the whole clip
+            if window is None:
+                raise
+            return viterbi_edges(emission, expected, optional, n=len(opening), **options)
+
+    edges = search(costs.cap)
+    if costs.doubt > 0 and mouth_error(edges, optional, mismatch) > costs.doubt:
+        edges = search(costs.doubt_cap)
     seconds = edges / (fps * step)
     return [PhonemeSpan(float(a), float(b), s.symbol, s.word)
             for s, a, b in zip(states, seconds[:-1], seconds[1:], strict=True) if s is not SILENCE]
+
+
+def mouth_error(edges: np.ndarray, optional: np.ndarray, mismatch: Emission) -> float:
+    """The mean squared error of the opening over the steps of the phonemes placed at ``edges`` (each part of a
+    phoneme's span against its part of the profile, as :func:`viterbi_edges` splits spans): how well the mouth says
+    the transcript."""
+    total, count = 0.0, 0
+    for state in np.flatnonzero(~optional):
+        lo, hi = int(edges[state]), int(edges[state + 1])
+        errors = mismatch(state, lo, hi)
+        starts = np.arange(len(errors)) * (hi - lo) // len(errors)   # where each part of the span starts
+        parts = np.searchsorted(starts, np.arange(hi - lo), side="right") - 1
+        total += float(errors[parts, np.arange(hi - lo)].sum())
+        count += hi - lo
+    return total / max(count, 1)
 
 
 def speech_band(expected: np.ndarray, optional: np.ndarray, speaking: np.ndarray,
