@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from v2a.pipeline.aligner import placement_from_text
-from v2a.text.forced_alignment import SILENCE, AlignmentCosts, align_on_frames, chain, viterbi_edges
+from v2a.text.forced_alignment import (
+    SILENCE,
+    AlignmentCosts,
+    align_on_frames,
+    chain,
+    transcript_fit,
+    viterbi_edges,
+)
 from v2a.text.phoneme_timing import DurationModel
 from v2a.text.phonemes import Phoneme
 
@@ -177,7 +184,12 @@ def test_a_transcript_the_mouth_does_not_say_is_placed_again_with_a_lower_cap():
         return np.array([s.end - s.start for s in align_on_frames(phonemes, speaking, opening, 25.0, durations, costs)
                          if s.symbol == "a"])
 
-    # the shut mouth misses the vowels: doubted, the words keep their lengths (as with the low cap from the start)
+    # the shut mouth misses the vowels, the opening one says them: their fits lie either side of the threshold
+    fit = {name: transcript_fit(phonemes, speaking, opening, 25.0, durations, AlignmentCosts(mouth=16.0, cap=0.0))
+           for name, opening in (("shut", shut), ("said", said))}
+    assert fit["said"] < 0.1 < fit["shut"]
+    assert transcript_fit([Phoneme("_", -1)], speaking, said, 25.0, durations) is None
+    # the shut mouth is doubted: the words keep their lengths (as with the low cap from the start)
     assert vowel_lengths(shut).max() < 0.08
     assert np.allclose(vowel_lengths(shut, doubt=0.1, doubt_cap=0.01), vowel_lengths(shut, cap=0.01))
     assert vowel_lengths(shut, doubt=0.1, doubt_cap=0.01).min() > 0.13

@@ -160,82 +160,115 @@ def align_on_frames(phonemes: Sequence[Phoneme], speaking: np.ndarray, opening: 
     typical openings are): the optimum of :func:`viterbi_edges`. Expected lengths are the typical durations scaled
     so the phonemes fill the frames the face speaks in. Where the duration model knows how the mouth moves through
     a phoneme (:meth:`DurationModel.mouth_profile`: its opening over the first, second, ... part of the phoneme),
-    each part of a phoneme's span is held to that part's opening. Returns the spoken phonemes' spans (silences
-    left empty)."""
+    each part of a phoneme's span is held to that part's opening. A transcript the mouth does not say
+    (:func:`transcript_fit` over ``costs.doubt``) is placed again with the phonemes' error capped at
+    ``costs.doubt_cap``. Returns the spoken phonemes' spans (silences left empty)."""
     costs = costs or AlignmentCosts()
-    states = chain(phonemes)
-    spoken = [s for s in states if s is not SILENCE]
-    if not spoken:
+    clip = ClipAlignment(phonemes, speaking, opening, fps, durations, costs)
+    if not clip.spoken:
         return []
-    speaking = np.clip(np.asarray(speaking, dtype=np.float64), 1e-4, 1 - 1e-4)
-    opening = np.clip(np.asarray(opening, dtype=np.float64), 0.0, None)
-    opening = opening / max(float(opening.max()), 1e-9)
-    n_frames, step = len(speaking), costs.per_frame
-    frame_times = np.arange(n_frames) + 0.5
-    times = (np.arange(n_frames * step) + 0.5) / step
-    speaking, opening = np.interp(times, frame_times, speaking), np.interp(times, frame_times, opening)
+    edges = clip.search(costs.cap)
+    if costs.doubt > 0 and clip.mouth_error(edges) > costs.doubt:
+        edges = clip.search(costs.doubt_cap)
+    return clip.spans(edges)
 
-    typical = np.array([durations.duration(p.symbol, p.stressed) for p in spoken]) * fps * step
-    talking = speaking > 0.5
-    speech_samples = float(talking.sum())
-    rate = np.clip(speech_samples / typical.sum(), 0.5, 2.0) if speech_samples > 0 else 1.0
-    precision = np.ones((len(spoken), 2))   # of log duration, of opening: relative to the mean phoneme's
-    if costs.spread and durations.spreads:
-        spreads = np.array([durations.spread(s.symbol, s.stressed) or (np.nan, np.nan) for s in spoken])
-        typical_spread = np.sqrt(np.nanmean(np.array(list(durations.spreads.values())) ** 2, axis=0))
-        precision = np.nan_to_num(typical_spread ** 2 / np.maximum(spreads, 1e-2) ** 2, nan=1.0)
-    profiles = [durations.mouth_profile(s.symbol, s.stressed) or [durations.mouth_openness(s.symbol, s.stressed)]
-                for s in spoken]
-    n_parts = max(len(profile) for profile in profiles)
-    optional = np.array([s is SILENCE for s in states])
-    expected, stiffness, mouth_precision = np.zeros(len(states)), np.ones(len(states)), np.ones(len(states))
-    target = np.zeros((len(states), n_parts))   # the opening expected over each part of each state
-    expected[~optional] = typical * rate
-    stiffness[~optional], mouth_precision[~optional] = precision[:, 0], precision[:, 1]
-    target[~optional] = [np.resize(profile, n_parts) for profile in profiles]
-    silence = (costs.mouth * opening ** 2 - costs.speaking * np.log1p(-speaking)) / step
-    speech = -costs.speaking * np.log(speaking) / step
 
-    def mismatch(state: int, lo: int, hi: int) -> np.ndarray:   # [parts, hi - lo]: the opening's squared error
-        return (opening[None, lo:hi] - target[state][:, None]) ** 2
+def transcript_fit(phonemes: Sequence[Phoneme], speaking: np.ndarray, opening: np.ndarray, fps: float,
+                   durations: DurationModel, costs: AlignmentCosts | None = None) -> float | None:
+    """How far the mouth is from saying the transcript: the opening's mean squared error over the phonemes placed
+    at ``costs.cap`` (what ``costs.doubt`` is compared with); None with nothing to say."""
+    costs = costs or AlignmentCosts()
+    clip = ClipAlignment(phonemes, speaking, opening, fps, durations, costs)
+    return clip.mouth_error(clip.search(costs.cap)) if clip.spoken else None
 
-    def search(cap: float) -> np.ndarray:
+
+class ClipAlignment:
+    """One clip's search problem (:func:`align_on_frames`): the chain of states, each one's expected length and
+    opening profile, and the per-step costs, on ``costs.per_frame`` steps a video frame."""
+
+    def __init__(self, phonemes: Sequence[Phoneme], speaking: np.ndarray, opening: np.ndarray, fps: float,
+                 durations: DurationModel, costs: AlignmentCosts) -> None:
+        self.states = chain(phonemes)
+        self.spoken = [s for s in self.states if s is not SILENCE]
+        self.costs, self.fps = costs, fps
+        if not self.spoken:
+            return
+        speaking = np.clip(np.asarray(speaking, dtype=np.float64), 1e-4, 1 - 1e-4)
+        opening = np.clip(np.asarray(opening, dtype=np.float64), 0.0, None)
+        opening = opening / max(float(opening.max()), 1e-9)
+        n_frames, step = len(speaking), costs.per_frame
+        frame_times = np.arange(n_frames) + 0.5
+        times = (np.arange(n_frames * step) + 0.5) / step
+        speaking, opening = np.interp(times, frame_times, speaking), np.interp(times, frame_times, opening)
+
+        spoken = self.spoken
+        typical = np.array([durations.duration(p.symbol, p.stressed) for p in spoken]) * fps * step
+        self.talking = speaking > 0.5
+        speech_samples = float(self.talking.sum())
+        rate = np.clip(speech_samples / typical.sum(), 0.5, 2.0) if speech_samples > 0 else 1.0
+        precision = np.ones((len(spoken), 2))   # of log duration, of opening: relative to the mean phoneme's
+        if costs.spread and durations.spreads:
+            spreads = np.array([durations.spread(s.symbol, s.stressed) or (np.nan, np.nan) for s in spoken])
+            typical_spread = np.sqrt(np.nanmean(np.array(list(durations.spreads.values())) ** 2, axis=0))
+            precision = np.nan_to_num(typical_spread ** 2 / np.maximum(spreads, 1e-2) ** 2, nan=1.0)
+        profiles = [durations.mouth_profile(s.symbol, s.stressed) or [durations.mouth_openness(s.symbol, s.stressed)]
+                    for s in spoken]
+        n_parts = max(len(profile) for profile in profiles)
+        optional = self.optional = np.array([s is SILENCE for s in self.states])
+        self.expected, self.stiffness = np.zeros(len(optional)), np.ones(len(optional))
+        self.mouth_precision = np.ones(len(optional))
+        self.target = np.zeros((len(optional), n_parts))   # the opening expected over each part of each state
+        self.expected[~optional] = typical * rate
+        self.stiffness[~optional], self.mouth_precision[~optional] = precision[:, 0], precision[:, 1]
+        self.target[~optional] = [np.resize(profile, n_parts) for profile in profiles]
+        self.opening = opening
+        self.silence = (costs.mouth * opening ** 2 - costs.speaking * np.log1p(-speaking)) / step
+        self.speech = -costs.speaking * np.log(speaking) / step
+
+    def mismatch(self, state: int, lo: int, hi: int) -> np.ndarray:
+        """[parts, hi - lo]: the opening's squared error against each part of the state's profile."""
+        return (self.opening[None, lo:hi] - self.target[state][:, None]) ** 2
+
+    def search(self, cap: float) -> np.ndarray:
+        """The optimal edges of the states (samples), with the phonemes' opening error capped at ``cap`` a step."""
+        costs, step = self.costs, self.costs.per_frame
+
         def emission(state: int, lo: int, hi: int) -> np.ndarray:
-            if optional[state]:
-                return silence[None, lo:hi]
-            error = mismatch(state, lo, hi) if cap <= 0 else np.minimum(mismatch(state, lo, hi), cap)
-            return costs.mouth * mouth_precision[state] * error / step + speech[None, lo:hi]
+            if self.optional[state]:
+                return self.silence[None, lo:hi]
+            error = self.mismatch(state, lo, hi)
+            error = error if cap <= 0 else np.minimum(error, cap)
+            return costs.mouth * self.mouth_precision[state] * error / step + self.speech[None, lo:hi]
 
-        options = {"stiffness": costs.stiffness * stiffness, "shortest": costs.shortest, "longest": costs.longest}
-        window = speech_band(expected, optional, talking, costs.band * fps * step)
+        options = {"stiffness": costs.stiffness * self.stiffness, "shortest": costs.shortest, "longest": costs.longest}
+        n = len(self.opening)
+        window = speech_band(self.expected, self.optional, self.talking, costs.band * self.fps * step)
         try:
-            return viterbi_edges(emission, expected, optional, window=window, n=len(opening), **options)
+            return viterbi_edges(emission, self.expected, self.optional, window=window, n=n, **options)
         except ValueError:   # the band left no way through: search the whole clip
             if window is None:
                 raise
-            return viterbi_edges(emission, expected, optional, n=len(opening), **options)
+            return viterbi_edges(emission, self.expected, self.optional, n=n, **options)
 
-    edges = search(costs.cap)
-    if costs.doubt > 0 and mouth_error(edges, optional, mismatch) > costs.doubt:
-        edges = search(costs.doubt_cap)
-    seconds = edges / (fps * step)
-    return [PhonemeSpan(float(a), float(b), s.symbol, s.word)
-            for s, a, b in zip(states, seconds[:-1], seconds[1:], strict=True) if s is not SILENCE]
+    def mouth_error(self, edges: np.ndarray) -> float:
+        """The mean squared error of the opening over the steps of the phonemes placed at ``edges`` (each part of a
+        phoneme's span against its part of the profile, split as :func:`viterbi_edges` splits spans): how far the
+        mouth is from saying the transcript."""
+        total, count = 0.0, 0
+        for state in np.flatnonzero(~self.optional):
+            lo, hi = int(edges[state]), int(edges[state + 1])
+            errors = self.mismatch(state, lo, hi)
+            starts = np.arange(len(errors)) * (hi - lo) // len(errors)   # where each part of the span starts
+            parts = np.searchsorted(starts, np.arange(hi - lo), side="right") - 1
+            total += float(errors[parts, np.arange(hi - lo)].sum())
+            count += hi - lo
+        return total / max(count, 1)
 
-
-def mouth_error(edges: np.ndarray, optional: np.ndarray, mismatch: Emission) -> float:
-    """The mean squared error of the opening over the steps of the phonemes placed at ``edges`` (each part of a
-    phoneme's span against its part of the profile, as :func:`viterbi_edges` splits spans): how well the mouth says
-    the transcript."""
-    total, count = 0.0, 0
-    for state in np.flatnonzero(~optional):
-        lo, hi = int(edges[state]), int(edges[state + 1])
-        errors = mismatch(state, lo, hi)
-        starts = np.arange(len(errors)) * (hi - lo) // len(errors)   # where each part of the span starts
-        parts = np.searchsorted(starts, np.arange(hi - lo), side="right") - 1
-        total += float(errors[parts, np.arange(hi - lo)].sum())
-        count += hi - lo
-    return total / max(count, 1)
+    def spans(self, edges: np.ndarray) -> list[PhonemeSpan]:
+        """The spoken phonemes' spans in seconds for the states' ``edges``."""
+        seconds = edges / (self.fps * self.costs.per_frame)
+        return [PhonemeSpan(float(a), float(b), s.symbol, s.word)
+                for s, a, b in zip(self.states, seconds[:-1], seconds[1:], strict=True) if s is not SILENCE]
 
 
 def speech_band(expected: np.ndarray, optional: np.ndarray, speaking: np.ndarray,
